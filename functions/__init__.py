@@ -1,0 +1,1 @@
+"""One module per endpoint; ``gateway_chat.py`` serves ``/.netlify/functions/gateway-chat``."""

@@ -1,0 +1,1 @@
+"""Kaixu Gateway: the library every function imports."""

@@ -1,0 +1,76 @@
+"""The whole system as one ASGI app: every function at ``/.netlify/functions/<name>`` and
+the admin SPA from ``public/`` at ``/``: the same paths as the Netlify deployment.
+
+Run it with ``python -m shared.devserver`` or behind any ASGI server:
+``uvicorn shared.asgi:app`` with ``DATABASE_URL`` set.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import functions
+from shared import config
+from shared.http import FunctionApp, JSONResponse
+
+PREFIX = "/.netlify/functions/"
+
+
+def discover_functions() -> dict[str, FunctionApp]:
+    """Import every module in ``functions/`` and index its app by endpoint name."""
+    found: dict[str, FunctionApp] = {}
+    for info in pkgutil.iter_modules(functions.__path__):
+        module = importlib.import_module(f"functions.{info.name}")
+        found[module.app.name] = module.app
+    return found
+
+
+class Gateway:
+    """Dispatch by path with one dict lookup; everything else is a static file."""
+
+    def __init__(self, apps: dict[str, FunctionApp], static: ASGIApp) -> None:
+        self.apps = apps
+        self.static = static
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(PREFIX):
+            app = self.apps.get(path[len(PREFIX) :].rstrip("/"))
+            if app is None:
+                response = JSONResponse(
+                    {"error": f"No function at {path}.", "code": "NOT_FOUND", "request_id": None},
+                    status_code=404,
+                )
+                await response(scope, receive, send)
+                return
+            await app(scope, receive, send)
+            return
+        await self.static(scope, receive, send)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    from shared import db
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await db.close_all()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app() -> Gateway:
+    static = StaticFiles(directory=config.PROJECT_ROOT / "public", html=True, check_dir=False)
+    return Gateway(discover_functions(), static)
+
+
+app = create_app()

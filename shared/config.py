@@ -1,0 +1,117 @@
+"""All configuration, read from the environment in one place.
+
+Every variable is listed in the README's configuration table. Code never reads
+``os.environ`` directly: it calls :func:`settings`, so a reader finds every knob here
+and tests can change the environment and :func:`reload`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"config: {name} must be an integer, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"config: {name} must be a number, got {raw!r}") from exc
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
+
+
+def _database_url() -> str:
+    for name in ("DATABASE_URL", "NETLIFY_DB_URL", "NETLIFY_DATABASE_URL"):
+        value = _str(name)
+        if value:
+            return value
+    return ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    build: str = field(default_factory=lambda: _str("KAIXU_BUILD", "dev"))
+    port: int = field(default_factory=lambda: _int("PORT", 8888))
+    data_dir: Path = field(
+        default_factory=lambda: Path(_str("KAIXU_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
+    )
+    database_url: str = field(default_factory=_database_url)
+    db_pool_max: int = field(default_factory=lambda: _int("DB_POOL_MAX", 10))
+    db_timeout_s: float = field(default_factory=lambda: _float("DB_TIMEOUT_S", 5.0))
+
+    allowed_origins: tuple[str, ...] = field(default_factory=lambda: _list("ALLOWED_ORIGINS"))
+    max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 1024 * 1024))
+
+    admin_password: str = field(default_factory=lambda: _str("ADMIN_PASSWORD"))
+    key_pepper: str = field(default_factory=lambda: _str("KEY_PEPPER"))
+
+    default_rpm_limit: int = field(default_factory=lambda: _int("DEFAULT_RPM_LIMIT", 120))
+    default_customer_cap_cents: int = field(
+        default_factory=lambda: _int("DEFAULT_CUSTOMER_CAP_CENTS", 2000)
+    )
+
+    openai_base_url: str = field(
+        default_factory=lambda: _str("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
+    )
+    anthropic_base_url: str = field(
+        default_factory=lambda: _str("ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/")
+    )
+    gemini_base_url: str = field(
+        default_factory=lambda: _str(
+            "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"
+        ).rstrip("/")
+    )
+    openai_api_key: str = field(default_factory=lambda: _str("OPENAI_API_KEY"))
+    anthropic_api_key: str = field(default_factory=lambda: _str("ANTHROPIC_API_KEY"))
+    gemini_api_key: str = field(default_factory=lambda: _str("GEMINI_API_KEY"))
+    upstream_timeout_s: float = field(default_factory=lambda: _float("UPSTREAM_TIMEOUT_S", 120.0))
+    stream_ping_s: float = field(default_factory=lambda: _float("STREAM_PING_S", 15.0))
+
+    client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))
+    client_error_per_min: int = field(default_factory=lambda: _int("CLIENT_ERROR_PER_MIN", 30))
+
+    @property
+    def uses_pooler(self) -> bool:
+        """A transaction-mode pooler (PgBouncer, Neon's ``-pooler`` host) cannot keep
+        prepared statements across transactions, so psycopg must not prepare."""
+        url = self.database_url
+        return "-pooler" in url or "pgbouncer" in url or ":6432" in url
+
+
+_current: Settings | None = None
+
+
+def settings() -> Settings:
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def reload() -> Settings:
+    """Re-read the environment (the dev server and tests change it at start-up)."""
+    global _current
+    _current = Settings()
+    return _current

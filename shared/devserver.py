@@ -1,0 +1,76 @@
+"""Run the whole system locally: ``python -m shared.devserver [--workers N]``.
+
+With no database URL configured it starts an embedded PostgreSQL in the data folder
+(``KAIXU_DATA_DIR``, default ``.data/``), which survives restarts. It applies migrations,
+makes sure there is an admin password, and serves every function and the SPA with uvicorn.
+Ctrl-C stops the server and then the embedded database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import uvicorn
+
+from shared import config, migrate
+from shared.embedded_pg import EmbeddedPostgres
+
+
+def _admin_password(data_dir: Path) -> str | None:
+    """Keep a generated admin password for this data folder; return it when newly made."""
+    if config.settings().admin_password:
+        return None
+    path = data_dir / "admin_password"
+    if path.exists():
+        os.environ["ADMIN_PASSWORD"] = path.read_text().strip()
+        return None
+    password = secrets.token_urlsafe(18)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    os.environ["ADMIN_PASSWORD"] = password
+    return password
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.devserver", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=config.settings().port)
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    cfg = config.settings()
+    embedded = None
+    if not cfg.database_url:
+        embedded = EmbeddedPostgres(cfg.data_dir / "pg")
+        os.environ["DATABASE_URL"] = embedded.url()
+        print(f"embedded PostgreSQL in {cfg.data_dir / 'pg'}")
+    try:
+        new_password = _admin_password(cfg.data_dir)
+        cfg = config.reload()
+        applied = migrate.migrate(cfg.database_url)
+        print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+        if new_password:
+            print(f"admin password (generated, shown once, kept in {cfg.data_dir}): {new_password}")
+        print(f"Kaixu Gateway on http://{args.host}:{args.port}/  (Ctrl-C stops)")
+        uvicorn.run(
+            "shared.asgi:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            print("embedded PostgreSQL stopped")
+
+
+if __name__ == "__main__":
+    main()

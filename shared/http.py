@@ -1,0 +1,266 @@
+"""The function wrapper: one way to write an endpoint.
+
+A module in ``functions/`` defines async handlers and calls :func:`function`::
+
+    async def get(ctx: Ctx) -> dict: ...
+    app, handler = function(__name__, GET=get)
+
+``app`` is a plain ASGI callable (mounted by the local server, or run by any ASGI host)
+and ``handler`` the AWS Lambda entry point. The wrapper owns what every endpoint shares:
+request ids, the JSON error envelope, method checks, body limits, CORS, ``Server-Timing``
+and one monitor row per request, written after the response has gone out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from mangum import Mangum
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from shared import config, db, monitor
+
+log = logging.getLogger("kaixu.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_CORS_ALLOW_HEADERS = (
+    "authorization, content-type, content-encoding, idempotency-key, x-kaixu-install-id, "
+    "x-kaixu-request-id, x-kaixu-app, x-kaixu-build, x-admin-password, x-kaixu-error-token, "
+    "x-content-sha1"
+)
+_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+class ApiError(Exception):
+    """A failure the client should see: status, machine code, human sentence, extras."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def bad_request(field: str, message: str) -> ApiError:
+    return ApiError(400, "INVALID_INPUT", message, field=field)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_UTC_Z)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+class Ctx:
+    """Everything a handler needs about the request, and what it reports to the monitor."""
+
+    __slots__ = (
+        "api_key_id",
+        "customer_id",
+        "function",
+        "level",
+        "model",
+        "monitored",
+        "provider",
+        "request",
+        "request_id",
+        "started",
+        "summary",
+    )
+
+    def __init__(self, request: Request, function: str) -> None:
+        self.request = request
+        self.function = function
+        self.started = time.perf_counter()
+        incoming = request.headers.get("x-kaixu-request-id") or request.headers.get("x-request-id")
+        self.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.customer_id: int | None = None
+        self.api_key_id: int | None = None
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.summary: str | None = None
+        self.level: str | None = None
+        self.monitored = False  # set when the handler wrote its own monitor row (gateway SETTLE)
+
+    @property
+    def headers(self):  # noqa: ANN201 - starlette's Headers
+        return self.request.headers
+
+    @property
+    def query(self):  # noqa: ANN201 - starlette's QueryParams
+        return self.request.query_params
+
+    @property
+    def app_tag(self) -> str | None:
+        return _tag(self.request.headers.get("x-kaixu-app"))
+
+    @property
+    def build_tag(self) -> str | None:
+        return _tag(self.request.headers.get("x-kaixu-build"))
+
+    @property
+    def client_ip(self) -> str:
+        headers = self.request.headers
+        forwarded = headers.get("x-nf-client-connection-ip") or headers.get("x-forwarded-for", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+        client = self.request.client
+        return client.host if client else ""
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    async def body(self, limit: int | None = None) -> bytes:
+        """The raw body, refused with 413 as soon as it passes ``limit`` bytes."""
+        limit = limit or config.settings().max_body_bytes
+        declared = self.request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        chunks, size = [], 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def json(self, limit: int | None = None) -> Any:
+        raw = await self.body(limit)
+        if not raw.strip():
+            raise ApiError(400, "INVALID_JSON", "The request body must be JSON; it was empty.")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "INVALID_JSON", f"The request body is not valid JSON: {exc}.") from exc
+
+    async def json_object(self, limit: int | None = None) -> dict[str, Any]:
+        data = await self.json(limit)
+        if not isinstance(data, dict):
+            raise ApiError(400, "INVALID_JSON", "The request body must be a JSON object.")
+        return data
+
+
+def _tag(value: str | None) -> str | None:
+    return value.strip()[:200] or None if value else None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "BODY_TOO_LARGE", f"The request body is larger than {limit} bytes.")
+
+
+def error_response(error: ApiError, ctx: Ctx) -> JSONResponse:
+    body = {"error": error.message, "code": error.code, "request_id": ctx.request_id, **error.extra}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def _cors_headers(origin: str | None) -> dict[str, str]:
+    if not origin:
+        return {}
+    allowed = config.settings().allowed_origins
+    if origin not in allowed and "*" not in allowed:
+        return {"vary": "Origin"}
+    return {
+        "access-control-allow-origin": origin,
+        "access-control-allow-methods": _CORS_METHODS,
+        "access-control-allow-headers": _CORS_ALLOW_HEADERS,
+        "access-control-expose-headers": "x-kaixu-request-id, retry-after, ratelimit-limit, "
+        "ratelimit-remaining, ratelimit-reset, content-disposition",
+        "access-control-max-age": "86400",
+        "vary": "Origin",
+    }
+
+
+Handler = Callable[[Ctx], Awaitable[Response | dict[str, Any] | list[Any]]]
+
+
+class FunctionApp:
+    """The ASGI app of one function: dispatch by method, wrap in the shared behaviour."""
+
+    def __init__(self, name: str, handlers: dict[str, Handler]) -> None:
+        self.name = name
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan and websockets: nothing to do
+            return
+        request = Request(scope, receive)
+        ctx = Ctx(request, self.name)
+        response = await self._respond(ctx)
+        headers = response.headers
+        headers["x-kaixu-request-id"] = ctx.request_id
+        headers["server-timing"] = f"app;dur={ctx.elapsed_ms():.2f}"
+        headers.update(_cors_headers(request.headers.get("origin")))
+        await response(scope, receive, send)
+        if not ctx.monitored:
+            await monitor.record_response(ctx, scope["method"], response.status_code)
+
+    async def _respond(self, ctx: Ctx) -> Response:
+        method = ctx.request.method
+        if method == "OPTIONS":
+            return Response(status_code=204)
+        handler = self.handlers.get(method)
+        try:
+            if handler is None:
+                allowed = ", ".join(sorted(self.handlers))
+                raise ApiError(
+                    405, "METHOD_NOT_ALLOWED", f"Use {allowed} for {self.name}.",
+                    headers={"allow": f"{allowed}, OPTIONS"},
+                )
+            result = await handler(ctx)
+            return result if isinstance(result, Response) else JSONResponse(result)
+        except ApiError as error:
+            if error.status >= 500:
+                ctx.summary = ctx.summary or error.message
+            return error_response(error, ctx)
+        except db.UNAVAILABLE:
+            log.warning("database unavailable in %s (request %s)", self.name, ctx.request_id)
+            ctx.summary = "database unavailable"
+            return error_response(
+                ApiError(503, "DB_UNAVAILABLE", "The database is unavailable; try again shortly."), ctx
+            )
+        except Exception:
+            log.exception("unhandled error in %s (request %s)", self.name, ctx.request_id)
+            ctx.summary = "internal error"
+            return error_response(
+                ApiError(500, "INTERNAL", "Something went wrong on our side; it has been logged."), ctx
+            )
+
+
+def function_name(module_name: str) -> str:
+    """``functions.gateway_chat`` → ``gateway-chat``."""
+    return module_name.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def function(module_name: str, **handlers: Handler) -> tuple[FunctionApp, Mangum]:
+    """Build a function's ASGI app and its Lambda handler from handlers keyed by method."""
+    app = FunctionApp(function_name(module_name), {m.upper(): h for m, h in handlers.items()})
+    return app, Mangum(app, lifespan="off")

@@ -1,0 +1,99 @@
+"""Apply ``sql/NNN_name.sql`` migrations in order: ``python -m shared.migrate``.
+
+Each file runs in its own transaction under a transaction-scoped advisory lock, so two
+processes migrating at once serialise (the second finds the work done) and the runner is
+safe behind a transaction-mode pooler. Applied files are recorded with a checksum; an
+applied file that was edited afterwards is an error, not a silent drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from shared import config
+
+SQL_DIR = config.PROJECT_ROOT / "sql"
+_LOCK_ID = 0x4B41_4958  # "KAIX": one lock for the whole schema
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(directory: Path = SQL_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise SystemExit(f"migrate: {path.name} is not named NNN_name.sql")
+        found.append(Migration(int(match.group(1)), path.name, path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise SystemExit("migrate: two migrations share a number")
+    return found
+
+
+def _apply_one(conn: psycopg.Connection, migration: Migration) -> bool:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version int PRIMARY KEY,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        row = conn.execute(
+            "SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,)
+        ).fetchone()
+        if row:
+            if row[0] != migration.checksum:
+                raise SystemExit(f"migrate: {migration.name} changed after it was applied")
+            return False
+        conn.execute(migration.sql)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+            (migration.version, migration.name, migration.checksum),
+        )
+        return True
+
+
+def migrate(database_url: str) -> list[str]:
+    """Apply every pending migration; return the names applied by this call."""
+    applied = []
+    with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
+        for migration in discover():
+            if _apply_one(conn, migration):
+                applied.append(migration.name)
+    return applied
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0])
+
+
+def main() -> None:
+    url = config.settings().database_url
+    if not url:
+        raise SystemExit("migrate: set DATABASE_URL (or NETLIFY_DB_URL) to the database to migrate")
+    names = migrate(url)
+    print(f"applied {len(names)} migration(s)" + (": " + ", ".join(names) if names else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
