@@ -68,9 +68,7 @@ class Settings:
     key_pepper: str = field(default_factory=lambda: _str("KEY_PEPPER"))
 
     default_rpm_limit: int = field(default_factory=lambda: _int("DEFAULT_RPM_LIMIT", 120))
-    default_customer_cap_cents: int = field(
-        default_factory=lambda: _int("DEFAULT_CUSTOMER_CAP_CENTS", 2000)
-    )
+    default_customer_cap_cents: int = field(default_factory=lambda: _int("DEFAULT_CUSTOMER_CAP_CENTS", 2000))
 
     openai_base_url: str = field(
         default_factory=lambda: _str("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
@@ -79,9 +77,9 @@ class Settings:
         default_factory=lambda: _str("ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/")
     )
     gemini_base_url: str = field(
-        default_factory=lambda: _str(
-            "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"
-        ).rstrip("/")
+        default_factory=lambda: _str("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com").rstrip(
+            "/"
+        )
     )
     openai_api_key: str = field(default_factory=lambda: _str("OPENAI_API_KEY"))
     anthropic_api_key: str = field(default_factory=lambda: _str("ANTHROPIC_API_KEY"))

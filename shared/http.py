@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from mangum import Mangum
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -112,11 +113,11 @@ class Ctx:
         self.monitored = False  # set when the handler wrote its own monitor row (gateway SETTLE)
 
     @property
-    def headers(self):  # noqa: ANN201 - starlette's Headers
+    def headers(self) -> Headers:
         return self.request.headers
 
     @property
-    def query(self):  # noqa: ANN201 - starlette's QueryParams
+    def query(self) -> QueryParams:
         return self.request.query_params
 
     @property
@@ -232,7 +233,9 @@ class FunctionApp:
             if handler is None:
                 allowed = ", ".join(sorted(self.handlers))
                 raise ApiError(
-                    405, "METHOD_NOT_ALLOWED", f"Use {allowed} for {self.name}.",
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    f"Use {allowed} for {self.name}.",
                     headers={"allow": f"{allowed}, OPTIONS"},
                 )
             result = await handler(ctx)

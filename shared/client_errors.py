@@ -1,0 +1,77 @@
+"""Client-side error reports, stored as monitor rows (level error, kind client_error).
+
+The stored row is the request's only monitor row: a report does not also write an
+``http`` row, so a flood of reports costs one insert each, and they are throttled per
+client address before any parsing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+
+from shared import config, monitor, throttle
+from shared.http import ApiError, Ctx
+
+MAX_REPORT_BYTES = 256 * 1024
+_FIELD_CAP = 20_000
+
+
+def _capped(value: Any) -> Any:
+    encoded = orjson.dumps(value)
+    if len(encoded) <= _FIELD_CAP:
+        return value
+    return {"_truncated": True, "preview": encoded[:2000].decode(errors="replace")}
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return str(value)[:limit] if value not in (None, "") else None
+
+
+async def report(ctx: Ctx) -> None:
+    cfg = config.settings()
+    if cfg.client_error_token:
+        given = ctx.headers.get("x-kaixu-error-token", "")
+        if not hmac.compare_digest(given.encode(), cfg.client_error_token.encode()):
+            raise ApiError(403, "FORBIDDEN", "A valid x-kaixu-error-token header is required.")
+    verdict = await throttle.hit("client_error", ctx.client_ip, limit=cfg.client_error_per_min, window_s=60)
+    if not verdict.allowed:
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            "Too many error reports from this client; slow down.",
+            headers={"retry-after": str(verdict.retry_after_s)},
+        )
+    payload = await ctx.json_object(MAX_REPORT_BYTES)
+    error = payload.get("error") or payload.get("err") or {}
+    if not isinstance(error, dict):
+        error = {"message": error}
+    await monitor.insert(
+        {
+            "request_id": ctx.request_id,
+            "level": "error",
+            "kind": "client_error",
+            "function_name": ctx.function,
+            "method": "POST",
+            "app": ctx.app_tag,
+            "build": ctx.build_tag,
+            "status": 200,
+            "duration_ms": round(ctx.elapsed_ms(), 2),
+            "customer_id": None,
+            "api_key_id": None,
+            "provider": None,
+            "model": None,
+            "summary": _text(error.get("message"), 4000) or "Client error reported",
+            "extra": {
+                "error": {
+                    "name": _text(error.get("name"), 200),
+                    "stack": _text(error.get("stack"), 12_000),
+                },
+                "client": _capped(payload.get("client")),
+                "context": _capped(payload.get("context")),
+            },
+        }
+    )
+    ctx.monitored = True

