@@ -63,7 +63,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await db.close_all()
+            await db.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

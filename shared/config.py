@@ -65,6 +65,8 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 1024 * 1024))
 
     admin_password: str = field(default_factory=lambda: _str("ADMIN_PASSWORD"))
+    admin_token_secret: str = field(default_factory=lambda: _str("ADMIN_TOKEN_SECRET"))
+    admin_token_ttl_s: int = field(default_factory=lambda: _int("ADMIN_TOKEN_TTL_S", 8 * 3600))
     key_pepper: str = field(default_factory=lambda: _str("KEY_PEPPER"))
 
     default_rpm_limit: int = field(default_factory=lambda: _int("DEFAULT_RPM_LIMIT", 120))

@@ -86,7 +86,8 @@ async def execute(sql: str, params: Any = None) -> int:
         return cur.rowcount
 
 
-async def close_all() -> None:
-    for current in list(_pools.values()):
+async def close() -> None:
+    """Close this event loop's pool (at server shutdown, or at the end of a CLI command)."""
+    current = _pools.pop(asyncio.get_running_loop(), None)
+    if current is not None:
         await current.close()
-    _pools.clear()

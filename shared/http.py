@@ -85,6 +85,7 @@ class Ctx:
     """Everything a handler needs about the request, and what it reports to the monitor."""
 
     __slots__ = (
+        "actor",
         "api_key_id",
         "customer_id",
         "function",
@@ -110,6 +111,7 @@ class Ctx:
         self.model: str | None = None
         self.summary: str | None = None
         self.level: str | None = None
+        self.actor: str | None = None  # who is acting, once an auth hook has passed
         self.monitored = False  # set when the handler wrote its own monitor row (gateway SETTLE)
 
     @property
@@ -201,14 +203,16 @@ def _cors_headers(origin: str | None) -> dict[str, str]:
 
 
 Handler = Callable[[Ctx], Awaitable[Response | dict[str, Any] | list[Any]]]
+Auth = Callable[[Ctx], str]
 
 
 class FunctionApp:
     """The ASGI app of one function: dispatch by method, wrap in the shared behaviour."""
 
-    def __init__(self, name: str, handlers: dict[str, Handler]) -> None:
+    def __init__(self, name: str, handlers: dict[str, Handler], auth: Auth | None = None) -> None:
         self.name = name
         self.handlers = handlers
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan and websockets: nothing to do
@@ -238,6 +242,8 @@ class FunctionApp:
                     f"Use {allowed} for {self.name}.",
                     headers={"allow": f"{allowed}, OPTIONS"},
                 )
+            if self.auth is not None:
+                ctx.actor = self.auth(ctx)
             result = await handler(ctx)
             return result if isinstance(result, Response) else JSONResponse(result)
         except ApiError as error:
@@ -263,7 +269,12 @@ def function_name(module_name: str) -> str:
     return module_name.rsplit(".", 1)[-1].replace("_", "-")
 
 
-def function(module_name: str, **handlers: Handler) -> tuple[FunctionApp, Mangum]:
-    """Build a function's ASGI app and its Lambda handler from handlers keyed by method."""
-    app = FunctionApp(function_name(module_name), {m.upper(): h for m, h in handlers.items()})
+def function(
+    module_name: str, *, auth: Auth | None = None, **handlers: Handler
+) -> tuple[FunctionApp, Mangum]:
+    """Build a function's ASGI app and its Lambda handler from handlers keyed by method.
+
+    ``auth`` (e.g. ``admin_auth.require_admin``) runs before every handler and names the
+    actor in ``ctx.actor``, or raises the 401 the client sees."""
+    app = FunctionApp(function_name(module_name), {m.upper(): h for m, h in handlers.items()}, auth)
     return app, Mangum(app, lifespan="off")

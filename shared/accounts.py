@@ -1,0 +1,131 @@
+"""Customers, their keys and top-ups: the writes the CLI and the admin API share."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from shared import audit, config, db, keys
+from shared.http import ApiError, bad_request
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+KEY_OVERRIDES = (
+    "label",
+    "role",
+    "monthly_cap_cents",
+    "rpm_limit",
+    "rpd_limit",
+    "max_devices",
+    "require_install_id",
+    "allowed_providers",
+    "allowed_models",
+)
+
+
+def current_month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise bad_request("email", "email must be a valid address like ops@example.com.")
+    return email
+
+
+async def require_customer(conn: psycopg.AsyncConnection, customer_id: int) -> dict[str, Any]:
+    """The customer row, locked for this transaction, or 404."""
+    cur = await conn.execute("SELECT * FROM customers WHERE id = %s FOR UPDATE", (customer_id,))
+    customer = await cur.fetchone()
+    if customer is None:
+        raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
+    return customer
+
+
+async def _insert_key(
+    conn: psycopg.AsyncConnection, customer_id: int, kind: str, settings: dict[str, Any]
+) -> tuple[dict[str, Any], keys.NewKey]:
+    new = keys.generate()
+    columns = ["customer_id", "key_hash", "key_last4", "kind", *settings]
+    values = [customer_id, new.hash, new.last4, kind, *settings.values()]
+    placeholders = ", ".join(["%s"] * len(values))
+    cur = await conn.execute(
+        f"INSERT INTO api_keys ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *", values
+    )
+    return await cur.fetchone(), new
+
+
+async def create_customer(
+    email: str,
+    *,
+    actor: str,
+    plan: str = "starter",
+    monthly_cap_cents: int | None = None,
+    rpm_limit: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], keys.NewKey]:
+    """Create a customer and its master key in one transaction."""
+    email = check_email(email)
+    cap = config.settings().default_customer_cap_cents if monthly_cap_cents is None else monthly_cap_cents
+    try:
+        async with db.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO customers (email, plan, monthly_cap_cents, rpm_limit) "
+                "VALUES (%s, %s, %s, %s) RETURNING *",
+                (email, plan, cap, rpm_limit),
+            )
+            customer = await cur.fetchone()
+            key, new = await _insert_key(conn, customer["id"], "master", {"label": "master"})
+            await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", {"email": email})
+    except psycopg.errors.UniqueViolation as exc:
+        raise ApiError(409, "DUPLICATE_EMAIL", f"A customer with email {email} already exists.") from exc
+    return customer, key, new
+
+
+async def create_key(customer_id: int, *, actor: str, **settings: Any) -> tuple[dict[str, Any], keys.NewKey]:
+    unknown = set(settings) - set(KEY_OVERRIDES)
+    if unknown:
+        raise bad_request(sorted(unknown)[0], f"{sorted(unknown)[0]} is not a key setting.")
+    async with db.connection() as conn, conn.transaction():
+        await require_customer(conn, customer_id)
+        key, new = await _insert_key(conn, customer_id, "sub", settings)
+        await audit.record(conn, actor, "key.create", f"key:{key['id']}", {"customer_id": customer_id})
+    return key, new
+
+
+async def add_topup(
+    customer_id: int,
+    amount_cents: int,
+    *,
+    actor: str,
+    source: str = "manual",
+    month: str | None = None,
+) -> dict[str, Any]:
+    """Credit a month's cap (default: this month) and record the top-up."""
+    if amount_cents <= 0:
+        raise bad_request("amount_cents", "amount_cents must be a positive whole number of cents.")
+    month = month or current_month()
+    async with db.connection() as conn, conn.transaction():
+        await require_customer(conn, customer_id)
+        cur = await conn.execute(
+            "INSERT INTO topups (customer_id, month, amount_cents, source, actor) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING *",
+            (customer_id, month, amount_cents, source, actor),
+        )
+        topup = await cur.fetchone()
+        await conn.execute(
+            "INSERT INTO monthly_usage (customer_id, month, topup_cents) VALUES (%s, %s, %s) "
+            "ON CONFLICT (customer_id, month) DO UPDATE "
+            "SET topup_cents = monthly_usage.topup_cents + excluded.topup_cents, updated_at = now()",
+            (customer_id, month, amount_cents),
+        )
+        await audit.record(
+            conn,
+            actor,
+            "topup.create",
+            f"customer:{customer_id}",
+            {"amount_cents": amount_cents, "month": month, "source": source, "topup_id": topup["id"]},
+        )
+    return topup

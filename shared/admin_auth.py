@@ -1,0 +1,135 @@
+"""Admin authentication: ``ADMIN_PASSWORD`` → short-lived signed admin tokens.
+
+Admin calls carry ``Authorization: Bearer <token>`` (from admin-login) or the
+``x-admin-password`` header (downloads use it). Tokens are typed (``typ: admin``),
+expiring, and signed with their own secret: ``ADMIN_TOKEN_SECRET``, or, when that is unset,
+a key derived from the password, so changing the password signs every admin out.
+Failed logins are limited per client address (5 per 15 minutes) and every attempt is audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shared import audit, config, db, throttle
+from shared.http import ApiError, Ctx
+
+TOKEN_PREFIX = "kxa1"
+ACTOR = "admin"
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 15 * 60
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _password() -> str:
+    password = config.settings().admin_password
+    if not password:
+        raise ApiError(
+            503,
+            "ADMIN_NOT_CONFIGURED",
+            "Admin access is disabled: set ADMIN_PASSWORD on the server to enable it.",
+        )
+    return password
+
+
+def _signing_key() -> bytes:
+    cfg = config.settings()
+    if cfg.admin_token_secret:
+        return cfg.admin_token_secret.encode()
+    return hmac.new(_password().encode(), b"kaixu admin token v1", hashlib.sha256).digest()
+
+
+def _sign(body: str) -> str:
+    return _b64(hmac.new(_signing_key(), body.encode(), hashlib.sha256).digest())
+
+
+def issue_token(now: float | None = None) -> tuple[str, datetime]:
+    now = time.time() if now is None else now
+    expires = int(now) + config.settings().admin_token_ttl_s
+    payload = {"typ": "admin", "iat": int(now), "exp": expires, "jti": secrets.token_hex(8)}
+    body = f"{TOKEN_PREFIX}.{_b64(orjson.dumps(payload))}"
+    return f"{body}.{_sign(body)}", datetime.fromtimestamp(expires, UTC)
+
+
+def _token_is_valid(token: str) -> bool:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return False
+    body = f"{parts[0]}.{parts[1]}"
+    if not hmac.compare_digest(_sign(body), parts[2]):
+        return False
+    try:
+        payload = orjson.loads(_unb64(parts[1]))
+    except (ValueError, orjson.JSONDecodeError):
+        return False
+    return payload.get("typ") == "admin" and int(payload.get("exp", 0)) > time.time()
+
+
+def _password_matches(given: str) -> bool:
+    return hmac.compare_digest(given.encode(), _password().encode())
+
+
+def require_admin(ctx: Ctx) -> str:
+    """The acting admin's name, or 401 (503 when admin access is not configured)."""
+    _password()
+    authorization = ctx.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token and _token_is_valid(token.strip()):
+        return ACTOR
+    given = ctx.headers.get("x-admin-password")
+    if given and _password_matches(given):
+        return ACTOR
+    raise ApiError(401, "UNAUTHORIZED", "Admin credentials are missing, wrong or expired; log in again.")
+
+
+async def login(ctx: Ctx) -> dict[str, Any]:
+    """Check the password under a per-address lock, so parallel guesses cannot pass the limit."""
+    body = await ctx.json_object()
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise ApiError(400, "INVALID_INPUT", "password is required.", field="password")
+    _password()
+    subject = throttle.subject_hash(ctx.client_ip)
+    async with db.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('admin-login:' || %s))", (subject,))
+        cur = await conn.execute(
+            "SELECT count(*) AS failures, min(created_at) AS oldest FROM audit_events "
+            "WHERE action = 'admin.login_failed' AND target = %s "
+            "AND created_at > now() - make_interval(secs => %s)",
+            (f"client:{subject}", FAILURE_WINDOW_S),
+        )
+        recent = await cur.fetchone()
+        if recent["failures"] >= MAX_FAILURES:
+            outcome = "admin.login_locked"
+        else:
+            outcome = "admin.login" if _password_matches(password) else "admin.login_failed"
+        actor = ACTOR if outcome == "admin.login" else "anonymous"
+        await audit.record(conn, actor, outcome, f"client:{subject}")
+    if outcome == "admin.login_locked":
+        retry = FAILURE_WINDOW_S - (datetime.now(UTC) - recent["oldest"]).total_seconds()
+        raise ApiError(
+            429,
+            "LOGIN_LOCKED",
+            "Too many failed logins from this address; try again later.",
+            headers={"retry-after": str(max(1, math.ceil(retry)))},
+        )
+    if outcome == "admin.login_failed":
+        raise ApiError(401, "INVALID_CREDENTIALS", "The admin password is wrong.")
+    token, expires_at = issue_token()
+    return {"token": token, "expires_at": expires_at}

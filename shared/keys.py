@@ -1,0 +1,49 @@
+"""Kaixu API keys: ``kx_live_`` + 32 random bytes (base64url), stored only as a hash.
+
+The hash is HMAC-SHA256 with ``KEY_PEPPER`` (plain SHA-256 without one), so a database
+leak alone does not let anyone test guesses offline. A key is shown once, at creation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from shared import config
+from shared.http import ApiError
+
+PREFIX = "kx_live_"
+_MAX_KEY_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class NewKey:
+    secret: str
+    hash: bytes
+    last4: str
+
+
+def hash_key(secret: str) -> bytes:
+    pepper = config.settings().key_pepper
+    if pepper:
+        return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).digest()
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def generate() -> NewKey:
+    secret = PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return NewKey(secret, hash_key(secret), secret[-4:])
+
+
+def bearer_key(authorization: str | None) -> str:
+    """The Kaixu key from an ``Authorization: Bearer`` header, or a 401 without a DB lookup."""
+    if not authorization:
+        raise ApiError(401, "MISSING_KEY", "Send your Kaixu key as 'Authorization: Bearer kx_live_...'.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(PREFIX) or len(token) > _MAX_KEY_LENGTH:
+        raise ApiError(401, "INVALID_KEY", "The key is not a valid Kaixu key.")
+    return token

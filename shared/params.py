@@ -1,0 +1,67 @@
+"""Query-string parameters and cursor pagination, validated the same way everywhere.
+
+Lists are newest first by id. A cursor is the opaque form of the last id of a page; the
+next page holds ids below it, so pages stay stable while new rows arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from shared.http import Ctx, bad_request
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def int_param(ctx: Ctx, name: str, *, required: bool = False, minimum: int = 1) -> int | None:
+    raw = ctx.query.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise bad_request(name, f"{name} is required.")
+        return None
+    if not raw.lstrip("-").isdigit() or int(raw) < minimum:
+        raise bad_request(name, f"{name} must be a whole number of at least {minimum}.")
+    return int(raw)
+
+
+def month_param(ctx: Ctx, name: str = "month") -> str | None:
+    raw = ctx.query.get(name)
+    if not raw:
+        return None
+    if not _MONTH.match(raw):
+        raise bad_request(name, f"{name} must look like 2026-02.")
+    return raw
+
+
+def limit_param(ctx: Ctx) -> int:
+    limit = int_param(ctx, "limit") or DEFAULT_LIMIT
+    if limit > MAX_LIMIT:
+        raise bad_request("limit", f"limit may be at most {MAX_LIMIT}.")
+    return limit
+
+
+def cursor_param(ctx: Ctx) -> int | None:
+    """The id to continue below, from ``cursor``; None for the first page."""
+    raw = ctx.query.get("cursor")
+    if not raw:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        kind, _, value = decoded.partition(":")
+        if kind != "id" or not value.isdigit():
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise bad_request("cursor", "cursor is not one this server issued.") from None
+
+
+def page(rows: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:
+    """``{"items", "next_cursor"}`` from up to ``limit + 1`` rows fetched newest first."""
+    items = rows[:limit]
+    more = len(rows) > limit
+    cursor = base64.urlsafe_b64encode(f"id:{items[-1][key]}".encode()).rstrip(b"=").decode() if more else None
+    return {"items": items, "next_cursor": cursor}
