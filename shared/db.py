@@ -57,6 +57,8 @@ async def pool() -> AsyncConnectionPool:
     loop = asyncio.get_running_loop()
     current = _pools.get(loop)
     if current is None:
+        for old in [old for old in _pools if old.is_closed()]:  # a pool keeps its loop alive
+            del _pools[old]
         current = _pools[loop] = _new_pool()
         await current.open(wait=False)
     return current

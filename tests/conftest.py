@@ -14,14 +14,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import pytest
 import uvicorn
+from psycopg.types.json import Jsonb
 
-from shared import config, migrate
+from shared import config, keys, migrate
+from tests.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams
 
 
 def _free_port() -> int:
@@ -137,3 +140,51 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> object:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[FakeUpstreams]:
+    yield from serve_fake_upstreams()
+
+
+@pytest.fixture
+def upstreams(upstream_server: FakeUpstreams, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstreams]:
+    """The loopback fake of OpenAI, Anthropic and Gemini, with the gateway pointed at it."""
+    yield from use_fake_upstreams(upstream_server, monkeypatch)
+
+
+@dataclass
+class IssuedKey:
+    customer_id: int
+    key_id: int
+    secret: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.secret}"}
+
+
+@pytest.fixture
+def make_key(db: psycopg.Connection) -> Callable[..., IssuedKey]:
+    """Arrange a customer (or reuse ``customer_id``) and a key with the given settings."""
+
+    def make(
+        customer_id: int | None = None, customer: dict | None = None, **key_settings: object
+    ) -> IssuedKey:
+        if customer_id is None:
+            fields = {"email": f"c{uuid.uuid4().hex[:10]}@example.com", **(customer or {})}
+            customer_id = db.execute(
+                f"INSERT INTO customers ({', '.join(fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
+                "RETURNING id",
+                [Jsonb(v) if isinstance(v, dict) else v for v in fields.values()],
+            ).fetchone()["id"]
+        new = keys.generate()
+        columns = {"customer_id": customer_id, "key_hash": new.hash, "key_last4": new.last4, **key_settings}
+        key_id = db.execute(
+            f"INSERT INTO api_keys ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            "RETURNING id",
+            [Jsonb(v) if isinstance(v, dict) else v for v in columns.values()],
+        ).fetchone()["id"]
+        return IssuedKey(customer_id, key_id, new.secret)
+
+    return make

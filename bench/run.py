@@ -1,0 +1,323 @@
+"""Benchmark the gateway as it runs in production: ``python bench/run.py [--quick]``.
+
+Starts PostgreSQL (embedded, or ``--database-url``), the fast fake upstream and the gateway
+under uvicorn (``--workers``), seeds a customer and key whose caps and limits are too high to
+interfere (every control stays on), then measures from this separate process:
+
+- added latency at concurrency 1 (gateway minus direct-to-fake), p50 and p99;
+- throughput at concurrency 64 (non-streaming): requests/s, p99, errors;
+- streaming: added time to the first delta with 100 concurrent streams, p50 and p99;
+- memory: the server's RSS before and after a run of requests;
+- database round trips per gateway call (committed transactions per call).
+
+It prints a table and one JSON line. ``--compare-litellm`` runs the same load against a
+LiteLLM proxy pointed at the same fake (see the README for installing it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import litellm_compare, load  # noqa: E402
+from bench.statements import StatementLog  # noqa: E402
+from shared import migrate  # noqa: E402
+from shared.embedded_pg import EmbeddedPostgres  # noqa: E402
+
+MODEL = "gpt-4o-mini"
+CHAT_BODY = json.dumps(
+    {
+        "provider": "openai",
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Say hello"}],
+        "max_tokens": 64,
+    }
+).encode()
+UPSTREAM_BODY = json.dumps(
+    {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}], "max_completion_tokens": 64}
+).encode()
+UPSTREAM_STREAM_BODY = json.dumps(
+    {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Say hello"}],
+        "max_completion_tokens": 64,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+).encode()
+
+SIZES = {  # requests: latency (each side), throughput, stream rounds of 100, memory run
+    "full": {"latency": 3000, "throughput": 30000, "stream_rounds": 5, "memory": 50000},
+    "quick": {"latency": 1000, "throughput": 8000, "stream_rounds": 2, "memory": 10000},
+    "smoke": {"latency": 20, "throughput": 200, "stream_rounds": 1, "memory": 100},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+def start(stack: ExitStack, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+    return proc
+
+
+def seed(database_url: str) -> str:
+    """A customer and key with every control on but limits far above the benchmark's load."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "create-customer",
+            f"bench-{time.time_ns()}@example.com",
+            "--cap-cents",
+            "1000000000",
+            "--rpm",
+            "10000000",
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out)["key"]
+
+
+def server_rss_mb(parent: subprocess.Popen) -> float:
+    process = psutil.Process(parent.pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+
+
+async def round_trips_per_call(database_url: str, request: bytes, port: int, calls: int) -> float | None:
+    """Statements the server received per gateway call, from its own log (None when this
+    process cannot read the server's log, e.g. a remote database)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        log = StatementLog(conn)
+        if not log.available:
+            return None
+        with log:
+            result = await load.run_requests("127.0.0.1", port, request, concurrency=1, total=calls)
+    return log.count / len(result.latencies_s)
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+async def measure(
+    args: argparse.Namespace, gw_port: int, fake_port: int, key: str, server, database_url: str
+) -> dict:
+    size = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    auth = {"authorization": f"Bearer {key}", "x-kaixu-app": "bench"}
+    chat = load.build_request("127.0.0.1", gw_port, "/.netlify/functions/gateway-chat", CHAT_BODY, auth)
+    stream = load.build_request("127.0.0.1", gw_port, "/.netlify/functions/gateway-stream", CHAT_BODY, auth)
+    direct = load.build_request(
+        "127.0.0.1", fake_port, "/v1/chat/completions", UPSTREAM_BODY, {"authorization": "Bearer bench"}
+    )
+    direct_stream = load.build_request(
+        "127.0.0.1",
+        fake_port,
+        "/v1/chat/completions",
+        UPSTREAM_STREAM_BODY,
+        {"authorization": "Bearer bench"},
+    )
+
+    await load.run_requests("127.0.0.1", gw_port, chat, concurrency=8, total=max(50, size["latency"] // 4))
+    base = await load.run_requests("127.0.0.1", fake_port, direct, concurrency=1, total=size["latency"])
+    via = await load.run_requests("127.0.0.1", gw_port, chat, concurrency=1, total=size["latency"])
+
+    round_trips = await round_trips_per_call(database_url, chat, gw_port, max(20, size["latency"] // 10))
+
+    rss_before = server_rss_mb(server)
+    tput = await load.run_requests("127.0.0.1", gw_port, chat, concurrency=64, total=size["throughput"])
+
+    stream_base, stream_via = load.Result(), load.Result()
+    for _ in range(size["stream_rounds"]):
+        b = await load.time_to_marker("127.0.0.1", fake_port, direct_stream, b'"content"', 100)
+        v = await load.time_to_marker("127.0.0.1", gw_port, stream, b"event: delta", 100)
+        stream_base.latencies_s += b.latencies_s
+        stream_via.latencies_s += v.latencies_s
+        stream_via.errors += v.errors
+
+    remaining = max(0, size["memory"] - size["throughput"])
+    if remaining:
+        await load.run_requests("127.0.0.1", gw_port, chat, concurrency=32, total=remaining)
+    rss_after = server_rss_mb(server)
+
+    def added(pct: float, via_r: load.Result, base_r: load.Result) -> float:
+        return ms(load.percentile(via_r.latencies_s, pct) - load.percentile(base_r.latencies_s, pct))
+
+    return {
+        "workers": args.workers,
+        "added_latency_ms": {"p50": added(50, via, base), "p99": added(99, via, base)},
+        "direct_latency_ms": {
+            "p50": ms(load.percentile(base.latencies_s, 50)),
+            "p99": ms(load.percentile(base.latencies_s, 99)),
+        },
+        "gateway_latency_ms": {
+            "p50": ms(load.percentile(via.latencies_s, 50)),
+            "p99": ms(load.percentile(via.latencies_s, 99)),
+        },
+        "throughput": {
+            "concurrency": 64,
+            "requests": len(tput.latencies_s),
+            "rps": round(tput.rps, 1),
+            "p99_ms": ms(load.percentile(tput.latencies_s, 99)),
+            "errors": tput.errors,
+        },
+        "stream_added_ttfd_ms": {
+            "streams": 100,
+            "p50": added(50, stream_via, stream_base),
+            "p99": added(99, stream_via, stream_base),
+            "errors": stream_via.errors,
+        },
+        "memory_mb": {
+            "requests": max(size["memory"], size["throughput"]),
+            "rss_before": round(rss_before, 1),
+            "rss_after": round(rss_after, 1),
+            "growth": round(rss_after - rss_before, 1),
+        },
+        "db_round_trips_per_call": None if round_trips is None else round(round_trips, 2),
+        "errors": via.errors + base.errors + tput.errors,
+    }
+
+
+def print_table(result: dict) -> None:
+    rows = [
+        (
+            "added latency c=1 p50 / p99 (ms)",
+            f"{result['added_latency_ms']['p50']} / {result['added_latency_ms']['p99']}",
+        ),
+        (
+            "direct-to-fake c=1 p50 / p99 (ms)",
+            f"{result['direct_latency_ms']['p50']} / {result['direct_latency_ms']['p99']}",
+        ),
+        (
+            "throughput c=64 (req/s)",
+            f"{result['throughput']['rps']} ({result['throughput']['errors']} errors)",
+        ),
+        ("throughput c=64 p99 (ms)", str(result["throughput"]["p99_ms"])),
+        (
+            "stream added TTFD p50 / p99 (ms), 100 streams",
+            f"{result['stream_added_ttfd_ms']['p50']} / {result['stream_added_ttfd_ms']['p99']}",
+        ),
+        (
+            "RSS before / after / growth (MB)",
+            "{rss_before} / {rss_after} / {growth}".format(**result["memory_mb"]),
+        ),
+        ("DB round trips per call", str(result["db_round_trips_per_call"])),
+    ]
+    if "litellm" in result:
+        rows.append(("LiteLLM c=64 (req/s)", str(result["litellm"]["rps"])))
+        rows.append(("throughput ratio (Kaixu / LiteLLM)", str(result["litellm"]["ratio"])))
+    width = max(len(name) for name, _ in rows)
+    print(f"Kaixu Gateway benchmark: {result['machine']}, {result['workers']} worker(s)")
+    for name, value in rows:
+        print(f"  {name.ljust(width)}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller runs (under 2 minutes)")
+    parser.add_argument("--smoke", action="store_true", help="tiny load, to check the harness works")
+    parser.add_argument("--workers", type=int, default=2, help="gateway worker processes")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
+    parser.add_argument("--compare-litellm", action="store_true")
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        database_url = args.database_url
+        if not database_url:
+            folder = Path(tempfile.mkdtemp(prefix="kaixu-bench-"))
+            stack.callback(shutil.rmtree, folder, True)
+            embedded = EmbeddedPostgres(folder / "pg")
+            stack.callback(embedded.stop)
+            database_url = embedded.url()
+        migrate.migrate(database_url)
+        key = seed(database_url)
+
+        fake_port, gw_port = free_port(), free_port()
+        start(stack, [sys.executable, "bench/fake_upstream.py", str(fake_port)], dict(os.environ))
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+            "OPENAI_API_KEY": "bench",
+            "KAIXU_BUILD": "bench",
+        }
+        server = start(
+            stack,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "shared.asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(gw_port),
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env,
+        )
+        wait_for_port(fake_port)
+        wait_for_port(gw_port)
+        result = asyncio.run(measure(args, gw_port, fake_port, key, server, database_url))
+        result["machine"] = (
+            f"{platform.machine()} {psutil.cpu_count()} cores, Python {platform.python_version()}"
+        )
+        if args.compare_litellm:
+            result["litellm"] = litellm_compare.run(stack, fake_port, result["throughput"]["rps"], args.smoke)
+    print_table(result)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The gateway pipeline: parse → ADMIT (one round trip) → upstream → SETTLE (one round trip).
+
+Every admitted call is settled exactly once, whatever happens upstream or to the client:
+:meth:`Call.settle` is idempotent in the database (the reservation row is consumed) and is
+shielded from cancellation, so a client hanging up cannot leave money reserved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared import config, db, keys, pricing, providers
+from shared.chat_request import ChatRequest
+from shared.http import ApiError, Ctx, bad_request
+from shared.pricing import ModelPrice
+from shared.providers import Usage
+
+_ADMIT = "SELECT * FROM kx_admit(%s::bytea, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::int)"
+_SETTLE = (
+    "SELECT * FROM kx_settle(%s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::text, %s::boolean,"
+    " %s::text, %s::text, %s::text, %s::text, %s::int, %s::real, %s::text, %s::text)"
+)
+_NANOS_PER_CENT = 10_000_000
+_PROMPT_OVERHEAD_TOKENS = 32  # per request: role markers, formatting
+_MESSAGE_OVERHEAD_TOKENS = 8  # per message
+
+_REFUSALS = {
+    "INVALID_KEY": "The key is not a valid Kaixu key.",
+    "KEY_REVOKED": "This key has been revoked.",
+    "CUSTOMER_DISABLED": "This customer account is disabled.",
+    "PROVIDER_NOT_ALLOWED": "This key may not use provider {provider}.",
+    "MODEL_NOT_ALLOWED": "This key may not use model {provider}:{model}.",
+    "INSTALL_ID_REQUIRED": "This key requires an x-kaixu-install-id header.",
+    "DEVICE_REVOKED": "This device has been revoked for this key.",
+    "DEVICE_LIMIT": "Every device seat of this key is taken ({limit}); revoke a device or add seats.",
+    "RATE_LIMITED": "Rate limit of {limit} requests per {scope} reached; retry in {retry} s.",
+    "CAP_REACHED": "The monthly cap of this {scope} is reached.",
+}
+
+
+def month_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "month": row["month"],
+        "cap_cents": row["cap_cents"],
+        "spent_cents": pricing.cents(row["spent_nanos"]),
+        "key_cap_cents": row["key_cap_cents"],
+        "key_spent_cents": pricing.cents(row["key_spent_nanos"]),
+    }
+
+
+def estimate_tokens(text_bytes: int) -> int:
+    """A rough token count (about 4 bytes a token) for calls whose usage never arrived."""
+    return math.ceil(text_bytes / 4)
+
+
+def _parse(payload: Any) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise bad_request(where, f"{where}: {first['msg']}.") from None
+
+
+def _install_id(ctx: Ctx) -> str | None:
+    raw = ctx.headers.get("x-kaixu-install-id", "").strip()
+    if not raw:
+        return None
+    if len(raw) > 128 or not raw.isprintable():
+        raise bad_request("x-kaixu-install-id", "x-kaixu-install-id must be 1-128 printable characters.")
+    return raw
+
+
+def _priced(request: ChatRequest) -> ModelPrice:
+    price = pricing.lookup(request.provider, request.model)
+    if price is None:
+        raise ApiError(
+            409,
+            "UNPRICED_MODEL",
+            f"Model {request.provider}:{request.model} has no price, so it cannot be billed or called.",
+        )
+    if request.max_tokens > price.max_output_tokens:
+        limit = price.max_output_tokens
+        raise bad_request("max_tokens", f"max_tokens may be at most {limit} for {price.model}.")
+    return price
+
+
+def _worst_case_nanos(request: ChatRequest, price: ModelPrice) -> int:
+    prompt_bound = (
+        request.text_bytes() + _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(request.messages)
+    )
+    return pricing.worst_case_nanos(price, min(prompt_bound, price.max_input_tokens), request.max_tokens)
+
+
+def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
+    code = row["code"]
+    message = _REFUSALS[code].format(
+        provider=request.provider,
+        model=request.model,
+        limit=row["limit_value"],
+        scope=row["scope"],
+        retry=row["retry_after_s"],
+    )
+    status = row["status"]
+    if status == 429:
+        retry = str(row["retry_after_s"])
+        headers = {
+            "retry-after": retry,
+            "ratelimit-limit": str(row["limit_value"]),
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": retry,
+        }
+        return ApiError(429, code, message, headers=headers, scope=row["scope"])
+    if status == 402:
+        return ApiError(402, code, message, scope=row["scope"], month=month_view(row))
+    return ApiError(status, code, message)
+
+
+@dataclass
+class Call:
+    """One admitted gateway call, from admission to its single settlement."""
+
+    ctx: Ctx
+    request: ChatRequest
+    price: ModelPrice
+    install_id: str | None
+    admission: dict[str, Any]
+    _settlement: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def month_before(self) -> dict[str, Any]:
+        return month_view(self.admission)
+
+    async def settle(
+        self,
+        usage: Usage | None,
+        *,
+        outcome: str,
+        status: int,
+        estimated: bool = False,
+        summary: str | None = None,
+    ) -> dict[str, Any]:
+        """Settle once; later calls (e.g. a disconnect racing the end of a stream) get the same
+        result. Shielded: a cancelled caller cannot stop the settlement half-way."""
+        if self._settlement is None:
+            self._settlement = asyncio.ensure_future(self._settle(usage, outcome, status, estimated, summary))
+        return await asyncio.shield(self._settlement)
+
+    async def _settle(
+        self, usage: Usage | None, outcome: str, status: int, estimated: bool, summary: str | None
+    ) -> dict[str, Any]:
+        ctx = self.ctx
+        params = (
+            self.admission["reservation_id"],
+            usage.input_tokens if usage else 0,
+            usage.output_tokens if usage else 0,
+            pricing.cost_nanos(self.price, usage) if usage else 0,
+            outcome,
+            estimated,
+            ctx.request_id,
+            ctx.function,
+            ctx.app_tag,
+            ctx.build_tag,
+            status,
+            round(ctx.elapsed_ms(), 2),
+            summary,
+            ctx.headers.get("user-agent", "")[:240] or None,
+        )
+        row = await db.fetch_one(_SETTLE, params)
+        return month_view(row) if row and row["month"] else self.month_before
+
+    def usage_view(self, usage: Usage | None) -> dict[str, int]:
+        cost = pricing.cost_nanos(self.price, usage) if usage else 0
+        return {
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+            "cost_cents": pricing.cents(cost),
+        }
+
+
+async def admit(ctx: Ctx) -> Call:
+    """Validate the request and admit it, or raise the refusal the client should see."""
+    secret = keys.bearer_key(ctx.headers.get("authorization"))
+    request = _parse(await ctx.json())
+    ctx.provider, ctx.model = request.provider, request.model
+    install_id = _install_id(ctx)
+    price = _priced(request)
+    if not providers.is_configured(request.provider):
+        raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {request.provider} is not configured here.")
+    row = await db.fetch_one(
+        _ADMIT,
+        (
+            keys.hash_key(secret),
+            request.provider,
+            request.model,
+            install_id,
+            ctx.headers.get("user-agent", "")[:240] or None,
+            _worst_case_nanos(request, price),
+            config.settings().default_rpm_limit,
+        ),
+    )
+    ctx.customer_id, ctx.api_key_id = row["customer_id"], row["api_key_id"]
+    if row["status"]:
+        raise _refusal(row, request)
+    ctx.monitored = True  # the settlement writes this request's monitor row
+    return Call(ctx, request, price, install_id, row)
+
+
+def upstream_failure(call_error: providers.UpstreamError) -> ApiError:
+    extra: dict[str, Any] = {"provider_status": call_error.upstream_status}
+    if call_error.upstream_request_id:
+        extra["upstream_request_id"] = call_error.upstream_request_id
+    headers = {"retry-after": call_error.retry_after} if call_error.retry_after else None
+    return ApiError(call_error.status, call_error.code, call_error.message, headers=headers, **extra)
+
+
+async def chat(call: Call) -> dict[str, Any]:
+    """gateway-chat: one upstream completion, settled before the answer goes out."""
+    try:
+        completion = await providers.complete(call.request)
+    except providers.UpstreamError as error:
+        await call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
+        raise upstream_failure(error) from None
+    except asyncio.CancelledError:
+        await call.settle(
+            None, outcome="client_disconnect", status=499, summary="cancelled before the provider answered"
+        )
+        raise
+    except Exception:
+        await call.settle(None, outcome="upstream_error", status=500, summary="internal error")
+        raise
+    month = await call.settle(completion.usage, outcome="ok", status=200)
+    return {
+        "provider": call.request.provider,
+        "model": call.request.model,
+        "output_text": completion.text,
+        "usage": call.usage_view(completion.usage),
+        "month": month,
+    }

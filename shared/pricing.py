@@ -1,0 +1,222 @@
+"""The price book: what one token of each model costs, in integer nano-dollars.
+
+Money is counted in integers so that summing thousands of requests never drifts:
+1 USD = 10**9 nanos, and a price of ``x`` USD per million tokens is ``x * 1000`` nanos per
+token. Prices are read from ``prices.json`` once, through ``Decimal(str(x))`` so that a JSON
+float such as ``0.15`` becomes exactly 150 nanos and never 149.99999.
+
+Model lookup is exact on purpose: the canonical name or one of its listed aliases, for the
+provider asked. A prefix match would price ``gpt-4o-mini`` as ``gpt-4o`` (16x too much), and
+stripping a dated suffix would price the old ``gpt-4o-2024-05-13`` (5/15) as ``gpt-4o``
+(2.5/10); a model the book does not list is unknown, and the caller refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.providers.base import Usage
+
+PRICES_FILE = Path(__file__).with_name("prices.json")
+NANOS_PER_CENT = 10_000_000
+LONG_CONTEXT_THRESHOLD = 200_000
+_NANOS_PER_USD_PER_MTOK = Decimal(1000)
+_RATE_KEYS = {
+    "input": "input_per_mtok_usd",
+    "output": "output_per_mtok_usd",
+    "cache_read": "cache_read_per_mtok_usd",
+    "cache_write_5m": "cache_write_5m_per_mtok_usd",
+    "cache_write_1h": "cache_write_1h_per_mtok_usd",
+}
+
+# Prices that are not a whole number of nanos per token, rounded up (never undercharge).
+# Filled at load; see rounded_up_prices().
+_ROUNDED_UP: list[tuple[str, str, str]] = []
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Nanos per token for each kind of token, for one pricing tier."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write_5m: int
+    cache_write_1h: int
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """One model's prices. The base-tier rates are flat fields; ``long_context`` holds the
+    rates that apply to the whole request once its prompt exceeds 200k tokens."""
+
+    provider: str
+    model: str
+    input: int
+    output: int
+    cache_read: int
+    cache_write_5m: int
+    cache_write_1h: int
+    max_input_tokens: int | None
+    max_output_tokens: int | None
+    aliases: tuple[str, ...] = ()
+    long_context: Rates | None = None
+    long_context_threshold: int = LONG_CONTEXT_THRESHOLD
+
+    @property
+    def base(self) -> Rates:
+        return Rates(self.input, self.output, self.cache_read, self.cache_write_5m, self.cache_write_1h)
+
+    def rates_for(self, prompt_tokens: int) -> Rates:
+        """The tier a request with this many prompt tokens is billed at."""
+        if self.long_context is not None and prompt_tokens > self.long_context_threshold:
+            return self.long_context
+        return self.base
+
+
+def _nanos(model: str, key: str, usd_per_mtok: Any) -> int:
+    """USD per Mtok -> whole nanos per token. Fractional results are rounded up and listed
+    by :func:`rounded_up_prices`, so the gateway never bills below list price."""
+    exact = Decimal(str(usd_per_mtok)) * _NANOS_PER_USD_PER_MTOK
+    if exact < 0:
+        raise ValueError(f"prices.json: {model}.{key} is negative")
+    whole = int(exact.to_integral_value(rounding=ROUND_CEILING))
+    if whole != exact:
+        _ROUNDED_UP.append((model, key, str(exact.normalize())))
+    return whole
+
+
+def _base_rates(model: str, entry: dict[str, Any]) -> Rates:
+    """A price prices.json omits is billed at the input rate: the provider has no separate
+    price for that kind of token (OpenAI and Gemini have no cache writes)."""
+    input_rate = _nanos(model, _RATE_KEYS["input"], entry[_RATE_KEYS["input"]])
+    values = {
+        name: _nanos(model, key, entry[key]) if key in entry else input_rate
+        for name, key in _RATE_KEYS.items()
+    }
+    return Rates(**values)
+
+
+def _tier_rates(model: str, tier: dict[str, Any], base: Rates) -> Rates:
+    """The long-context tier. A rate the tier omits (Sonnet's 1h cache write) scales with
+    the tier's input rate: 6 USD x (6 / 3) = 12 USD, Anthropic's list price."""
+    tier_input = _nanos(model, "above_200k." + _RATE_KEYS["input"], tier[_RATE_KEYS["input"]])
+    values: dict[str, int] = {}
+    for name, key in _RATE_KEYS.items():
+        if key in tier:
+            values[name] = _nanos(model, "above_200k." + key, tier[key])
+        else:
+            values[name] = -(-getattr(base, name) * tier_input // max(base.input, 1))
+    return Rates(**values)
+
+
+def _model_price(model: str, entry: dict[str, Any]) -> ModelPrice:
+    base = _base_rates(model, entry)
+    tier = entry.get("above_200k_prompt_tokens")
+    return ModelPrice(
+        provider=entry["provider"],
+        model=model,
+        input=base.input,
+        output=base.output,
+        cache_read=base.cache_read,
+        cache_write_5m=base.cache_write_5m,
+        cache_write_1h=base.cache_write_1h,
+        max_input_tokens=entry.get("max_input_tokens"),
+        max_output_tokens=entry.get("max_output_tokens"),
+        aliases=tuple(entry.get("aliases", ())),
+        long_context=_tier_rates(model, tier, base) if tier else None,
+    )
+
+
+@cache
+def _raw() -> dict[str, dict[str, Any]]:
+    return json.loads(PRICES_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def _book() -> dict[tuple[str, str], ModelPrice]:
+    """(provider, name or alias) -> price, built once per process."""
+    _ROUNDED_UP.clear()
+    book: dict[tuple[str, str], ModelPrice] = {}
+    for model, entry in _raw().items():
+        price = _model_price(model, entry)
+        for name in (model, *price.aliases):
+            key = (price.provider, name)
+            if key in book:
+                raise ValueError(f"prices.json: {name!r} is listed twice for {price.provider}")
+            book[key] = price
+    return book
+
+
+def rounded_up_prices() -> tuple[tuple[str, str, str], ...]:
+    """(model, price key, exact nanos) of every listed price that is not a whole number of
+    nanos per token. A test pins this list, so a new fractional price gets noticed."""
+    _book()
+    return tuple(_ROUNDED_UP)
+
+
+def lookup(provider: str, model: str) -> ModelPrice | None:
+    """The price of ``model`` (canonical name or listed alias) at ``provider``, or None."""
+    return _book().get((provider, model))
+
+
+def cost_nanos(price: ModelPrice, usage: Usage) -> int:
+    """Exact cost of one request (protocol notes section 5), in nanos.
+
+    ``usage.input_tokens`` is the whole prompt, so the fresh (full-price) part is what is
+    left after cache reads and writes. Output includes reasoning/thinking tokens. Gemini's
+    tool-use prompt tokens are billed as input but do not count toward the 200k threshold.
+    """
+    rates = price.rates_for(usage.input_tokens - usage.tool_prompt_tokens)
+    reads = usage.cached_input_tokens
+    writes_5m = usage.cache_write_tokens
+    writes_1h = usage.cache_write_1h_tokens
+    fresh = max(usage.input_tokens - reads - writes_5m - writes_1h, 0)
+    return (
+        fresh * rates.input
+        + reads * rates.cache_read
+        + writes_5m * rates.cache_write_5m
+        + writes_1h * rates.cache_write_1h
+        + usage.output_tokens * rates.output
+    )
+
+
+def worst_case_nanos(price: ModelPrice, input_tokens: int, output_tokens: int) -> int:
+    """The most a request can cost, to reserve budget before calling the provider: every
+    prompt token at the full input rate (cache reads only make it cheaper; the gateway sends
+    no ``cache_control``, so no cache writes happen) and every output token at the output
+    rate, both at the long-context tier when the prompt is above its threshold."""
+    rates = price.rates_for(input_tokens)
+    return input_tokens * rates.input + output_tokens * rates.output
+
+
+def cents(nanos: int) -> int:
+    """Nanos -> whole cents, rounding half up (half away from zero for refunds)."""
+    if nanos < 0:
+        return -cents(-nanos)
+    return (nanos + NANOS_PER_CENT // 2) // NANOS_PER_CENT
+
+
+def priced_models() -> list[dict[str, Any]]:
+    """Every priced model as listed in prices.json (USD per Mtok), for an admin picker."""
+    models = []
+    for model, entry in _raw().items():
+        row: dict[str, Any] = {
+            "provider": entry["provider"],
+            "model": model,
+            "aliases": list(entry.get("aliases", ())),
+            **{key: entry.get(key) for key in _RATE_KEYS.values()},
+            "max_input_tokens": entry.get("max_input_tokens"),
+            "max_output_tokens": entry.get("max_output_tokens"),
+        }
+        tier = entry.get("above_200k_prompt_tokens")
+        if tier:
+            row["above_200k_prompt_tokens"] = dict(tier)
+        models.append(row)
+    return sorted(models, key=lambda row: (row["provider"], row["model"]))

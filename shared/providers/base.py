@@ -1,0 +1,127 @@
+"""What every provider adapter shares: the normalised usage and result types, and the
+small interface each adapter implements (build a request, parse a reply, parse a stream,
+read an error body). Adapters are pure: no network here, so they are unit-testable."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from shared.chat_request import ChatRequest
+from shared.config import Settings
+from shared.providers.errors import ErrorDetails, UpstreamError, stream_error
+from shared.providers.sse import SSEEvent
+
+
+def request_headers(stream: bool, auth: dict[str, str]) -> dict[str, str]:
+    accept = "text/event-stream" if stream else "application/json"
+    return {"content-type": "application/json", "accept": accept, **auth}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the client should see them, uniform across providers.
+
+    ``input_tokens`` is the whole prompt (cached and cache-written tokens included) and
+    ``output_tokens`` everything billed as output (reasoning/thinking included), so that
+    ``shared.pricing.cost_nanos`` needs one formula for all three providers.
+    ``tool_prompt_tokens`` is the part of the prompt Gemini added itself (URL context...):
+    billed as input, but not part of the prompt that decides the long-context tier.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    tool_prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    upstream_request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One HTTP request to a provider, ready to send."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def count(value: Any) -> int:
+    """A token count from JSON: absent, null or junk means 0 (providers omit zero counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``{}``: provider JSON is read defensively."""
+    return value if isinstance(value, dict) else {}
+
+
+def load_json(data: str | bytes) -> Any:
+    """Parse JSON, or None when it is not JSON (an HTML error page from a proxy, say)."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+class StreamParser(ABC):
+    """Turns one provider's SSE events into text deltas while tracking usage.
+
+    ``usage`` is the last known usage (possibly partial), ``finished`` whether the
+    provider's terminal marker was seen. Mid-stream error events raise UpstreamError.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.usage: Usage | None = None
+        self.finished = False
+
+    @abstractmethod
+    def feed(self, event: SSEEvent) -> list[str]:
+        """Text deltas carried by one event."""
+
+    def end(self) -> None:  # noqa: B027 - a hook: only Gemini needs it
+        """Called at EOF. Gemini has no marker: it finishes at EOF after a finishReason."""
+
+    def payload(self, event: SSEEvent) -> Any:
+        """The event's JSON; an unreadable event means the stream cannot be trusted."""
+        data = load_json(event.data)
+        if data is None:
+            raise stream_error(self.label, "an event that is not JSON")
+        return data
+
+    def error(self, message: object) -> UpstreamError:
+        return stream_error(self.label, message if isinstance(message, str) else "")
+
+
+class Provider(ABC):
+    """One upstream API: how to call it and how to read what it says."""
+
+    name: str
+    label: str
+
+    @abstractmethod
+    def api_key(self, cfg: Settings) -> str: ...
+
+    @abstractmethod
+    def build(self, req: ChatRequest, cfg: Settings, *, stream: bool) -> UpstreamCall: ...
+
+    @abstractmethod
+    def parse_completion(self, body: Any) -> tuple[str, Usage, str | None]:
+        """(text, usage, response id from the body, if any) of a non-streamed reply."""
+
+    @abstractmethod
+    def stream_parser(self) -> StreamParser: ...
+
+    @abstractmethod
+    def error_details(self, body: Any) -> ErrorDetails:
+        """Read a non-2xx body (already JSON-decoded, or None)."""

@@ -1,0 +1,96 @@
+"""A streamed completion: ``async with open_stream(req) as stream: async for text in stream``.
+
+Entering the ``async with`` sends the request and raises UpstreamError for any failure
+before the first byte (so the gateway can still answer with a plain HTTP error). Leaving
+it closes the upstream response, which drops the connection mid-body: that is how a
+client disconnect cancels generation at the provider, and stops us paying for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from types import TracebackType
+
+import httpx
+
+from shared import config
+from shared.chat_request import ChatRequest
+from shared.providers import errors, transport
+from shared.providers.base import Provider, StreamParser, Usage
+from shared.providers.sse import SSEDecoder
+
+
+class UpstreamStream:
+    """Text deltas of one upstream stream, with ``usage`` (last known, possibly partial)
+    and ``finished`` (the provider's terminal marker was seen) readable at any time."""
+
+    def __init__(self, provider: Provider, req: ChatRequest) -> None:
+        self._provider = provider
+        self._req = req
+        self._parser: StreamParser = provider.stream_parser()
+        self._response: httpx.Response | None = None
+        self._iterator: AsyncGenerator[str, None] | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._parser.usage
+
+    @property
+    def finished(self) -> bool:
+        return self._parser.finished
+
+    @property
+    def upstream_request_id(self) -> str | None:
+        return errors.request_id(self._response.headers) if self._response is not None else None
+
+    async def __aenter__(self) -> UpstreamStream:
+        key = transport.api_key(self._provider)
+        call = self._provider.build(self._req, config.settings(), stream=True)
+        self._response = await transport.send(self._provider, call, key)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading and close the upstream connection (idempotent)."""
+        if self._iterator is not None:
+            await self._iterator.aclose()
+        if self._response is not None:
+            await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._response is None:
+            raise RuntimeError("use the stream inside `async with open_stream(req) as stream`")
+        if self._iterator is None:
+            self._iterator = self._deltas(self._response)
+        return self._iterator
+
+    async def _deltas(self, response: httpx.Response) -> AsyncGenerator[str, None]:
+        """Decode bytes (never ``aiter_lines()``, which also splits on U+2028) into deltas,
+        until the terminal marker or EOF. Transport failures become UpstreamError."""
+        decoder = SSEDecoder()
+        parser = self._parser
+        try:
+            async for chunk in response.aiter_bytes():
+                for event in decoder.feed(chunk):
+                    for text in parser.feed(event):
+                        yield text
+                    if parser.finished:
+                        return
+        except httpx.RequestError as exc:
+            error = errors.from_transport(self._provider.label, exc, transport.timeout_s(), mid_stream=True)
+            error.upstream_request_id = errors.request_id(response.headers)
+            raise error from exc
+        except errors.UpstreamError as exc:
+            exc.upstream_request_id = exc.upstream_request_id or errors.request_id(response.headers)
+            raise
+        for event in decoder.close():
+            for text in parser.feed(event):
+                yield text
+        parser.end()

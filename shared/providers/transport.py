@@ -1,0 +1,92 @@
+"""The HTTP side: one pooled client per event loop, and sending a call with every failure
+before the first body byte turned into an UpstreamError.
+
+Why one ``httpx.AsyncClient`` per process *and* event loop: reusing one client keeps TLS
+connections to the providers alive between requests (a fresh handshake costs 50-150 ms
+on every call otherwise), but an AsyncClient's pooled connections belong to the loop
+that opened them and break on any other one. uvicorn runs one loop per worker and Mangum
+one per Lambda process, so in production this is one client per process; tests that
+call ``asyncio.run()`` repeatedly (or run a server loop in a thread) get one client per
+loop instead of a broken shared one. The same reasoning as the database pool in
+``shared.db``; the dictionary holds loops weakly, and clients of closed loops are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import httpx
+
+from shared import config
+from shared.providers import errors
+from shared.providers.base import Provider, UpstreamCall, load_json
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=60)
+
+
+def client() -> httpx.AsyncClient:
+    """The running loop's client (created on first use). Timeouts are set per request, so
+    a config reload takes effect without replacing the client."""
+    loop = asyncio.get_running_loop()
+    current = _clients.get(loop)
+    if current is None or current.is_closed:
+        for stale in [other for other in _clients if other.is_closed()]:
+            del _clients[stale]
+        current = _clients[loop] = httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+    return current
+
+
+async def aclose() -> None:
+    """Close the running loop's client (at shutdown, or at the end of a test's loop)."""
+    current = _clients.pop(asyncio.get_running_loop(), None)
+    if current is not None:
+        await current.aclose()
+
+
+def timeout_s() -> float:
+    return config.settings().upstream_timeout_s
+
+
+def api_key(provider: Provider) -> str:
+    """The configured key, or PROVIDER_NOT_CONFIGURED before any network call."""
+    key = provider.api_key(config.settings())
+    if not key:
+        raise errors.not_configured(provider.label)
+    return key
+
+
+async def send(provider: Provider, call: UpstreamCall, secret: str) -> httpx.Response:
+    """POST ``call`` and return the response with its body not yet read (the caller reads
+    or streams it and must close it). A non-2xx answer has its body read in full, mapped,
+    and raised; so are timeouts and connection failures."""
+    http = client()
+    request = http.build_request("POST", call.url, headers=call.headers, json=call.body, timeout=timeout_s())
+    try:
+        response = await http.send(request, stream=True)
+    except httpx.RequestError as exc:
+        raise errors.from_transport(provider.label, exc, timeout_s(), mid_stream=False) from exc
+    if response.is_success:
+        return response
+    try:
+        body = await response.aread()
+    except httpx.RequestError as exc:
+        raise errors.from_transport(provider.label, exc, timeout_s(), mid_stream=False) from exc
+    finally:
+        await response.aclose()
+    details = provider.error_details(load_json(body))
+    raise errors.from_response(provider.label, response.status_code, response.headers, details, [secret])
+
+
+async def fetch(provider: Provider, call: UpstreamCall, secret: str) -> tuple[bytes, httpx.Headers]:
+    """Send ``call`` and read the whole (2xx) body: for non-streamed completions."""
+    response = await send(provider, call, secret)
+    try:
+        return await response.aread(), response.headers
+    except httpx.RequestError as exc:
+        raise errors.from_transport(provider.label, exc, timeout_s(), mid_stream=False) from exc
+    finally:
+        await response.aclose()

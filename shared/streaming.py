@@ -1,0 +1,158 @@
+"""gateway-stream: relay the provider's stream as the gateway's SSE frames.
+
+The upstream is opened before the response starts, so a provider that refuses the call
+gives the client a real HTTP error. Once streaming, the call is settled by whichever comes
+first: the end of the upstream stream (``done`` frame), an upstream error (``error``
+frame), or the client hanging up (:meth:`StreamSession.finish`, which the response runs
+whatever happens). A hang-up is billed for what was streamed: the provider's usage if it
+arrived, else an estimate recorded as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+from starlette.types import Send
+
+from shared import config, providers
+from shared.gateway import Call, estimate_tokens, upstream_failure
+from shared.http import dumps
+from shared.providers import Usage
+
+SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
+
+
+def frame(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
+
+
+class StreamSession:
+    """One streamed call: the open upstream, what has been relayed, and its settlement."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self._opener = providers.open_stream(call.request)
+        self.upstream: providers.UpstreamStream | None = None
+        self.streamed_bytes = 0
+        self._pending: asyncio.Future[str] | None = None
+        self._open = False
+
+    async def open(self) -> None:
+        try:
+            self.upstream = await self._opener.__aenter__()
+            self._open = True
+        except providers.UpstreamError as error:
+            await self.call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
+            raise upstream_failure(error) from None
+
+    def billable_usage(self) -> tuple[Usage, bool]:
+        """The usage to bill, and whether it is an estimate (the stream did not complete)."""
+        upstream = self.upstream
+        usage = upstream.usage if upstream else None
+        if upstream and upstream.finished and usage:
+            return usage, False
+        estimated_input = estimate_tokens(self.call.request.text_bytes())
+        estimated_output = estimate_tokens(self.streamed_bytes)
+        if usage is None:
+            return Usage(input_tokens=estimated_input, output_tokens=estimated_output), True
+        return dataclasses.replace(
+            usage,
+            input_tokens=usage.input_tokens or estimated_input,
+            output_tokens=max(usage.output_tokens, estimated_output),
+        ), True
+
+    async def _texts(self) -> AsyncIterator[str | None]:
+        """Upstream text deltas, with ``None`` whenever the stream was quiet for a ping interval."""
+        assert self.upstream is not None
+        iterator = self.upstream.__aiter__()
+        interval = config.settings().stream_ping_s
+        while True:
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait((self._pending,), timeout=interval)
+            if not done:
+                yield None
+                continue
+            task, self._pending = self._pending, None
+            try:
+                text = task.result()
+            except StopAsyncIteration:
+                return
+            yield text
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        call = self.call
+        yield frame(
+            "meta",
+            {"provider": call.request.provider, "model": call.request.model, "month": call.month_before},
+        )
+        try:
+            async for text in self._texts():
+                if text is None:
+                    yield frame("ping", {"t": int(time.time() * 1000)})
+                    continue
+                self.streamed_bytes += len(text.encode())
+                yield frame("delta", {"text": text})
+        except providers.UpstreamError as error:
+            await self._close_upstream()
+            usage, estimated = self.billable_usage()
+            await call.settle(
+                usage, outcome="stream_error", status=error.status, estimated=estimated, summary=error.message
+            )
+            yield frame("error", {"error": error.message, "code": error.code})
+            return
+        await self._close_upstream()
+        usage, estimated = self.billable_usage()
+        if estimated:  # the provider's stream ended without its end marker
+            message = "The provider's stream ended early; the reply may be incomplete."
+            await call.settle(usage, outcome="stream_error", status=502, estimated=True, summary=message)
+            yield frame("error", {"error": message, "code": "UPSTREAM_STREAM_ERROR"})
+            return
+        month = await call.settle(usage, outcome="ok", status=200)
+        yield frame("done", {"usage": call.usage_view(usage), "month": month})
+
+    async def _close_upstream(self) -> None:
+        if self._pending is not None:  # a read in flight: stop it before closing its generator
+            self._pending.cancel()
+            await asyncio.wait((self._pending,))
+            self._pending = None
+        if self._open:
+            self._open = False  # self.upstream stays: its usage is what gets billed
+            await self._opener.__aexit__(None, None, None)
+
+    async def finish(self) -> None:
+        """Runs when the response ends for any reason; settles a call the client abandoned."""
+        await self._close_upstream()
+        usage, estimated = self.billable_usage()
+        await self.call.settle(
+            usage,
+            outcome="client_disconnect",
+            status=499,
+            estimated=estimated,
+            summary="the client disconnected mid-stream",
+        )
+
+
+class EventStreamResponse(StreamingResponse):
+    """A streaming response whose session is always finished, even when the client leaves."""
+
+    def __init__(self, session: StreamSession) -> None:
+        super().__init__(session.frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+        self.session = session
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            await asyncio.shield(asyncio.ensure_future(self.session.finish()))
+
+
+async def stream(call: Call) -> EventStreamResponse:
+    session = StreamSession(call)
+    await session.open()
+    return EventStreamResponse(session)

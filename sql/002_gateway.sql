@@ -1,0 +1,269 @@
+-- The gateway's hot path as two server-side functions, one round trip each:
+--   kx_admit  : key, customer, allowlists, device seat, rate limits and the cap reservation;
+--   kx_settle : actual cost replaces the reservation, usage event, rollups, monitor row.
+-- Lock order everywhere: api_keys row -> monthly_usage -> monthly_key_usage.
+
+CREATE TABLE topups (
+    id               bigserial PRIMARY KEY,
+    customer_id      bigint NOT NULL REFERENCES customers ON DELETE CASCADE,
+    month            text NOT NULL CHECK (month ~ '^\d{4}-\d{2}$'),
+    amount_cents     bigint NOT NULL CHECK (amount_cents > 0),
+    source           text NOT NULL DEFAULT 'manual' CHECK (source IN ('manual', 'stripe')),
+    actor            text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX topups_customer ON topups (customer_id, id DESC);
+
+-- Rebuild a key's ring when its limit changed: keep the newest `p_size` admissions in
+-- time order. The old ring held every admission of the last window (it never admitted
+-- more), so the new one does too.
+CREATE FUNCTION kx_ring_resize(p_key bigint, p_period text, p_size int) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_times timestamptz[];
+BEGIN
+    SELECT array_agg(t ORDER BY t) INTO v_times
+    FROM (SELECT admitted_at AS t FROM rate_limit_slots
+          WHERE api_key_id = p_key AND period = p_period
+          ORDER BY admitted_at DESC LIMIT p_size) newest;
+    DELETE FROM rate_limit_slots WHERE api_key_id = p_key AND period = p_period;
+    INSERT INTO rate_limit_slots (api_key_id, period, slot, admitted_at)
+    SELECT p_key, p_period, (n - 1)::int, t FROM unnest(v_times) WITH ORDINALITY AS u(t, n);
+    UPDATE rate_limit_rings SET size = p_size, admitted = coalesce(cardinality(v_times), 0)
+    WHERE api_key_id = p_key AND period = p_period;
+END $$;
+
+-- NULL when one more call fits in the window ending now; else the admission time that blocks it.
+CREATE FUNCTION kx_ring_blocker(p_key bigint, p_period text, p_size int, p_window interval,
+                                p_now timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ring rate_limit_rings%ROWTYPE;
+    v_at timestamptz;
+BEGIN
+    SELECT * INTO v_ring FROM rate_limit_rings WHERE api_key_id = p_key AND period = p_period;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF v_ring.size <> p_size THEN
+        PERFORM kx_ring_resize(p_key, p_period, p_size);
+        SELECT * INTO v_ring FROM rate_limit_rings WHERE api_key_id = p_key AND period = p_period;
+    END IF;
+    SELECT admitted_at INTO v_at FROM rate_limit_slots
+    WHERE api_key_id = p_key AND period = p_period AND slot = (v_ring.admitted % p_size)::int;
+    IF v_at IS NULL OR v_at <= p_now - p_window THEN
+        RETURN NULL;
+    END IF;
+    RETURN v_at;
+END $$;
+
+CREATE FUNCTION kx_ring_take(p_key bigint, p_period text, p_size int, p_now timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    INSERT INTO rate_limit_rings AS r (api_key_id, period, size, admitted)
+    VALUES (p_key, p_period, p_size, 1)
+    ON CONFLICT (api_key_id, period) DO UPDATE SET admitted = r.admitted + 1
+    RETURNING r.admitted - 1 INTO v_n;
+    INSERT INTO rate_limit_slots AS s (api_key_id, period, slot, admitted_at)
+    VALUES (p_key, p_period, (v_n % p_size)::int, p_now)
+    ON CONFLICT (api_key_id, period, slot) DO UPDATE SET admitted_at = excluded.admitted_at;
+END $$;
+
+CREATE FUNCTION kx_admit(
+    p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
+    p_worst_nanos bigint, p_default_rpm int,
+    OUT status int, OUT code text, OUT scope text, OUT limit_value int, OUT retry_after_s int,
+    OUT reservation_id bigint, OUT customer_id bigint, OUT api_key_id bigint, OUT month text,
+    OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    k api_keys%ROWTYPE;
+    c customers%ROWTYPE;
+    v_now timestamptz := now();
+    v_month text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM');
+    v_providers text[];
+    v_models jsonb;
+    v_listed jsonb;
+    v_seats int;
+    v_device key_devices%ROWTYPE;
+    v_new_device boolean := false;
+    v_rpm int;
+    v_rpd int;
+    v_block timestamptz;
+    v_cu monthly_usage%ROWTYPE;
+    v_ku monthly_key_usage%ROWTYPE;
+BEGIN
+    status := 0;
+    SELECT * INTO k FROM api_keys WHERE key_hash = p_key_hash FOR UPDATE;
+    IF NOT FOUND THEN
+        status := 401; code := 'INVALID_KEY'; RETURN;
+    END IF;
+    api_key_id := k.id;
+    customer_id := k.customer_id;
+    IF k.revoked_at IS NOT NULL THEN
+        status := 401; code := 'KEY_REVOKED'; RETURN;
+    END IF;
+    SELECT * INTO c FROM customers WHERE id = k.customer_id;
+    IF NOT c.is_active THEN
+        status := 403; code := 'CUSTOMER_DISABLED'; RETURN;
+    END IF;
+
+    -- Allowlists: the key's value replaces the customer's when set.
+    v_providers := coalesce(k.allowed_providers, c.allowed_providers);
+    IF v_providers IS NOT NULL AND NOT (p_provider = ANY (v_providers) OR '*' = ANY (v_providers)) THEN
+        status := 403; code := 'PROVIDER_NOT_ALLOWED'; RETURN;
+    END IF;
+    v_models := coalesce(k.allowed_models, c.allowed_models);
+    IF v_models IS NOT NULL THEN
+        v_listed := coalesce(v_models -> p_provider, v_models -> '*');
+        IF v_listed IS NULL OR NOT (v_listed ? '*' OR v_listed ? p_model) THEN
+            status := 403; code := 'MODEL_NOT_ALLOWED'; RETURN;
+        END IF;
+    END IF;
+
+    -- Device seats (per key). The key row lock makes count-then-claim safe.
+    v_seats := nullif(coalesce(k.max_devices, c.max_devices_per_key), 0);
+    IF p_install_id IS NULL THEN
+        IF coalesce(k.require_install_id, c.require_install_id) OR v_seats IS NOT NULL THEN
+            status := 400; code := 'INSTALL_ID_REQUIRED'; RETURN;
+        END IF;
+    ELSE
+        SELECT * INTO v_device FROM key_devices WHERE key_devices.api_key_id = k.id AND install_id = p_install_id;
+        IF FOUND THEN
+            IF v_device.revoked_at IS NOT NULL THEN
+                status := 403; code := 'DEVICE_REVOKED'; RETURN;
+            END IF;
+        ELSIF v_seats IS NOT NULL AND (SELECT count(*) FROM key_devices d
+                                       WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) >= v_seats THEN
+            status := 403; code := 'DEVICE_LIMIT'; limit_value := v_seats; RETURN;
+        ELSE
+            v_new_device := true;
+        END IF;
+    END IF;
+
+    -- Rate limits: exact sliding windows; refused calls take nothing.
+    v_rpm := coalesce(k.rpm_limit, c.rpm_limit, p_default_rpm);
+    IF v_rpm > 0 THEN
+        v_block := kx_ring_blocker(k.id, 'minute', v_rpm, interval '60 seconds', v_now);
+        IF v_block IS NOT NULL THEN
+            status := 429; code := 'RATE_LIMITED'; scope := 'minute'; limit_value := v_rpm;
+            retry_after_s := greatest(1, ceil(extract(epoch FROM v_block + interval '60 seconds' - v_now)))::int;
+            RETURN;
+        END IF;
+    END IF;
+    v_rpd := coalesce(k.rpd_limit, c.rpd_limit);
+    IF v_rpd > 0 THEN
+        v_block := kx_ring_blocker(k.id, 'day', v_rpd, interval '1 day', v_now);
+        IF v_block IS NOT NULL THEN
+            status := 429; code := 'RATE_LIMITED'; scope := 'day'; limit_value := v_rpd;
+            retry_after_s := greatest(1, ceil(extract(epoch FROM v_block + interval '1 day' - v_now)))::int;
+            RETURN;
+        END IF;
+    END IF;
+
+    -- Caps: reserve the worst case against the customer's and the key's month.
+    INSERT INTO monthly_usage (customer_id, month) VALUES (c.id, v_month) ON CONFLICT DO NOTHING;
+    SELECT * INTO v_cu FROM monthly_usage mu WHERE mu.customer_id = c.id AND mu.month = v_month FOR UPDATE;
+    INSERT INTO monthly_key_usage (api_key_id, month, customer_id) VALUES (k.id, v_month, c.id)
+    ON CONFLICT DO NOTHING;
+    SELECT * INTO v_ku FROM monthly_key_usage mk WHERE mk.api_key_id = k.id AND mk.month = v_month FOR UPDATE;
+    month := v_month;
+    cap_cents := c.monthly_cap_cents + v_cu.topup_cents;
+    key_cap_cents := coalesce(k.monthly_cap_cents, cap_cents);
+    spent_nanos := v_cu.spent_nanos;
+    key_spent_nanos := v_ku.spent_nanos;
+    IF v_cu.spent_nanos + v_cu.reserved_nanos + p_worst_nanos > cap_cents * 10000000 THEN
+        status := 402; code := 'CAP_REACHED'; scope := 'customer'; RETURN;
+    END IF;
+    IF v_ku.spent_nanos + v_ku.reserved_nanos + p_worst_nanos > key_cap_cents * 10000000 THEN
+        status := 402; code := 'CAP_REACHED'; scope := 'key'; RETURN;
+    END IF;
+
+    -- Admitted: take the rate slots, the seat and the reservation.
+    IF v_rpm > 0 THEN
+        PERFORM kx_ring_take(k.id, 'minute', v_rpm, v_now);
+    END IF;
+    IF v_rpd > 0 THEN
+        PERFORM kx_ring_take(k.id, 'day', v_rpd, v_now);
+    END IF;
+    IF v_new_device THEN
+        INSERT INTO key_devices (api_key_id, install_id, customer_id, user_agent)
+        VALUES (k.id, p_install_id, c.id, p_user_agent);
+    END IF;
+    UPDATE monthly_usage mu SET reserved_nanos = mu.reserved_nanos + p_worst_nanos
+    WHERE mu.customer_id = c.id AND mu.month = v_month;
+    UPDATE monthly_key_usage mk SET reserved_nanos = mk.reserved_nanos + p_worst_nanos
+    WHERE mk.api_key_id = k.id AND mk.month = v_month;
+    INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, provider, model, install_id)
+    VALUES (c.id, k.id, v_month, p_worst_nanos, p_provider, p_model, p_install_id)
+    RETURNING id INTO reservation_id;
+END $$;
+
+-- Settle an admitted call exactly once (a second call for the same reservation does nothing
+-- and returns NULLs). Returns the month's figures after the call.
+CREATE FUNCTION kx_settle(
+    p_reservation_id bigint, p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint,
+    p_outcome text, p_estimated boolean, p_request_id text, p_function text, p_app text,
+    p_build text, p_status int, p_duration_ms real, p_summary text, p_user_agent text,
+    OUT month text, OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint,
+    OUT key_spent_nanos bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r reservations%ROWTYPE;
+    v_key_cap bigint;
+    v_topup bigint;
+BEGIN
+    DELETE FROM reservations WHERE id = p_reservation_id RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE api_keys SET last_seen_at = now(), last_seen_install_id = coalesce(r.install_id, last_seen_install_id)
+    WHERE id = r.api_key_id
+    RETURNING monthly_cap_cents INTO v_key_cap;
+    UPDATE monthly_usage mu
+    SET reserved_nanos = mu.reserved_nanos - r.reserved_nanos, spent_nanos = mu.spent_nanos + p_cost_nanos,
+        input_tokens = mu.input_tokens + p_input_tokens, output_tokens = mu.output_tokens + p_output_tokens,
+        calls = mu.calls + 1, updated_at = now()
+    WHERE mu.customer_id = r.customer_id AND mu.month = r.month
+    RETURNING mu.spent_nanos, mu.topup_cents INTO spent_nanos, v_topup;
+    UPDATE monthly_key_usage mk
+    SET reserved_nanos = mk.reserved_nanos - r.reserved_nanos, spent_nanos = mk.spent_nanos + p_cost_nanos,
+        input_tokens = mk.input_tokens + p_input_tokens, output_tokens = mk.output_tokens + p_output_tokens,
+        calls = mk.calls + 1, updated_at = now()
+    WHERE mk.api_key_id = r.api_key_id AND mk.month = r.month
+    RETURNING mk.spent_nanos INTO key_spent_nanos;
+    IF r.install_id IS NOT NULL THEN
+        UPDATE key_devices d SET last_seen_at = now(), user_agent = coalesce(p_user_agent, d.user_agent)
+        WHERE d.api_key_id = r.api_key_id AND d.install_id = r.install_id;
+    END IF;
+    INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens, output_tokens,
+                              cost_nanos, outcome, estimated, install_id, app, build, request_id, duration_ms)
+    VALUES (r.customer_id, r.api_key_id, r.month, r.provider, r.model, p_input_tokens, p_output_tokens,
+            p_cost_nanos, p_outcome, p_estimated, r.install_id, p_app, p_build, p_request_id, p_duration_ms);
+    INSERT INTO gateway_events (request_id, level, kind, function_name, method, app, build, status,
+                                duration_ms, customer_id, api_key_id, provider, model, summary)
+    VALUES (p_request_id, CASE WHEN p_status >= 500 THEN 'error' WHEN p_status >= 400 THEN 'warn' ELSE 'info' END,
+            'http', p_function, 'POST', p_app, p_build, p_status, p_duration_ms, r.customer_id, r.api_key_id,
+            r.provider, r.model, p_summary);
+    month := r.month;
+    cap_cents := (SELECT monthly_cap_cents FROM customers WHERE id = r.customer_id) + v_topup;
+    key_cap_cents := coalesce(v_key_cap, cap_cents);
+END $$;
+
+-- Settle reservations whose call never came back (a crashed process): nothing is billed,
+-- the held amount is released and the call is recorded as abandoned.
+CREATE FUNCTION kx_release_stale(p_older_than interval) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+    v_count int := 0;
+BEGIN
+    FOR v_id IN SELECT id FROM reservations WHERE created_at < now() - p_older_than ORDER BY id LOOP
+        PERFORM kx_settle(v_id, 0, 0, 0, 'abandoned', true, NULL, 'maintenance', NULL, NULL, 499, NULL,
+                          'reservation released: the call never settled', NULL);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END $$;
