@@ -89,8 +89,28 @@ class Settings:
     upstream_timeout_s: float = field(default_factory=lambda: _float("UPSTREAM_TIMEOUT_S", 120.0))
     stream_ping_s: float = field(default_factory=lambda: _float("STREAM_PING_S", 15.0))
 
+    maintenance_secret: str = field(default_factory=lambda: _str("KAIXU_MAINTENANCE_SECRET"))
     client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))
     client_error_per_min: int = field(default_factory=lambda: _int("CLIENT_ERROR_PER_MIN", 30))
+
+    stripe_secret_key: str = field(default_factory=lambda: _str("STRIPE_SECRET_KEY"))
+    stripe_webhook_secret: str = field(default_factory=lambda: _str("STRIPE_WEBHOOK_SECRET"))
+    stripe_currency: str = field(default_factory=lambda: _str("STRIPE_CURRENCY", "usd").lower())
+    stripe_api_base: str = field(
+        default_factory=lambda: _str("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+    )
+    stripe_timeout_s: float = field(default_factory=lambda: _float("STRIPE_TIMEOUT_S", 20.0))
+    stripe_success_url: str = field(default_factory=lambda: _str("STRIPE_SUCCESS_URL"))
+    stripe_cancel_url: str = field(default_factory=lambda: _str("STRIPE_CANCEL_URL"))
+    public_app_origin: str = field(
+        default_factory=lambda: _str("PUBLIC_APP_ORIGIN", "http://127.0.0.1:8888").rstrip("/")
+    )
+
+    # "kid:base64-32-byte-key" entries, comma separated; the LAST entry encrypts new secrets.
+    encryption_keys: tuple[str, ...] = field(default_factory=lambda: _list("KAIXU_ENCRYPTION_KEYS"))
+    cap_warn_pct: int = field(default_factory=lambda: _int("CAP_WARN_PCT", 85))
+    alert_webhook_url: str = field(default_factory=lambda: _str("ALERT_WEBHOOK_URL"))
+    alert_webhook_secret: str = field(default_factory=lambda: _str("ALERT_WEBHOOK_SECRET"))
 
     @property
     def uses_pooler(self) -> bool:

@@ -9,15 +9,20 @@ Ctrl-C stops the server and then the embedded database.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import secrets
+import threading
 from pathlib import Path
 
 import uvicorn
 
-from shared import config, migrate
+from shared import config, db, maintenance, migrate
 from shared.embedded_pg import EmbeddedPostgres
+
+log = logging.getLogger("kaixu.devserver")
+MAINTENANCE_EVERY_S = 60
 
 
 def _admin_password(data_dir: Path) -> str | None:
@@ -34,6 +39,23 @@ def _admin_password(data_dir: Path) -> str | None:
     path.chmod(0o600)
     os.environ["ADMIN_PASSWORD"] = password
     return password
+
+
+def _background_upkeep(stop: threading.Event) -> None:
+    """What a scheduler does in production: run maintenance every minute."""
+
+    async def loop() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    await maintenance.run_once()
+                except Exception:
+                    log.warning("maintenance run failed", exc_info=True)
+                await asyncio.to_thread(stop.wait, MAINTENANCE_EVERY_S)
+        finally:
+            await db.close()
+
+    asyncio.run(loop())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         if new_password:
             print(f"admin password (generated, shown once, kept in {cfg.data_dir}): {new_password}")
         print(f"Kaixu Gateway on http://{args.host}:{args.port}/  (Ctrl-C stops)")
+        stop = threading.Event()
+        upkeep = threading.Thread(target=_background_upkeep, args=(stop,), daemon=True)
+        upkeep.start()
         uvicorn.run(
             "shared.asgi:app",
             host=args.host,
@@ -67,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
             log_level="warning",
             access_log=False,
         )
+        stop.set()
+        upkeep.join(timeout=5)
     finally:
         if embedded is not None:
             embedded.stop()

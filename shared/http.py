@@ -13,6 +13,7 @@ and one monitor row per request, written after the response has gone out.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
@@ -262,6 +263,22 @@ class FunctionApp:
             return error_response(
                 ApiError(500, "INTERNAL", "Something went wrong on our side; it has been logged."), ctx
             )
+
+
+def secret_header(header: str, env_name: str, secret: Callable[[], str]) -> Auth:
+    """An auth hook for machine endpoints (schedulers, workers): the ``header`` must carry the
+    secret configured in ``env_name``; without one configured the endpoint stays closed."""
+
+    def check(ctx: Ctx) -> str:
+        expected = secret()
+        if not expected:
+            raise ApiError(503, "NOT_CONFIGURED", f"Set {env_name} to enable this endpoint.")
+        given = ctx.headers.get(header, "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(401, "UNAUTHORIZED", f"A valid {header} header is required.")
+        return header
+
+    return check
 
 
 def function_name(module_name: str) -> str:

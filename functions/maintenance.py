@@ -1,0 +1,17 @@
+"""maintenance: periodic upkeep; call it on a schedule with the x-kaixu-maintenance-secret header."""
+
+from shared import config, maintenance
+from shared.http import Ctx, function, secret_header
+
+
+async def post(ctx: Ctx) -> dict:
+    return {"item": await maintenance.run_once()}
+
+
+app, handler = function(
+    __name__,
+    auth=secret_header(
+        "x-kaixu-maintenance-secret", "KAIXU_MAINTENANCE_SECRET", lambda: config.settings().maintenance_secret
+    ),
+    POST=post,
+)

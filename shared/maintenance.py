@@ -1,0 +1,28 @@
+"""Periodic upkeep, off the request path: run by the ``maintenance`` function on a schedule
+(with ``KAIXU_MAINTENANCE_SECRET``) and every minute by the local dev server.
+
+- release reservations whose call never settled (a process died mid-call), so held money
+  returns to the cap; the call is recorded as ``abandoned``;
+- prune expired throttle windows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared import config, db, throttle
+
+log = logging.getLogger("kaixu.maintenance")
+_GRACE_S = 300  # beyond the upstream timeout, before a reservation counts as abandoned
+
+
+async def run_once() -> dict[str, Any]:
+    older_than_s = config.settings().upstream_timeout_s + _GRACE_S
+    row = await db.fetch_one(
+        "SELECT kx_release_stale(make_interval(secs => %s)) AS released", (older_than_s,)
+    )
+    pruned = await throttle.prune()
+    if row["released"]:
+        log.warning("released %s stale reservation(s)", row["released"])
+    return {"released_reservations": row["released"], "pruned_throttle_windows": pruned}

@@ -1,0 +1,87 @@
+"""Operator tooling: the CLI and the maintenance endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from shared import config, keys
+from tests.test_gateway import body
+
+
+def cli(database_url: str, *args: str) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    run = subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        env=env,
+        cwd=config.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_cli_creates_customers_keys_and_topups_that_the_gateway_honours(database_url, client, db, upstreams):
+    created = cli(database_url, "create-customer", "ops@example.com", "--cap-cents", "0", "--rpm", "50")
+    assert created["key"].startswith("kx_live_") and isinstance(created["customer_id"], int)
+    master = {"authorization": f"Bearer {created['key']}"}
+    assert client.post("gateway-chat", json=body(), headers=master).status_code == 402
+
+    topup = cli(database_url, "topup", str(created["customer_id"]), "250")
+    assert topup["amount_cents"] == 250
+    assert client.post("gateway-chat", json=body(), headers=master).status_code == 200
+
+    sub = cli(
+        database_url,
+        "create-key",
+        str(created["customer_id"]),
+        "--label",
+        "tablet",
+        "--rpm",
+        "7",
+        "--max-devices",
+        "2",
+        "--require-install-id",
+    )
+    row = db.execute("SELECT * FROM api_keys WHERE id = %s", (sub["key_id"],)).fetchone()
+    assert (row["label"], row["rpm_limit"], row["max_devices"], row["require_install_id"]) == (
+        "tablet",
+        7,
+        2,
+        True,
+    )
+    assert bytes(row["key_hash"]) == keys.hash_key(sub["key"]) and sub["key"] not in json.dumps(str(row))
+    audit = {r["action"] for r in db.execute("SELECT action FROM audit_events WHERE actor = 'cli'")}
+    assert audit == {"customer.create", "topup.create", "key.create"}
+
+    duplicate = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "create-customer", "OPS@example.com"],
+        env={**os.environ, "DATABASE_URL": database_url},
+        cwd=config.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert duplicate.returncode == 1 and "DUPLICATE_EMAIL" in duplicate.stderr
+
+
+def test_maintenance_needs_its_secret_and_releases_stale_reservations(client, db, make_key, configure):
+    assert client.post("maintenance").status_code == 503
+    configure(KAIXU_MAINTENANCE_SECRET="m-secret")
+    assert client.post("maintenance", headers={"x-kaixu-maintenance-secret": "nope"}).status_code == 401
+    key = make_key()
+    admitted = db.execute(
+        "SELECT * FROM kx_admit(%s, 'openai', 'gpt-4o-mini', NULL, NULL, 5000000, 100)",
+        (keys.hash_key(key.secret),),
+    ).fetchone()
+    assert admitted["status"] == 0
+    db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
+    assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 5_000_000
+    response = client.post("maintenance", headers={"x-kaixu-maintenance-secret": "m-secret"})
+    assert response.status_code == 200 and response.json()["item"]["released_reservations"] == 1
+    assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 0
+    event = db.execute("SELECT outcome, cost_nanos FROM usage_events").fetchone()
+    assert event == {"outcome": "abandoned", "cost_nanos": 0}
