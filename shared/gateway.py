@@ -22,8 +22,9 @@ from shared.providers import Usage
 
 _ADMIT = "SELECT * FROM kx_admit(%s::bytea, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::int)"
 _SETTLE = (
-    "SELECT * FROM kx_settle(%s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::text, %s::boolean,"
-    " %s::text, %s::text, %s::text, %s::text, %s::int, %s::real, %s::text, %s::text)"
+    "SELECT * FROM kx_settle(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s::text,"
+    " %s::bigint, %s::bigint, %s::bigint, %s::text, %s::boolean, %s::text, %s::text, %s::text, %s::text,"
+    " %s::int, %s::real, %s::text, %s::text)"
 )
 _NANOS_PER_CENT = 10_000_000
 _PROMPT_OVERHEAD_TOKENS = 32  # per request: role markers, formatting
@@ -154,9 +155,15 @@ class Call:
     async def _settle(
         self, usage: Usage | None, outcome: str, status: int, estimated: bool, summary: str | None
     ) -> dict[str, Any]:
-        ctx = self.ctx
+        ctx, admission, request = self.ctx, self.admission, self.request
         params = (
-            self.admission["reservation_id"],
+            admission["reservation_id"],
+            admission["customer_id"],
+            admission["api_key_id"],
+            admission["month"],
+            request.provider,
+            request.model,
+            self.install_id,
             usage.input_tokens if usage else 0,
             usage.output_tokens if usage else 0,
             pricing.cost_nanos(self.price, usage) if usage else 0,

@@ -102,6 +102,7 @@ CREATE INDEX reservations_created ON reservations (created_at);
 -- One row per admitted call, written by SETTLE. outcome says how the call ended.
 CREATE TABLE usage_events (
     id            bigserial PRIMARY KEY,
+    reservation_id bigint UNIQUE,  -- the admission this call settled; one event per admission
     created_at    timestamptz NOT NULL DEFAULT now(),
     customer_id   bigint NOT NULL REFERENCES customers ON DELETE CASCADE,
     api_key_id    bigint NOT NULL REFERENCES api_keys ON DELETE CASCADE,

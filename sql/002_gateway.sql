@@ -95,6 +95,9 @@ DECLARE
     v_cu monthly_usage%ROWTYPE;
     v_ku monthly_key_usage%ROWTYPE;
 BEGIN
+    -- The admission need not wait for its WAL flush: settlement is durable and bills from the
+    -- call's own figures, so a crash losing a just-admitted reservation loses no money.
+    PERFORM set_config('synchronous_commit', 'off', true);
     status := 0;
     SELECT * INTO k FROM api_keys WHERE key_hash = p_key_hash FOR UPDATE;
     IF NOT FOUND THEN
@@ -201,68 +204,96 @@ BEGIN
     RETURNING id INTO reservation_id;
 END $$;
 
--- Settle an admitted call exactly once (a second call for the same reservation does nothing
--- and returns NULLs). Returns the month's figures after the call.
+-- Settle an admitted call: the actual cost replaces the reservation, one usage event per
+-- admission (keyed by its id), rollups, last-seen and the monitor row. Works from the call's
+-- own figures, so it bills correctly even when the reservation is gone: released by the
+-- reaper while a long stream still ran (the real ending then replaces the 'abandoned'
+-- record), or lost with an asynchronously committed admission in a database crash.
+-- A repeated settlement changes nothing and returns NULLs.
 CREATE FUNCTION kx_settle(
-    p_reservation_id bigint, p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint,
-    p_outcome text, p_estimated boolean, p_request_id text, p_function text, p_app text,
-    p_build text, p_status int, p_duration_ms real, p_summary text, p_user_agent text,
+    p_reservation_id bigint, p_customer_id bigint, p_api_key_id bigint, p_month text,
+    p_provider text, p_model text, p_install_id text,
+    p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint, p_outcome text,
+    p_estimated boolean, p_request_id text, p_function text, p_app text, p_build text,
+    p_status int, p_duration_ms real, p_summary text, p_user_agent text,
     OUT month text, OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint,
     OUT key_spent_nanos bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r reservations%ROWTYPE;
+    v_held bigint;
+    v_event_id bigint;
+    v_prior usage_events%ROWTYPE;
+    v_calls int := 1;
     v_key_cap bigint;
     v_topup bigint;
 BEGIN
-    DELETE FROM reservations WHERE id = p_reservation_id RETURNING * INTO r;
-    IF NOT FOUND THEN
-        RETURN;
+    DELETE FROM reservations WHERE id = p_reservation_id RETURNING reserved_nanos INTO v_held;
+    v_held := coalesce(v_held, 0);
+    INSERT INTO usage_events (reservation_id, customer_id, api_key_id, month, provider, model, input_tokens,
+                              output_tokens, cost_nanos, outcome, estimated, install_id, app, build,
+                              request_id, duration_ms)
+    VALUES (p_reservation_id, p_customer_id, p_api_key_id, p_month, p_provider, p_model, p_input_tokens,
+            p_output_tokens, p_cost_nanos, p_outcome, p_estimated, p_install_id, p_app, p_build,
+            p_request_id, p_duration_ms)
+    ON CONFLICT (reservation_id) DO NOTHING
+    RETURNING id INTO v_event_id;
+    IF v_event_id IS NULL THEN
+        SELECT * INTO v_prior FROM usage_events WHERE reservation_id = p_reservation_id FOR UPDATE;
+        IF v_prior.outcome <> 'abandoned' OR p_outcome = 'abandoned' THEN
+            RETURN;  -- already settled
+        END IF;
+        UPDATE usage_events
+        SET input_tokens = p_input_tokens, output_tokens = p_output_tokens, cost_nanos = p_cost_nanos,
+            outcome = p_outcome, estimated = p_estimated, app = p_app, build = p_build,
+            request_id = p_request_id, duration_ms = p_duration_ms
+        WHERE id = v_prior.id;
+        v_calls := 0;
     END IF;
-    UPDATE api_keys SET last_seen_at = now(), last_seen_install_id = coalesce(r.install_id, last_seen_install_id)
-    WHERE id = r.api_key_id
-    RETURNING monthly_cap_cents INTO v_key_cap;
+
+    -- Last seen, at most once a second per key and device: keeps the hot key row cool.
+    UPDATE api_keys SET last_seen_at = now(), last_seen_install_id = coalesce(p_install_id, last_seen_install_id)
+    WHERE id = p_api_key_id AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 second');
+    SELECT monthly_cap_cents INTO v_key_cap FROM api_keys WHERE id = p_api_key_id;
     UPDATE monthly_usage mu
-    SET reserved_nanos = mu.reserved_nanos - r.reserved_nanos, spent_nanos = mu.spent_nanos + p_cost_nanos,
+    SET reserved_nanos = mu.reserved_nanos - v_held, spent_nanos = mu.spent_nanos + p_cost_nanos,
         input_tokens = mu.input_tokens + p_input_tokens, output_tokens = mu.output_tokens + p_output_tokens,
-        calls = mu.calls + 1, updated_at = now()
-    WHERE mu.customer_id = r.customer_id AND mu.month = r.month
+        calls = mu.calls + v_calls, updated_at = now()
+    WHERE mu.customer_id = p_customer_id AND mu.month = p_month
     RETURNING mu.spent_nanos, mu.topup_cents INTO spent_nanos, v_topup;
     UPDATE monthly_key_usage mk
-    SET reserved_nanos = mk.reserved_nanos - r.reserved_nanos, spent_nanos = mk.spent_nanos + p_cost_nanos,
+    SET reserved_nanos = mk.reserved_nanos - v_held, spent_nanos = mk.spent_nanos + p_cost_nanos,
         input_tokens = mk.input_tokens + p_input_tokens, output_tokens = mk.output_tokens + p_output_tokens,
-        calls = mk.calls + 1, updated_at = now()
-    WHERE mk.api_key_id = r.api_key_id AND mk.month = r.month
+        calls = mk.calls + v_calls, updated_at = now()
+    WHERE mk.api_key_id = p_api_key_id AND mk.month = p_month
     RETURNING mk.spent_nanos INTO key_spent_nanos;
-    IF r.install_id IS NOT NULL THEN
+    IF p_install_id IS NOT NULL THEN
         UPDATE key_devices d SET last_seen_at = now(), user_agent = coalesce(p_user_agent, d.user_agent)
-        WHERE d.api_key_id = r.api_key_id AND d.install_id = r.install_id;
+        WHERE d.api_key_id = p_api_key_id AND d.install_id = p_install_id
+          AND d.last_seen_at < now() - interval '1 second';
     END IF;
-    INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens, output_tokens,
-                              cost_nanos, outcome, estimated, install_id, app, build, request_id, duration_ms)
-    VALUES (r.customer_id, r.api_key_id, r.month, r.provider, r.model, p_input_tokens, p_output_tokens,
-            p_cost_nanos, p_outcome, p_estimated, r.install_id, p_app, p_build, p_request_id, p_duration_ms);
     INSERT INTO gateway_events (request_id, level, kind, function_name, method, app, build, status,
                                 duration_ms, customer_id, api_key_id, provider, model, summary)
     VALUES (p_request_id, CASE WHEN p_status >= 500 THEN 'error' WHEN p_status >= 400 THEN 'warn' ELSE 'info' END,
-            'http', p_function, 'POST', p_app, p_build, p_status, p_duration_ms, r.customer_id, r.api_key_id,
-            r.provider, r.model, p_summary);
-    month := r.month;
-    cap_cents := (SELECT monthly_cap_cents FROM customers WHERE id = r.customer_id) + v_topup;
+            'http', p_function, 'POST', p_app, p_build, p_status, p_duration_ms, p_customer_id, p_api_key_id,
+            p_provider, p_model, p_summary);
+    month := p_month;
+    cap_cents := (SELECT monthly_cap_cents FROM customers WHERE id = p_customer_id) + v_topup;
     key_cap_cents := coalesce(v_key_cap, cap_cents);
 END $$;
 
--- Settle reservations whose call never came back (a crashed process): nothing is billed,
--- the held amount is released and the call is recorded as abandoned.
+-- Release reservations whose call has not settled long after it could have (a crashed
+-- process): nothing is billed, the held amount returns to the caps and the call is recorded
+-- as abandoned. Should the call still end after all, its settlement replaces that record.
 CREATE FUNCTION kx_release_stale(p_older_than interval) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_id bigint;
+    r reservations%ROWTYPE;
     v_count int := 0;
 BEGIN
-    FOR v_id IN SELECT id FROM reservations WHERE created_at < now() - p_older_than ORDER BY id LOOP
-        PERFORM kx_settle(v_id, 0, 0, 0, 'abandoned', true, NULL, 'maintenance', NULL, NULL, 499, NULL,
-                          'reservation released: the call never settled', NULL);
+    FOR r IN SELECT * FROM reservations WHERE created_at < now() - p_older_than ORDER BY id LOOP
+        PERFORM kx_settle(r.id, r.customer_id, r.api_key_id, r.month, r.provider, r.model, r.install_id,
+                          0, 0, 0, 'abandoned', true, NULL, 'maintenance', NULL, NULL, 499, NULL,
+                          'reservation released: the call did not settle in time', NULL);
         v_count := v_count + 1;
     END LOOP;
     RETURN v_count;

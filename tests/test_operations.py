@@ -85,3 +85,38 @@ def test_maintenance_needs_its_secret_and_releases_stale_reservations(client, db
     assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 0
     event = db.execute("SELECT outcome, cost_nanos FROM usage_events").fetchone()
     assert event == {"outcome": "abandoned", "cost_nanos": 0}
+
+
+def test_a_call_that_outlives_the_reaper_is_still_billed_once(
+    server, client, db, make_key, upstreams, configure
+):
+    """The reaper releases a reservation it thinks is dead; the stream then ends for real:
+    its settlement replaces the 'abandoned' record, so one event, billed for what it used."""
+    import threading
+
+    import httpx
+
+    configure(KAIXU_MAINTENANCE_SECRET="m-secret")
+    key = make_key()
+    upstreams.script("openai", deltas=[f"w{i} " for i in range(8)], chunk_delay_s=0.15, output_tokens=8)
+    result: dict = {}
+
+    def stream() -> None:
+        with httpx.Client(timeout=30) as http:
+            result["text"] = http.post(
+                f"{server}/.netlify/functions/gateway-stream", json=body(), headers=key.auth
+            ).text
+
+    runner = threading.Thread(target=stream)
+    runner.start()
+    assert upstreams.wait_for(lambda: upstreams.streams_opened == 1, timeout=5)
+    db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
+    released = client.post("maintenance", headers={"x-kaixu-maintenance-secret": "m-secret"}).json()
+    assert released["item"]["released_reservations"] == 1
+    assert db.execute("SELECT outcome FROM usage_events").fetchone()["outcome"] == "abandoned"
+    runner.join(30)
+    assert "event: done" in result["text"]
+    events = db.execute("SELECT outcome, cost_nanos, output_tokens FROM usage_events").fetchall()
+    assert len(events) == 1 and events[0]["outcome"] == "ok" and events[0]["output_tokens"] == 8
+    rollup = db.execute("SELECT calls, spent_nanos, reserved_nanos FROM monthly_usage").fetchone()
+    assert rollup == {"calls": 1, "spent_nanos": events[0]["cost_nanos"], "reserved_nanos": 0}

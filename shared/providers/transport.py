@@ -21,11 +21,11 @@ import httpx
 from shared import config
 from shared.providers import errors
 from shared.providers.base import Provider, UpstreamCall, load_json
+from shared.providers.http11 import Http11Transport
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
-_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=60)
 
 
 def client() -> httpx.AsyncClient:
@@ -36,7 +36,9 @@ def client() -> httpx.AsyncClient:
     if current is None or current.is_closed:
         for stale in [other for other in _clients if other.is_closed()]:
             del _clients[stale]
-        current = _clients[loop] = httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+        current = _clients[loop] = httpx.AsyncClient(
+            transport=Http11Transport(max_connections=200, max_idle_per_origin=50), follow_redirects=False
+        )
     return current
 
 
