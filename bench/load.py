@@ -116,26 +116,34 @@ async def run_requests(
     return result
 
 
-async def time_to_marker(host: str, port: int, request: bytes, marker: bytes, streams: int) -> Result:
-    """Open ``streams`` streams at once; latencies are the time from send to the first marker."""
-    conns = [Connection(host, port) for _ in range(streams)]
+async def time_to_marker(
+    host: str, port: int, request: bytes, marker: bytes, *, concurrency: int, total: int
+) -> Result:
+    """``total`` streams over ``concurrency`` connections, each opening its next stream as soon
+    as the last one ended (a steady ``concurrency`` streams open); latencies are the time from
+    sending a request to the first arrival of ``marker``."""
+    conns = [Connection(host, port) for _ in range(concurrency)]
     await asyncio.gather(*(c.open() for c in conns))
-    result = Result()
+    result, budget = Result(), [total]
 
-    async def one(conn: Connection) -> None:
-        started = time.perf_counter()
-        try:
-            status, seen_at = await conn.exchange(request, marker)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            result.errors += 1
-            return
-        if status == 200 and seen_at is not None:
-            result.latencies_s.append(seen_at - started)
-        else:
-            result.errors += 1
+    async def worker(conn: Connection) -> None:
+        while budget[0] > 0:
+            budget[0] -= 1
+            started = time.perf_counter()
+            try:
+                status, seen_at = await conn.exchange(request, marker)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                result.errors += 1
+                conn.close()
+                await conn.open()
+                continue
+            if status == 200 and seen_at is not None:
+                result.latencies_s.append(seen_at - started)
+            else:
+                result.errors += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in conns))
+    await asyncio.gather(*(worker(c) for c in conns))
     result.elapsed_s = time.perf_counter() - started
     for conn in conns:
         conn.close()

@@ -24,6 +24,7 @@ from shared.gateway import Call, estimate_tokens, upstream_failure
 from shared.http import dumps
 from shared.providers import Usage
 
+_END = object()
 SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
 
 
@@ -39,7 +40,7 @@ class StreamSession:
         self._opener = providers.open_stream(call.request)
         self.upstream: providers.UpstreamStream | None = None
         self.streamed_bytes = 0
-        self._pending: asyncio.Future[str] | None = None
+        self._reader: asyncio.Future[None] | None = None
         self._open = False
 
     async def open(self) -> None:
@@ -66,24 +67,34 @@ class StreamSession:
             output_tokens=max(usage.output_tokens, estimated_output),
         ), True
 
+    async def _relay(self, queue: asyncio.Queue[object]) -> None:
+        """Read the upstream in its own task, so waiting for text never cancels a read."""
+        assert self.upstream is not None
+        try:
+            async for text in self.upstream:
+                await queue.put(text)
+        except Exception as error:  # handed to the reader of the queue, raised there
+            await queue.put(error)
+            return
+        await queue.put(_END)
+
     async def _texts(self) -> AsyncIterator[str | None]:
         """Upstream text deltas, with ``None`` whenever the stream was quiet for a ping interval."""
-        assert self.upstream is not None
-        iterator = self.upstream.__aiter__()
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
+        self._reader = asyncio.ensure_future(self._relay(queue))
         interval = config.settings().stream_ping_s
         while True:
-            if self._pending is None:
-                self._pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait((self._pending,), timeout=interval)
-            if not done:
+            try:
+                async with asyncio.timeout(interval):
+                    item = await queue.get()
+            except TimeoutError:
                 yield None
                 continue
-            task, self._pending = self._pending, None
-            try:
-                text = task.result()
-            except StopAsyncIteration:
+            if item is _END:
                 return
-            yield text
+            if isinstance(item, Exception):
+                raise item
+            yield item  # type: ignore[misc]
 
     async def frames(self) -> AsyncIterator[bytes]:
         call = self.call
@@ -117,10 +128,10 @@ class StreamSession:
         yield frame("done", {"usage": call.usage_view(usage), "month": month})
 
     async def _close_upstream(self) -> None:
-        if self._pending is not None:  # a read in flight: stop it before closing its generator
-            self._pending.cancel()
-            await asyncio.wait((self._pending,))
-            self._pending = None
+        if self._reader is not None:  # a read in flight: stop it before closing its generator
+            self._reader.cancel()
+            await asyncio.wait((self._reader,))
+            self._reader = None
         if self._open:
             self._open = False  # self.upstream stays: its usage is what gets billed
             await self._opener.__aexit__(None, None, None)

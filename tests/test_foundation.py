@@ -16,6 +16,7 @@ from mangum import Mangum
 
 import functions
 from shared import config, migrate
+from shared import db as shared_db
 from shared.http import FunctionApp
 from tests.conftest import _with_database, wait_for
 
@@ -85,6 +86,7 @@ def _invoke_in_fresh_loop(handler: Mangum, event: dict) -> dict:
         try:
             result.update(handler(event, None))
         finally:
+            loop.run_until_complete(shared_db.close())
             loop.close()
 
     thread = threading.Thread(target=run)
