@@ -45,7 +45,7 @@ async def require_customer(conn: psycopg.AsyncConnection, customer_id: int) -> d
     return customer
 
 
-async def _insert_key(
+async def insert_key(
     conn: psycopg.AsyncConnection, customer_id: int, kind: str, settings: dict[str, Any]
 ) -> tuple[dict[str, Any], keys.NewKey]:
     new = keys.generate()
@@ -77,7 +77,7 @@ async def create_customer(
                 (email, plan, cap, rpm_limit),
             )
             customer = await cur.fetchone()
-            key, new = await _insert_key(conn, customer["id"], "master", {"label": "master"})
+            key, new = await insert_key(conn, customer["id"], "master", {"label": "master"})
             await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", {"email": email})
     except psycopg.errors.UniqueViolation as exc:
         raise ApiError(409, "DUPLICATE_EMAIL", f"A customer with email {email} already exists.") from exc
@@ -90,42 +90,6 @@ async def create_key(customer_id: int, *, actor: str, **settings: Any) -> tuple[
         raise bad_request(sorted(unknown)[0], f"{sorted(unknown)[0]} is not a key setting.")
     async with db.connection() as conn, conn.transaction():
         await require_customer(conn, customer_id)
-        key, new = await _insert_key(conn, customer_id, "sub", settings)
+        key, new = await insert_key(conn, customer_id, "sub", settings)
         await audit.record(conn, actor, "key.create", f"key:{key['id']}", {"customer_id": customer_id})
     return key, new
-
-
-async def add_topup(
-    customer_id: int,
-    amount_cents: int,
-    *,
-    actor: str,
-    source: str = "manual",
-    month: str | None = None,
-) -> dict[str, Any]:
-    """Credit a month's cap (default: this month) and record the top-up."""
-    if amount_cents <= 0:
-        raise bad_request("amount_cents", "amount_cents must be a positive whole number of cents.")
-    month = month or current_month()
-    async with db.connection() as conn, conn.transaction():
-        await require_customer(conn, customer_id)
-        cur = await conn.execute(
-            "INSERT INTO topups (customer_id, month, amount_cents, source, actor) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING *",
-            (customer_id, month, amount_cents, source, actor),
-        )
-        topup = await cur.fetchone()
-        await conn.execute(
-            "INSERT INTO monthly_usage (customer_id, month, topup_cents) VALUES (%s, %s, %s) "
-            "ON CONFLICT (customer_id, month) DO UPDATE "
-            "SET topup_cents = monthly_usage.topup_cents + excluded.topup_cents, updated_at = now()",
-            (customer_id, month, amount_cents),
-        )
-        await audit.record(
-            conn,
-            actor,
-            "topup.create",
-            f"customer:{customer_id}",
-            {"amount_cents": amount_cents, "month": month, "source": source, "topup_id": topup["id"]},
-        )
-    return topup

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared import accounts, config, db, migrate
-from shared.http import ApiError
+from shared import accounts, config, db, migrate, topups
+from shared.http import ApiError, bad_request
 
 ACTOR = "cli"
 
@@ -43,7 +43,12 @@ async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _topup(args: argparse.Namespace) -> dict[str, Any]:
-    topup = await accounts.add_topup(args.customer_id, args.cents, actor=ACTOR)
+    if args.cents <= 0:
+        raise bad_request("cents", "cents must be a positive whole number.")
+    async with db.connection() as conn, conn.transaction():
+        topup = await topups.credit(
+            conn, args.customer_id, args.cents, actor=ACTOR, source="manual", month=accounts.current_month()
+        )
     return {
         "topup_id": topup["id"],
         "customer_id": args.customer_id,

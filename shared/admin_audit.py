@@ -1,0 +1,48 @@
+"""admin-audit: the audit log, newest first, filtered by action, target, actor and time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import db, params
+from shared.http import Ctx, bad_request
+
+_MAX_FILTER = 200
+
+
+def _since(ctx: Ctx) -> datetime | None:
+    """``since`` as ISO-8601; a time without a zone is UTC."""
+    raw = ctx.query.get("since")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_request("since", "since must be an ISO-8601 time like 2026-02-01T00:00:00Z.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def list_events(ctx: Ctx) -> dict[str, Any]:
+    limit, cursor = params.limit_param(ctx), params.cursor_param(ctx)
+    clauses, args = ["true"], []
+    for name in ("action", "target", "actor"):
+        value = ctx.query.get(name)
+        if value:
+            if len(value) > _MAX_FILTER:
+                raise bad_request(name, f"{name} may be at most {_MAX_FILTER} characters.")
+            clauses.append(f"{name} = %s")
+            args.append(value)
+    since = _since(ctx)
+    if since is not None:
+        clauses.append("created_at >= %s")
+        args.append(since)
+    if cursor is not None:
+        clauses.append("id < %s")
+        args.append(cursor)
+    rows = await db.fetch_all(
+        "SELECT id, created_at, actor, action, target, details FROM audit_events "
+        f"WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
+        [*args, limit + 1],
+    )
+    return params.page(rows, limit)

@@ -1,0 +1,120 @@
+"""admin-monitor: read the monitor (``gateway_events``), tail it live, prune old rows.
+
+The list is newest first with cursor pagination; filters match the admin screen's columns.
+Pruning is a hard delete of rows older than N days, audited with how many went.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+
+from shared import audit, db, fields, monitor_tail, params
+from shared.http import ApiError, Ctx, bad_request
+
+LEVELS = ("info", "warn", "error")
+_STATUS_CLASS = re.compile(r"^[1-5]xx$")
+_TEXT_FILTERS = {"function": "function_name", "app": "app", "request_id": "request_id", "kind": "kind"}
+
+
+def _since(ctx: Ctx) -> datetime | None:
+    raw = ctx.query.get("since")
+    if not raw:
+        return None
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_request("since", "since must be an ISO-8601 time like 2026-02-01T00:00:00Z.") from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+def _status_filter(ctx: Ctx) -> tuple[str, list[Any]] | None:
+    """``status=404`` (exact) or ``status=5xx`` (a class)."""
+    raw = ctx.query.get("status")
+    if not raw:
+        return None
+    if _STATUS_CLASS.match(raw):
+        low = int(raw[0]) * 100
+        return "status >= %s AND status < %s", [low, low + 100]
+    if raw.isdigit() and 100 <= int(raw) <= 599:
+        return "status = %s", [int(raw)]
+    raise bad_request("status", "status must be an HTTP status like 404 or a class like 5xx.")
+
+
+def _filters(ctx: Ctx) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    level = ctx.query.get("level")
+    if level:
+        if level not in LEVELS:
+            raise bad_request("level", f"level must be one of {', '.join(LEVELS)}.")
+        where.append("level = %s")
+        args.append(level)
+    for name, column in _TEXT_FILTERS.items():
+        value = ctx.query.get(name)
+        if value:
+            where.append(f"{column} = %s")
+            args.append(value)
+    status = _status_filter(ctx)
+    if status:
+        where.append(status[0])
+        args.extend(status[1])
+    since = _since(ctx)
+    if since:
+        where.append("created_at >= %s")
+        args.append(since)
+    return where, args
+
+
+async def list_events(ctx: Ctx) -> dict[str, Any]:
+    limit = params.limit_param(ctx)
+    where, args = _filters(ctx)
+    cursor = params.cursor_param(ctx)
+    if cursor is not None:
+        where.append("id < %s")
+        args.append(cursor)
+    condition = " AND ".join(where) or "TRUE"
+    rows = await db.fetch_all(
+        f"SELECT {monitor_tail.COLUMNS} FROM gateway_events WHERE {condition} ORDER BY id DESC LIMIT %s",
+        (*args, limit + 1),
+    )
+    return params.page(rows, limit)
+
+
+async def get(ctx: Ctx) -> Response | dict[str, Any]:
+    """GET ?tail=1 (live SSE), ?id= (one row with its details) or the filtered list."""
+    if ctx.query.get("tail") in ("1", "true"):
+        return await monitor_tail.open_tail(ctx)
+    event_id = params.int_param(ctx, "id")
+    if event_id is None:
+        return await list_events(ctx)
+    row = await db.fetch_one("SELECT * FROM gateway_events WHERE id = %s", (event_id,))
+    if row is None:
+        raise ApiError(404, "NOT_FOUND", f"Monitor event {event_id} does not exist.")
+    return {"item": row}
+
+
+async def post(ctx: Ctx) -> dict[str, Any]:
+    action = ctx.query.get("action")
+    if action != "prune":
+        raise bad_request("action", "action must be prune.")
+    return await prune(ctx)
+
+
+async def prune(ctx: Ctx) -> dict[str, Any]:
+    """POST ?action=prune {days}: delete monitor rows older than ``days`` days (1..3650)."""
+    body = await ctx.json_object()
+    fields.reject_unknown(body, ("days",))
+    days = fields.int_field(body, "days", minimum=1, maximum=3650)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "DELETE FROM gateway_events WHERE created_at < now() - make_interval(days => %s)", (days,)
+        )
+        deleted = cur.rowcount
+        await audit.record(
+            conn, ctx.actor or "admin", "monitor.prune", "gateway_events", {"days": days, "deleted": deleted}
+        )
+    return {"item": {"deleted": deleted, "days": days}}
