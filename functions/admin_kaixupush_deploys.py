@@ -1,0 +1,7 @@
+"""admin-kaixupush-deploys: deploy history across customers."""
+
+from shared import admin_auth
+from shared.http import function
+from shared.kaixupush import admin
+
+app, handler = function(__name__, auth=admin_auth.require_admin, GET=admin.deploys)

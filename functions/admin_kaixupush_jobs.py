@@ -1,0 +1,7 @@
+"""admin-kaixupush-jobs: chunk upload jobs (list; POST ?id=&action=retry re-queues a failed one)."""
+
+from shared import admin_auth
+from shared.http import function
+from shared.kaixupush import admin
+
+app, handler = function(__name__, auth=admin_auth.require_admin, GET=admin.jobs, POST=admin.retry_job)

@@ -1,0 +1,172 @@
+"""The operator's KaixuPush views: deploy history, chunk jobs, push invoices and caps.
+
+Lists follow the admin convention (newest first, ``limit`` + opaque ``cursor``, ``?id=`` for
+one item). Writes (retrying a failed job, setting a customer's push cap or pricing) are
+audited in the transaction that makes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import accounts, audit, db, fields, params
+from shared.http import ApiError, Ctx, bad_request
+from shared.kaixupush import billing
+from shared.kaixupush.manifest import check_project_id
+
+_DEPLOYS = """
+SELECT p.id, p.push_id, p.customer_id, p.project_id, pr.name AS project_name, p.netlify_site_id, p.branch,
+       p.title, p.deploy_id, p.state, p.error, cardinality(p.required) AS required_count,
+       (SELECT count(*) FROM push_files f WHERE f.push_row_id = p.id AND f.status = 'done') AS uploaded_count,
+       p.file_count, p.url, p.ready_at, p.created_at, p.updated_at
+FROM push_pushes p LEFT JOIN push_projects pr ON pr.id = p.project_row_id
+"""
+_JOBS = """
+SELECT j.id, p.push_id, j.customer_id, p.project_id, j.path, j.sha1, j.parts,
+       (SELECT count(*) FROM push_parts s WHERE s.job_id = j.id) AS received,
+       (SELECT coalesce(sum(s.size), 0) FROM push_parts s WHERE s.job_id = j.id)::bigint AS staged_bytes,
+       j.bytes, j.status, j.attempts, j.last_error, j.next_attempt_at, j.created_at, j.updated_at
+FROM push_jobs j JOIN push_pushes p ON p.id = j.push_row_id
+"""
+_INVOICES = (
+    "SELECT id, customer_id, month, pricing_version, total_cents, total_nanos, deploys, bytes, breakdown, "
+    "created_at, updated_at FROM push_invoices i"
+)
+_JOB_STATUSES = ("receiving", "queued", "running", "retry_wait", "done", "failed", "expired")
+
+
+async def _page(ctx: Ctx, base: str, id_column: str, filters: dict[str, Any]) -> dict[str, Any]:
+    """One page of ``base`` filtered by the non-None ``filters`` (column -> value)."""
+    limit = params.limit_param(ctx)
+    clauses, args = ["TRUE"], []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            args.append(value)
+    cursor = params.cursor_param(ctx)
+    if cursor is not None:
+        clauses.append(f"{id_column} < %s")
+        args.append(cursor)
+    rows = await db.fetch_all(
+        f"{base} WHERE {' AND '.join(clauses)} ORDER BY {id_column} DESC LIMIT %s", (*args, limit + 1)
+    )
+    return params.page(rows, limit)
+
+
+async def _one(base: str, id_column: str, row_id: int, what: str) -> dict[str, Any]:
+    row = await db.fetch_one(f"{base} WHERE {id_column} = %s", (row_id,))
+    if row is None:
+        raise ApiError(404, "NOT_FOUND", f"{what} {row_id} does not exist.")
+    return {"item": row}
+
+
+def _choice(ctx: Ctx, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = ctx.query.get(name)
+    if value is not None and value not in allowed:
+        raise bad_request(name, f"{name} must be one of {', '.join(allowed)}.")
+    return value
+
+
+def _project_filter(ctx: Ctx) -> str | None:
+    value = ctx.query.get("project_id")
+    return None if value is None else check_project_id(value)
+
+
+async def deploys(ctx: Ctx) -> dict[str, Any]:
+    """GET ?customer_id=&project_id=&state= (or ?id=): deploy history, newest first."""
+    if (row_id := params.int_param(ctx, "id")) is not None:
+        return await _one(_DEPLOYS, "p.id", row_id, "Deploy")
+    state = ctx.query.get("state")
+    filters = {
+        "p.customer_id": params.int_param(ctx, "customer_id"),
+        "p.project_id": _project_filter(ctx),
+        "p.push_id": ctx.query.get("push_id"),
+        "p.state": state[:40] if state else None,
+    }
+    return await _page(ctx, _DEPLOYS, "p.id", filters)
+
+
+async def jobs(ctx: Ctx) -> dict[str, Any]:
+    """GET ?customer_id=&push_id=&status= (or ?id=): chunk jobs, newest first."""
+    if (row_id := params.int_param(ctx, "id")) is not None:
+        return await _one(_JOBS, "j.id", row_id, "Job")
+    filters = {
+        "j.customer_id": params.int_param(ctx, "customer_id"),
+        "p.push_id": ctx.query.get("push_id"),
+        "j.status": _choice(ctx, "status", _JOB_STATUSES),
+    }
+    return await _page(ctx, _JOBS, "j.id", filters)
+
+
+async def retry_job(ctx: Ctx) -> dict[str, Any]:
+    """POST ?id=&action=retry: queue a failed job again (its attempts start over)."""
+    if ctx.query.get("action") != "retry":
+        raise bad_request("action", "action must be retry.")
+    job_id = params.int_param(ctx, "id", required=True)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE push_jobs SET status = 'queued', attempts = 0, next_attempt_at = now(), "
+            "updated_at = now() WHERE id = %s AND status = 'failed' RETURNING id, last_error",
+            (job_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise ApiError(409, "NOT_RETRYABLE", f"Job {job_id} does not exist or has not failed.")
+        await audit.record(
+            conn,
+            ctx.actor or "admin",
+            "push.job_retry",
+            f"push_job:{job_id}",
+            {"last_error": row["last_error"]},
+        )
+    return await _one(_JOBS, "j.id", job_id, "Job")
+
+
+async def invoices(ctx: Ctx) -> dict[str, Any]:
+    """GET ?customer_id=&month= (or ?id=): push invoices, newest first."""
+    if (row_id := params.int_param(ctx, "id")) is not None:
+        return await _one(_INVOICES, "i.id", row_id, "Push invoice")
+    filters = {"i.customer_id": params.int_param(ctx, "customer_id"), "i.month": params.month_param(ctx)}
+    return await _page(ctx, _INVOICES, "i.id", filters)
+
+
+async def set_billing(ctx: Ctx) -> dict[str, Any]:
+    """POST ?action=set_cap {customer_id, monthly_cap_cents (null: no cap), pricing_version?}."""
+    if ctx.query.get("action") != "set_cap":
+        raise bad_request("action", "action must be set_cap.")
+    body = await ctx.json_object()
+    fields.reject_unknown(body, ("customer_id", "monthly_cap_cents", "pricing_version"))
+    customer_id = fields.int_field(body, "customer_id")
+    if "monthly_cap_cents" not in body:
+        raise bad_request("monthly_cap_cents", "monthly_cap_cents is required (null removes the cap).")
+    cap = fields.int_field(body, "monthly_cap_cents", minimum=0, required=False)
+    version = fields.int_field(body, "pricing_version", required=False)
+    async with db.connection() as conn, conn.transaction():
+        await accounts.require_customer(conn, customer_id)
+        if version is not None:
+            cur = await conn.execute("SELECT 1 FROM push_pricing_versions WHERE version = %s", (version,))
+            if await cur.fetchone() is None:
+                raise bad_request("pricing_version", f"Pricing version {version} does not exist.")
+        cur = await conn.execute(
+            "INSERT INTO customer_push_billing AS b (customer_id, pricing_version, monthly_cap_cents) "
+            "VALUES (%s, coalesce(%s, 1), %s) ON CONFLICT (customer_id) DO UPDATE SET "
+            "pricing_version = coalesce(%s, b.pricing_version), "
+            "monthly_cap_cents = excluded.monthly_cap_cents, updated_at = now() "
+            "RETURNING customer_id, pricing_version, monthly_cap_cents, updated_at",
+            (customer_id, version, cap, version),
+        )
+        item = await cur.fetchone()
+        month = accounts.current_month()
+        cur = await conn.execute(
+            "SELECT 1 FROM push_invoices WHERE customer_id = %s AND month = %s", (customer_id, month)
+        )
+        if await cur.fetchone():  # this month's total follows a pricing change at once
+            await billing.refresh_invoice(conn, customer_id, month)
+        await audit.record(
+            conn,
+            ctx.actor or "admin",
+            "push.billing_set",
+            f"customer:{customer_id}",
+            {"monthly_cap_cents": cap, "pricing_version": item["pricing_version"]},
+        )
+    return {"item": item}

@@ -1,0 +1,269 @@
+"""Starting and finishing a deploy: kaixupush-init, -complete and -status.
+
+init admits the deploy first (project, Netlify token, then under the customer's push lock:
+the push cap, then the deploy rate limit) and records it as ``creating``; only then is
+Netlify asked to create it, so a refusal costs Netlify nothing and an admitted deploy
+holds its place against concurrent inits. If Netlify refuses, the push is marked
+``init_failed`` and counts against neither limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+import orjson
+from psycopg.types.json import Jsonb
+from starlette.responses import Response
+
+from shared import audit, config, db, idempotency
+from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.kaixupush import billing, limits, manifest, projects, pushes
+from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token, to_api_error
+
+MAX_WAIT_S = 120
+
+
+def _request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "push_id": push["push_id"],
+        "deploy_id": push["deploy_id"],
+        "state": push["state"],
+        "required": push["required"],
+        "required_count": len(push["required"]),
+        "file_count": push["file_count"],
+        "url": push["url"],
+        "part_bytes": config.settings().kaixupush_part_bytes,
+    }
+
+
+async def _replay(ctx: Ctx, key: str, fingerprint: str) -> dict[str, Any] | None:
+    """The push an earlier request with this Idempotency-Key created, if any."""
+    row = await db.fetch_one(
+        f"SELECT {pushes.COLUMNS}, request_hash FROM push_pushes "
+        "WHERE customer_id = %s AND idempotency_key = %s",
+        (ctx.customer_id, key),
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise ApiError(409, "IDEMPOTENCY_MISMATCH", "This Idempotency-Key was used with a different request.")
+    if row["state"] == "creating":
+        raise ApiError(409, "IDEMPOTENCY_IN_PROGRESS", "The first request with this key is still running.")
+    return row
+
+
+async def _admit(
+    ctx: Ctx, req: manifest.InitRequest, project: dict[str, Any], key: str | None, fingerprint: str
+) -> dict[str, Any]:
+    """Cap, then rate limit, then the push row: one transaction under the customer's lock."""
+    async with db.connection() as conn, conn.transaction():
+        await limits.lock_customer(conn, ctx.customer_id)
+        await billing.check_cap(conn, ctx.customer_id, extra_deploys=1, extra_bytes=req.bytes)
+        await limits.check_deploy_rate(conn, ctx.customer_id)
+        if key:  # a retry of a refused init (init_failed) may try again with the same key
+            await conn.execute(
+                "UPDATE push_pushes SET idempotency_key = NULL "
+                "WHERE customer_id = %s AND idempotency_key = %s AND state = 'init_failed'",
+                (ctx.customer_id, key),
+            )
+        cur = await conn.execute(
+            "INSERT INTO push_pushes (push_id, customer_id, api_key_id, project_row_id, project_id, "
+            "netlify_site_id, branch, title, draft, manifest, file_count, idempotency_key, request_hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"RETURNING {pushes.COLUMNS}",
+            (
+                pushes.new_push_id(),
+                ctx.customer_id,
+                ctx.api_key_id,
+                project["id"],
+                project["project_id"],
+                project["netlify_site_id"],
+                req.branch,
+                req.title,
+                req.draft,
+                Jsonb(req.files),
+                len(req.files),
+                key,
+                fingerprint if key else None,
+            ),
+        )
+        return await cur.fetchone()  # type: ignore[return-value]
+
+
+async def _create(netlify: Netlify, push: dict[str, Any], req: manifest.InitRequest) -> dict[str, Any]:
+    deploy = await netlify.create_deploy(
+        push["netlify_site_id"],
+        title=f"{req.title} ({push['push_id']})",
+        branch=req.branch,
+        draft=req.draft,
+        files=req.files,
+    )
+    if not isinstance(deploy.get("id"), str) or not deploy["id"]:
+        raise NetlifyError(502, "the created deploy has no id")
+    return deploy
+
+
+async def _prepared(netlify: Netlify, push: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Wait (bounded) until Netlify knows which files the deploy needs. If it takes longer,
+    or Netlify cannot be asked, the push stays ``preparing``: kaixupush-status refreshes it
+    and kaixupush-file-status lists the required files once known."""
+    cfg = config.settings()
+    deadline = time.monotonic() + cfg.kaixupush_prepare_timeout_s
+    while push["state"] in pushes.PREPARING and time.monotonic() < deadline:
+        await asyncio.sleep(cfg.kaixupush_poll_interval_s)
+        try:
+            push = await pushes.refresh(push, netlify, actor)
+        except NetlifyError:
+            break
+    return push
+
+
+async def _init_failed(push: dict[str, Any], error: NetlifyError) -> None:
+    await db.execute(
+        "UPDATE push_pushes SET state = 'init_failed', error = %s, finished_at = now(), updated_at = now() "
+        "WHERE id = %s",
+        (error.describe()[:500], push["id"]),
+    )
+
+
+async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> dict[str, Any]:
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE push_pushes SET deploy_id = %s, state = 'new', updated_at = now() WHERE id = %s "
+            f"RETURNING {pushes.COLUMNS}",
+            (deploy["id"], push["id"]),
+        )
+        push = await cur.fetchone()
+        meta = {
+            "push_id": push["push_id"],
+            "project_id": push["project_id"],
+            "branch": push["branch"],
+            "file_count": push["file_count"],
+        }
+        await billing.record(
+            conn,
+            customer_id=push["customer_id"],
+            api_key_id=push["api_key_id"],
+            push_row_id=push["id"],
+            kind="deploy_init",
+            meta=meta,
+        )
+        await audit.record(
+            conn,
+            ctx.actor or "key",
+            "push.init",
+            f"push:{push['push_id']}",
+            {**meta, "deploy_id": deploy["id"], "netlify_site_id": push["netlify_site_id"]},
+        )
+    return await pushes.apply_deploy(push, deploy, ctx.actor or "key")
+
+
+async def init(ctx: Ctx) -> Response:
+    """POST {project_id, branch?, title?, draft?, bytes?, files: {path: sha1}} (gzip accepted)."""
+    body = await manifest.read_json_object(ctx)
+    req = manifest.parse_init(body)
+    key = idempotency.header_key(ctx)
+    fingerprint = _request_hash(body)
+    if key and (earlier := await _replay(ctx, key, fingerprint)) and earlier["state"] != "init_failed":
+        return JSONResponse(_init_answer(earlier), status_code=200)
+    project = await projects.find(ctx.customer_id, req.project_id)
+    netlify = Netlify(await resolve_token(ctx.customer_id))
+    push = await _admit(ctx, req, project, key, fingerprint)
+    try:
+        deploy = await _create(netlify, push, req)
+    except NetlifyError as error:
+        await _init_failed(push, error)
+        raise to_api_error(error) from None
+    push = await _created(ctx, push, deploy)
+    push = await _prepared(netlify, push, ctx.actor or "key")
+    return JSONResponse(_init_answer(push), status_code=201)
+
+
+def _wait_param(body: dict[str, Any]) -> float:
+    wait = body.get("wait", 0)
+    if isinstance(wait, bool):
+        wait = MAX_WAIT_S if wait else 0
+    if not isinstance(wait, int | float) or not 0 <= wait <= MAX_WAIT_S:
+        raise bad_request("wait", f"wait must be a number of seconds from 0 to {MAX_WAIT_S}.")
+    return float(wait)
+
+
+async def complete(ctx: Ctx) -> Response:
+    """POST {push_id, wait?}: every required file must be uploaded (else 409 MISSING_UPLOADS);
+    polls Netlify up to ``wait`` seconds; 200 once ready, 202 while Netlify still works."""
+    body = await ctx.json_object()
+    push = await pushes.load(ctx.customer_id, body.get("push_id"))
+    wait = _wait_param(body)
+    if push["deploy_id"] is None:
+        raise ApiError(409, "PUSH_CLOSED", f"Push {push['push_id']} has no Netlify deploy ({push['state']}).")
+    if missing := await pushes.missing(push):
+        raise ApiError(
+            409,
+            "MISSING_UPLOADS",
+            f"{len(missing)} required file(s) are not uploaded yet.",
+            missing_count=len(missing),
+            missing=missing[:100],
+        )
+    netlify = Netlify(await resolve_token(ctx.customer_id))
+    deadline = time.monotonic() + wait
+    try:
+        push = await pushes.refresh(push, netlify, ctx.actor or "key")
+        while push["finished_at"] is None and time.monotonic() < deadline:
+            await asyncio.sleep(
+                min(config.settings().kaixupush_poll_interval_s, max(0.0, deadline - time.monotonic()))
+            )
+            push = await pushes.refresh(push, netlify, ctx.actor or "key")
+    except NetlifyError as error:
+        raise to_api_error(error) from None
+    item = await pushes.view(push)
+    if push["state"] == "error":
+        raise ApiError(502, "NETLIFY_DEPLOY_FAILED", "Netlify could not publish the deploy.", push=item)
+    return JSONResponse(item, status_code=200 if push["state"] == "ready" else 202)
+
+
+async def status(ctx: Ctx) -> dict[str, Any]:
+    """GET ?push_id=: the push, refreshed from Netlify while it is not finished. If Netlify
+    cannot be asked, the last known state is returned with ``refreshed: false``."""
+    push = await pushes.load(ctx.customer_id, ctx.query.get("push_id"))
+    refreshed, problem = push["finished_at"] is None and push["deploy_id"] is not None, None
+    if refreshed:
+        try:
+            push = await pushes.refresh(
+                push, Netlify(await resolve_token(ctx.customer_id)), ctx.actor or "key"
+            )
+        except NetlifyError as error:
+            refreshed, problem = False, error.describe()
+        except ApiError as error:
+            refreshed, problem = False, error.message
+    return {"item": {**await pushes.view(push), "refreshed": refreshed, "refresh_error": problem}}
+
+
+async def finalize_pending(limit: int = 20) -> int:
+    """Refresh pushes whose files are all delivered but whose deploy is not final yet, so a
+    deploy that became ready is recorded (and billed) even if its client went away."""
+    rows = await db.fetch_all(
+        f"SELECT {pushes.COLUMNS} FROM push_pushes p WHERE finished_at IS NULL AND deploy_id IS NOT NULL "
+        "AND updated_at < now() - interval '10 seconds' "
+        "AND created_at > now() - make_interval(secs => %s) "
+        "AND NOT EXISTS (SELECT 1 FROM unnest(p.required) r(sha1) "
+        "WHERE NOT EXISTS (SELECT 1 FROM push_files f "
+        "WHERE f.push_row_id = p.id AND f.sha1 = r.sha1 AND f.status = 'done')) "
+        "ORDER BY updated_at LIMIT %s",
+        (config.settings().kaixupush_retention_h * 3600, limit),
+    )
+    finished = 0
+    for push in rows:
+        try:
+            push = await pushes.refresh(push, Netlify(await resolve_token(push["customer_id"])), "worker")
+        except (NetlifyError, ApiError):
+            await db.execute("UPDATE push_pushes SET updated_at = now() WHERE id = %s", (push["id"],))
+            continue
+        finished += push["finished_at"] is not None
+    return finished

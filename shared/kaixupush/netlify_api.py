@@ -1,0 +1,231 @@
+"""The Netlify API client KaixuPush needs: create a deploy, read it, upload a file.
+
+Every call retries what is safe to retry: a 429 or 5xx answer (waiting what ``Retry-After``
+says, else an exponential backoff) and transport failures, up to ``NETLIFY_MAX_ATTEMPTS``
+and never past the caller's deadline. Creating a deploy is a POST, so it is retried only
+when Netlify certainly did not act on it (429, or a connection that never opened). What
+is left is raised as :class:`NetlifyError`, which says whether a later retry could help
+and how long Netlify asked to wait: the job queue schedules its next attempt from that.
+The token never appears in an error: Netlify's message is cut short and scrubbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from shared import config, crypto, netlify_tokens
+from shared.http import ApiError
+from shared.kaixupush import paths
+from shared.providers import transport
+
+log = logging.getLogger("kaixu.kaixupush.netlify")
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_USER_AGENT = "KaixuPush (Kaixu Gateway)"
+BodyFactory = Callable[[], AsyncIterator[bytes]]
+
+
+class NetlifyError(Exception):
+    """A Netlify call that failed for good (after the retries this call was allowed)."""
+
+    def __init__(
+        self, status: int | None, message: str, *, retry_after: float | None = None, sent: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.status = status  # None: no HTTP answer (network failure, timeout)
+        self.message = message
+        self.retry_after = retry_after
+        self.sent = sent  # False when the request certainly never reached Netlify
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status in RETRYABLE_STATUSES
+
+    def describe(self) -> str:
+        return f"Netlify answered {self.status}: {self.message}" if self.status else self.message
+
+
+async def resolve_token(customer_id: int) -> str:
+    """The customer's own Netlify token, else the operator's NETLIFY_AUTH_TOKEN, else 503."""
+    try:
+        token = await netlify_tokens.token_for(customer_id)
+    except (crypto.DecryptionError, crypto.EncryptionNotConfigured):
+        log.warning("the Netlify token of customer %s cannot be opened", customer_id)
+        raise ApiError(
+            503,
+            "NETLIFY_TOKEN_UNAVAILABLE",
+            "The stored Netlify token of this customer cannot be opened; an admin must set it again.",
+        ) from None
+    token = token or config.settings().netlify_auth_token
+    if not token:
+        raise ApiError(
+            503, "NETLIFY_NOT_CONFIGURED", "No Netlify token is configured for this customer or the gateway."
+        )
+    return token
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_s(attempt: int) -> float:
+    """0.25 s, 0.5 s, 1 s... (max 8 s) plus up to 20% jitter."""
+    base = min(8.0, 0.25 * 2 ** (attempt - 1))
+    return base * (1 + random.random() * 0.2)
+
+
+def to_api_error(error: NetlifyError) -> ApiError:
+    """What a caller of the gateway sees when Netlify failed."""
+    if error.status == 429:
+        wait = max(1, round(error.retry_after or 30))
+        return ApiError(
+            429,
+            "NETLIFY_RATE_LIMITED",
+            "Netlify is rate limiting this account; retry later.",
+            headers={"retry-after": str(wait)},
+            retry_after_s=wait,
+        )
+    if error.status is None:
+        return ApiError(502, "NETLIFY_UNREACHABLE", f"Netlify could not be reached: {error.message}")
+    return ApiError(
+        502, "NETLIFY_ERROR", f"Netlify refused the request: {error.message}", netlify_status=error.status
+    )
+
+
+class Netlify:
+    """One customer's view of the API: its token, and the deadline of the work at hand."""
+
+    def __init__(self, token: str, *, deadline: float | None = None) -> None:
+        self._token = token
+        self._deadline = deadline  # time.monotonic() value no retry may wait past
+
+    async def create_deploy(
+        self, site_id: str, *, title: str, branch: str, draft: bool, files: dict[str, str]
+    ) -> dict[str, Any]:
+        """POST /sites/{site}/deploys (async: Netlify may answer 'preparing' first)."""
+        body = {"files": files, "async": True, "draft": draft, "branch": branch}
+        return await self._json(
+            "POST",
+            f"/sites/{quote(site_id, safe='')}/deploys",
+            params={"title": title},
+            json=body,
+            retry_if=lambda error: error.status == 429 or not error.sent,
+        )
+
+    async def get_deploy(self, deploy_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/deploys/{quote(deploy_id, safe='')}")
+
+    async def upload_file(
+        self, deploy_id: str, path: str, size: int, body: bytes | BodyFactory
+    ) -> dict[str, Any]:
+        """PUT the file's bytes (``body`` is the bytes or makes a fresh stream per attempt)."""
+        return await self._json(
+            "PUT",
+            f"/deploys/{quote(deploy_id, safe='')}/files/{paths.url_path(path)}",
+            params={"size": str(size)},
+            content=body,
+            headers={"content-type": "application/octet-stream", "content-length": str(size)},
+        )
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry_if: Callable[[NetlifyError], bool] = lambda error: error.retryable,
+        **request: Any,
+    ) -> dict[str, Any]:
+        attempts = max(1, config.settings().netlify_max_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._once(method, path, attempt, **request)
+            except NetlifyError as error:
+                wait = error.retry_after if error.retry_after is not None else backoff_s(attempt)
+                if (
+                    attempt == attempts
+                    or not (error.retryable and retry_if(error))
+                    or not self._can_wait(wait)
+                ):
+                    raise
+                log.info("Netlify %s %s: %s; retrying in %.2fs", method, path, error.describe(), wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _can_wait(self, wait: float) -> bool:
+        if wait > config.settings().netlify_retry_max_wait_s:
+            return False
+        return self._deadline is None or time.monotonic() + wait < self._deadline
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        attempt: int,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        content: bytes | BodyFactory | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        cfg = config.settings()
+        sent_headers = {
+            "authorization": f"Bearer {self._token}",
+            "user-agent": _USER_AGENT,
+            "accept": "application/json",
+            **(headers or {}),
+        }
+        if attempt > 1:
+            sent_headers["x-nf-retry-count"] = str(attempt - 1)
+        body = content() if callable(content) else content
+        http = transport.client()
+        try:
+            response = await http.request(
+                method,
+                cfg.netlify_api_base + path,
+                params=params,
+                json=json,
+                content=body,
+                headers=sent_headers,
+                timeout=cfg.netlify_timeout_s,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise NetlifyError(None, f"connection failed ({type(exc).__name__})", sent=False) from None
+        except httpx.TimeoutException:
+            raise NetlifyError(None, f"no answer within {cfg.netlify_timeout_s:g} s") from None
+        except httpx.TransportError as exc:
+            raise NetlifyError(None, f"transport failed ({type(exc).__name__})") from None
+        return self._read(response)
+
+    def _read(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.is_success and isinstance(data, dict):
+            return data
+        if response.is_success:
+            raise NetlifyError(response.status_code, "the answer was not a JSON object")
+        message = data.get("message") or data.get("error") if isinstance(data, dict) else None
+        text = str(message or response.text or response.reason_phrase or "no details")
+        text = text.replace(self._token, "[token]")[:300]
+        raise NetlifyError(
+            response.status_code, text, retry_after=parse_retry_after(response.headers.get("retry-after"))
+        )

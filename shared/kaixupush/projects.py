@@ -1,0 +1,202 @@
+"""The project registry: which Netlify site a customer's project deploys to.
+
+Customers' admin keys upsert their own projects (``kaixupush-projects``); operators manage
+everyone's (``admin-kaixupush-projects``). A project id is the customer's own name for it
+(unique per customer); ``id`` is the registry row. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from starlette.responses import Response
+
+from shared import audit, db, fields, params
+from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.kaixupush.manifest import check_project_id
+
+SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+COLUMNS = "id, customer_id, project_id, name, netlify_site_id, created_at, updated_at"
+_EDITABLE = ("project_id", "name", "netlify_site_id")
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 200 or not value.isprintable():
+        raise bad_request("name", "name must be 1-200 printable characters.")
+    return value.strip()
+
+
+def _site_id(value: object) -> str:
+    if not isinstance(value, str) or not SITE_ID.match(value):
+        raise bad_request(
+            "netlify_site_id", "netlify_site_id must be a Netlify site id (letters, digits, . _ -)."
+        )
+    return value
+
+
+_CHECKS = {"project_id": check_project_id, "name": _name, "netlify_site_id": _site_id}
+
+
+def _validated(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    values = {}
+    for name in _EDITABLE:
+        if name in body or not partial:
+            values[name] = _CHECKS[name](body.get(name))
+    if partial and not values:
+        raise bad_request("name", "Send at least one of project_id, name, netlify_site_id.")
+    return values
+
+
+async def find(customer_id: int, project_id: str) -> dict[str, Any]:
+    row = await db.fetch_one(
+        f"SELECT {COLUMNS} FROM push_projects WHERE customer_id = %s AND project_id = %s",
+        (customer_id, project_id),
+    )
+    if row is None:
+        raise ApiError(404, "PROJECT_NOT_FOUND", f"Project {project_id} is not registered for this customer.")
+    return row
+
+
+async def _list(where: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+    limit = params.limit_param(ctx)
+    clauses, args = ["TRUE"], []
+    for column, value in where.items():
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            args.append(value)
+    cursor = params.cursor_param(ctx)
+    if cursor is not None:
+        clauses.append("id < %s")
+        args.append(cursor)
+    rows = await db.fetch_all(
+        f"SELECT {COLUMNS} FROM push_projects WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
+        (*args, limit + 1),
+    )
+    return params.page(rows, limit)
+
+
+# ----------------------------------------------------------------------------- customer side
+
+
+async def customer_list(ctx: Ctx) -> dict[str, Any]:
+    return await _list({"customer_id": ctx.customer_id}, ctx)
+
+
+async def customer_upsert(ctx: Ctx) -> Response:
+    """POST {project_id, name, netlify_site_id}: 201 when created, 200 when updated."""
+    body = await ctx.json_object()
+    fields.reject_unknown(body, _EDITABLE)
+    values = _validated(body, partial=False)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO push_projects (customer_id, project_id, name, netlify_site_id) "
+            "VALUES (%(customer)s, %(project_id)s, %(name)s, %(netlify_site_id)s) "
+            "ON CONFLICT (customer_id, project_id) DO UPDATE SET name = excluded.name, "
+            f"netlify_site_id = excluded.netlify_site_id, updated_at = now() RETURNING {COLUMNS}, "
+            "(xmax = 0) AS created",
+            {"customer": ctx.customer_id, **values},
+        )
+        row = await cur.fetchone()
+        created = row.pop("created")
+        await audit.record(
+            conn, ctx.actor or "key", "push.project_upsert", f"push_project:{row['id']}", values
+        )
+    return JSONResponse({"item": row}, status_code=201 if created else 200)
+
+
+# ----------------------------------------------------------------------------- admin side
+
+
+async def _admin_row(conn: psycopg.AsyncConnection, row_id: int) -> dict[str, Any]:
+    cur = await conn.execute(f"SELECT {COLUMNS} FROM push_projects WHERE id = %s FOR UPDATE", (row_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "NOT_FOUND", f"Project {row_id} does not exist.")
+    return row
+
+
+def _duplicate(project_id: str) -> ApiError:
+    return ApiError(409, "DUPLICATE_PROJECT", f"This customer already has a project {project_id}.")
+
+
+async def admin_get(ctx: Ctx) -> dict[str, Any]:
+    row_id = params.int_param(ctx, "id")
+    if row_id is not None:
+        row = await db.fetch_one(f"SELECT {COLUMNS} FROM push_projects WHERE id = %s", (row_id,))
+        if row is None:
+            raise ApiError(404, "NOT_FOUND", f"Project {row_id} does not exist.")
+        return {"item": row}
+    project_id = ctx.query.get("project_id")
+    if project_id is not None:
+        check_project_id(project_id)
+    return await _list({"customer_id": params.int_param(ctx, "customer_id"), "project_id": project_id}, ctx)
+
+
+async def admin_create(ctx: Ctx) -> Response:
+    body = await ctx.json_object()
+    fields.reject_unknown(body, ("customer_id", *_EDITABLE))
+    customer_id = fields.int_field(body, "customer_id")
+    values = _validated(body, partial=False)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
+        if await cur.fetchone() is None:
+            raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
+        cur = await conn.execute(
+            "INSERT INTO push_projects (customer_id, project_id, name, netlify_site_id) "
+            "VALUES (%(customer)s, %(project_id)s, %(name)s, %(netlify_site_id)s) "
+            f"ON CONFLICT (customer_id, project_id) DO NOTHING RETURNING {COLUMNS}",
+            {"customer": customer_id, **values},
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise _duplicate(values["project_id"])
+        await audit.record(
+            conn,
+            ctx.actor or "admin",
+            "push.project_create",
+            f"push_project:{row['id']}",
+            {"customer_id": customer_id, **values},
+        )
+    return JSONResponse({"item": row}, status_code=201)
+
+
+async def admin_update(ctx: Ctx) -> dict[str, Any]:
+    row_id = params.int_param(ctx, "id", required=True)
+    body = await ctx.json_object()
+    fields.reject_unknown(body, _EDITABLE)
+    values = _validated(body, partial=True)
+    sets = ", ".join(f"{name} = %({name})s" for name in values)
+    async with db.connection() as conn, conn.transaction():
+        before = await _admin_row(conn, row_id)
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    f"UPDATE push_projects SET {sets}, updated_at = now() "
+                    f"WHERE id = %(id)s RETURNING {COLUMNS}",
+                    {**values, "id": row_id},
+                )
+        except psycopg.errors.UniqueViolation:
+            raise _duplicate(values["project_id"]) from None
+        row = await cur.fetchone()
+        changes = {name: {"from": before[name], "to": value} for name, value in values.items()}
+        await audit.record(
+            conn, ctx.actor or "admin", "push.project_update", f"push_project:{row_id}", changes
+        )
+    return {"item": row}
+
+
+async def admin_delete(ctx: Ctx) -> dict[str, Any]:
+    row_id = params.int_param(ctx, "id", required=True)
+    async with db.connection() as conn, conn.transaction():
+        row = await _admin_row(conn, row_id)
+        await conn.execute("DELETE FROM push_projects WHERE id = %s", (row_id,))
+        await audit.record(
+            conn,
+            ctx.actor or "admin",
+            "push.project_delete",
+            f"push_project:{row_id}",
+            {"customer_id": row["customer_id"], "project_id": row["project_id"]},
+        )
+    return {"item": row}

@@ -1,0 +1,111 @@
+"""The KaixuPush client deploys a real folder end to end against the fake Netlify."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import kaixupush_client
+from tests import kaixupush_support
+from tests.kaixupush_support import PROJECT, PushEnv, random_bytes, sha1
+
+netlify = kaixupush_support.netlify  # fixture
+netlify_server = kaixupush_support.netlify_server  # fixture
+push_env = kaixupush_support.push_env  # fixture
+
+MIB = 1024 * 1024
+
+
+def _site(root: Path) -> dict[str, bytes]:
+    """197 small files (some identical), 3 large ones, and hidden files that must be skipped."""
+    files = {f"pages/p{i:03d}.html": f"<p>page {i}</p>".encode() for i in range(190)}
+    files |= {f"assets/img{i}.bin": random_bytes(20_000 + i, seed=i + 1) for i in range(5)}
+    files |= {"index.html": b"<p>page 1</p>", "empty.txt": b""}  # a duplicate digest and an empty file
+    files |= {
+        "media/a.bin": random_bytes(6 * MIB + 1),
+        "media/b.bin": random_bytes(7 * MIB),
+        "media/c.bin": random_bytes(9 * MIB - 5),
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    (root / ".env").write_text("SECRET=1")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref")
+    return files
+
+
+def _run(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    progress = io.StringIO()
+    code = kaixupush_client.main(["deploy", str(folder), "--project", PROJECT, "--title", "CI"], out=progress)
+    return code, capsys.readouterr().out, progress.getvalue()
+
+
+def test_the_client_deploys_a_folder_and_a_rerun_uploads_nothing(
+    push_env: PushEnv,
+    configure: Callable[..., Any],
+    server: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(KAIXUPUSH_PART_BYTES=str(2 * MIB), KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
+    files = _site(tmp_path)
+    assert len(files) == 200
+    code, out, progress = _run(tmp_path, capsys)
+    assert code == 0, progress
+    assert out.strip() == "https://site-main.netlify.app"
+    assert "uploaded 199 of 200 files" in progress and "] 199/199 files" in progress
+    fake = push_env.netlify
+    for data in files.values():
+        assert fake.blobs[sha1(data)] == data  # every file arrived byte-exact
+    deploy = next(iter(fake.deploys.values()))
+    assert "/.env" not in deploy.files and "/.git/HEAD" not in deploy.files and len(deploy.files) == 200
+    chunked = push_env.db.execute("SELECT count(*) AS n FROM push_jobs WHERE status = 'done'").fetchone()["n"]
+    assert chunked == 3
+    uploads_before = fake.count("upload")
+
+    code, out, progress = _run(tmp_path, capsys)
+    assert code == 0 and out.strip() == "https://site-main.netlify.app"
+    assert "uploaded 0 of 200 files" in progress
+    assert fake.count("upload") == uploads_before
+    states = [r["state"] for r in push_env.db.execute("SELECT state FROM push_pushes ORDER BY id").fetchall()]
+    assert states == ["ready", "ready"]
+
+
+def test_the_client_reports_failures(
+    push_env: PushEnv,
+    configure: Callable[..., Any],
+    server: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
+    (tmp_path / "index.html").write_text("hi")
+    progress = io.StringIO()
+    code = kaixupush_client.main(["deploy", str(tmp_path), "--project", "unknown"], out=progress)
+    assert code == 1 and "PROJECT_NOT_FOUND" in progress.getvalue()
+    configure(KAIXU_KEY="")
+    assert kaixupush_client.main(["deploy", str(tmp_path), "--project", PROJECT], out=progress) == 2
+
+
+def test_the_client_waits_while_netlify_prepares(
+    push_env: PushEnv, configure: Callable[..., Any], server: str, tmp_path: Path
+) -> None:
+    configure(KAIXUPUSH_PREPARE_TIMEOUT_S="0")  # init answers before Netlify has prepared the deploy
+    push_env.netlify.prepare_polls = 4
+    (tmp_path / "index.html").write_text("hi")
+    (tmp_path / "app.js").write_text("go()")
+    gateway = kaixupush_client.Gateway(server, push_env.key.secret)
+    try:
+        result = kaixupush_client.Deployer(gateway, out=io.StringIO(), poll_s=0.01).deploy(tmp_path, PROJECT)
+    finally:
+        gateway.close()
+    assert result["state"] == "ready" and result["uploaded_files"] == 2
+    assert push_env.netlify.count("get") >= 4  # the client polled while Netlify prepared
+    assert push_env.netlify.blobs[sha1(b"go()")] == b"go()"
+    init = push_env.db.execute("SELECT details FROM audit_events WHERE action = 'push.init'").fetchone()
+    assert init["details"]["file_count"] == 2
