@@ -1,0 +1,267 @@
+// Billing & Controls: the customer's policy, top-ups (manual, or Stripe checkout when the
+// server has Stripe), and invoice snapshots (take, list versions, view).
+
+import { api, idempotencyKey } from "../api.js";
+import { attachModelsEditor, modelsText, parseModels } from "../allowlist.js";
+import { $, checkedValues, fieldValue, fmtCents, h, intValue, setChecked, timeCell } from "../dom.js";
+import { onCustomerChange } from "../state.js";
+import { PagedTable } from "../table.js";
+import { requireCustomerId, run, setStatus } from "../ui.js";
+import { renderInvoice } from "./invoice_view.js";
+
+const loadForm = $("#billing-load");
+const policyForm = $("#policy-form");
+const topupForm = $("#topup-form");
+const invoiceForm = $("#invoice-form");
+const invoiceStatus = $("#invoice-status");
+const invoiceView = $("#invoice-view");
+let modelsEditor;
+let topups;
+let invoices;
+let policyFor = null; // the customer whose policy fills the form
+let loadedFor = null;
+
+const customerId = () => intValue(loadForm, "customer_id");
+
+// ---------------------------------------------------------------------------- policy
+
+function fillPolicy(customer) {
+  const set = (name, value) => {
+    policyForm.elements.namedItem(name).value = value === null || value === undefined ? "" : String(value);
+  };
+  set("plan", customer.plan);
+  set("monthly_cap_cents", customer.monthly_cap_cents);
+  set("max_devices_per_key", customer.max_devices_per_key);
+  set("rpm_limit", customer.rpm_limit);
+  set("rpd_limit", customer.rpd_limit);
+  policyForm.elements.namedItem("is_active").checked = Boolean(customer.is_active);
+  policyForm.elements.namedItem("require_install_id").checked = Boolean(customer.require_install_id);
+  setChecked(policyForm, "allowed_providers", customer.allowed_providers || []);
+  policyForm.elements.namedItem("allowed_models").value = modelsText(customer.allowed_models);
+  policyForm.elements.namedItem("monthly_cap_cents").dispatchEvent(new Event("input"));
+  modelsEditor.check();
+  policyFor = customer.id;
+}
+
+function policyBody() {
+  const providers = checkedValues(policyForm, "allowed_providers");
+  return {
+    plan: fieldValue(policyForm, "plan"),
+    monthly_cap_cents: intValue(policyForm, "monthly_cap_cents"),
+    is_active: policyForm.elements.namedItem("is_active").checked,
+    max_devices_per_key: intValue(policyForm, "max_devices_per_key"),
+    require_install_id: policyForm.elements.namedItem("require_install_id").checked,
+    rpm_limit: intValue(policyForm, "rpm_limit"),
+    rpd_limit: intValue(policyForm, "rpd_limit"),
+    allowed_providers: providers.length ? providers : null,
+    allowed_models: parseModels(fieldValue(policyForm, "allowed_models")),
+  };
+}
+
+async function savePolicy(event) {
+  event.preventDefault();
+  const status = $(".status", policyForm);
+  const id = customerId();
+  if (policyFor === null || policyFor !== id) {
+    setStatus(status, "Load the customer first (the Load button above), then change its policy.", "error");
+    return;
+  }
+  let body;
+  try {
+    body = policyBody();
+  } catch (error) {
+    setStatus(status, error.message, "error");
+    policyForm.elements.namedItem("allowed_models").setAttribute("aria-invalid", "true");
+    return;
+  }
+  const result = await run(
+    { button: $("button[type=submit]", policyForm), status, form: policyForm, busy: "Saving the policy…", success: `Saved the policy of customer #${id}.` },
+    () => api("admin-customers", { method: "PATCH", query: { id }, body }),
+  );
+  if (result) fillPolicy(result.item);
+}
+
+// ---------------------------------------------------------------------------- top-ups
+
+function topupBody() {
+  return {
+    customer_id: customerId(),
+    amount_cents: intValue(topupForm, "amount_cents"),
+    month: fieldValue(topupForm, "month") || undefined,
+  };
+}
+
+async function manualTopup(event) {
+  event.preventDefault();
+  const status = $(".status", topupForm);
+  if (requireCustomerId(loadForm, status) === null) return;
+  const body = topupBody();
+  const key = idempotencyKey(); // one per click: a retried request credits once
+  const result = await run(
+    {
+      button: $("button[type=submit]", topupForm),
+      status,
+      form: topupForm,
+      busy: "Crediting…",
+      success: (r) => `Credited ${fmtCents(r.item.amount_cents)} to ${r.item.month} for customer #${r.item.customer_id}.`,
+    },
+    () => api("admin-topups", { method: "POST", body, headers: { "idempotency-key": key } }),
+  );
+  if (result) {
+    topupForm.elements.namedItem("amount_cents").value = "";
+    await topups.reload();
+  }
+}
+
+async function stripeCheckout(event) {
+  const button = event.currentTarget;
+  const status = $(".status", topupForm);
+  if (requireCustomerId(loadForm, status) === null) return;
+  const key = idempotencyKey();
+  let notConfigured = false;
+  const result = await run({ button, status, form: topupForm, busy: "Creating a Stripe checkout session…" }, async () => {
+    try {
+      return await api("admin-stripe-checkout", { method: "POST", body: topupBody(), headers: { "idempotency-key": key } });
+    } catch (error) {
+      if (error.code === "STRIPE_NOT_CONFIGURED") {
+        notConfigured = error;
+        return null;
+      }
+      throw error;
+    }
+  });
+  if (notConfigured) {
+    setStatus(
+      status,
+      `Stripe checkout is not available on this server: ${notConfigured.message} Use a manual top-up instead.`,
+      "info",
+    );
+    return;
+  }
+  if (!result) return;
+  const item = result.item;
+  const link = h("a", { href: item.url, target: "_blank", rel: "noopener noreferrer" }, "Open the Stripe checkout page");
+  status.replaceChildren(
+    `Checkout session for ${fmtCents(item.amount_cents)} (${item.month}) is ready: `,
+    link,
+    ". The month is credited when Stripe confirms the payment.",
+  );
+  status.className = "status ok";
+}
+
+// ---------------------------------------------------------------------------- invoices
+
+async function showInvoice(promise, { stored }) {
+  const result = await run({ status: invoiceStatus, busy: "Loading the invoice…" }, () => promise());
+  if (!result) return;
+  const item = result.item;
+  invoiceView.replaceChildren(renderInvoice(item.snapshot, { stored, row: stored ? item : null }));
+}
+
+async function takeSnapshot(event) {
+  event.preventDefault();
+  if (requireCustomerId(loadForm, invoiceStatus) === null) return;
+  const body = { customer_id: customerId(), month: fieldValue(invoiceForm, "month") };
+  const key = idempotencyKey();
+  const result = await run(
+    {
+      button: $("button[type=submit]", invoiceForm),
+      status: invoiceStatus,
+      form: invoiceForm,
+      busy: "Taking the snapshot…",
+      success: (r) => `Stored version ${r.item.version} of ${r.item.month} (${fmtCents(r.item.total_cents)}).`,
+    },
+    () => api("admin-invoices", { method: "POST", body, headers: { "idempotency-key": key } }),
+  );
+  if (!result) return;
+  invoiceView.replaceChildren(renderInvoice(result.item.snapshot, { stored: true, row: result.item }));
+  await invoices.reload();
+}
+
+function viewButton(row) {
+  const button = h("button", { type: "button", class: "small" }, "View");
+  button.setAttribute("aria-label", `View version ${row.version} of ${row.month}`);
+  button.addEventListener("click", () =>
+    showInvoice(() => api("admin-invoices", { query: { id: row.id } }), { stored: true }),
+  );
+  return h("td", {}, button);
+}
+
+// ---------------------------------------------------------------------------- panel
+
+async function load() {
+  const id = requireCustomerId(loadForm, $(".status", policyForm));
+  if (id === null) return;
+  loadedFor = id;
+  invoiceView.replaceChildren(h("p", { class: "muted" }, "—"));
+  const listing = Promise.all([topups.reload(), invoices.reload()]);
+  const result = await run(
+    { button: $("button[type=submit]", loadForm), status: $(".status", policyForm), busy: "Loading the customer…" },
+    () => api("admin-customers", { query: { id } }),
+  );
+  if (result) fillPolicy(result.item);
+  await listing;
+}
+
+export default {
+  name: "billing",
+  init() {
+    modelsEditor = attachModelsEditor($(".models-editor", policyForm));
+    topups = new PagedTable($("#topups-table"), {
+      columns: [
+        (row) => timeCell(row.created_at),
+        (row) => row.month,
+        (row) => h("td", { class: "num" }, fmtCents(row.amount_cents)),
+        (row) => row.source,
+        (row) => row.actor || "",
+      ],
+      fetchPage: (cursor) => api("admin-topups", { query: { customer_id: customerId(), limit: 20, cursor } }),
+      empty: "No top-ups yet.",
+      idle: "Load a customer to see its top-ups.",
+    });
+    invoices = new PagedTable($("#invoices-table"), {
+      columns: [
+        (row) => h("td", {}, h("strong", {}, `v${row.version}`)),
+        (row) => row.month,
+        (row) => h("td", { class: "num" }, fmtCents(row.total_cents)),
+        (row) => timeCell(row.created_at),
+        (row) => row.created_by || "",
+        viewButton,
+      ],
+      onRowClick: (row) => showInvoice(() => api("admin-invoices", { query: { id: row.id } }), { stored: true }),
+      fetchPage: (cursor) => api("admin-invoices", { query: { customer_id: customerId(), limit: 20, cursor } }),
+      empty: "No snapshots yet: take one above.",
+      idle: "Load a customer to see its invoice snapshots.",
+    });
+    loadForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      load();
+    });
+    policyForm.addEventListener("submit", savePolicy);
+    topupForm.addEventListener("submit", manualTopup);
+    $("[data-stripe-checkout]", topupForm).addEventListener("click", stripeCheckout);
+    invoiceForm.addEventListener("submit", takeSnapshot);
+    $("[data-invoice-preview]", invoiceForm).addEventListener("click", () => {
+      if (requireCustomerId(loadForm, invoiceStatus) === null) return;
+      showInvoice(
+        () => api("admin-invoices", { query: { preview: 1, customer_id: customerId(), month: fieldValue(invoiceForm, "month") } }),
+        { stored: false },
+      );
+    });
+    onCustomerChange(() => {
+      loadedFor = null;
+    });
+  },
+  async show() {
+    modelsEditor.load().catch(() => {});
+    if (customerId() !== null && loadedFor !== customerId()) await load();
+  },
+  reset() {
+    loadedFor = null;
+    policyFor = null;
+    policyForm.reset();
+    topups.reset();
+    invoices.reset();
+    invoiceView.replaceChildren(h("p", { class: "muted" }, "—"));
+  },
+};

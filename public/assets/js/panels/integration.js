@@ -1,0 +1,214 @@
+// Integration: copyable examples for client developers, and a "try it" form that streams
+// a reply through gateway-stream with a Kaixu key (fetch + ReadableStream + SSE frames).
+
+import { FUNCTIONS_PATH, request } from "../api.js";
+import { fillModelOptions } from "../allowlist.js";
+import { $, $$, fieldValue, fmtCents, intValue } from "../dom.js";
+import { apiBase } from "../session.js";
+import { readEvents } from "../sse.js";
+import { pricedModels } from "../state.js";
+import { copyText, run, setStatus } from "../ui.js";
+
+const form = $("#try-form");
+const status = $(".status", form);
+const reply = $("#try-reply");
+const meta = $("#try-meta");
+const usage = $("#try-usage");
+const stopButton = $("[data-try-stop]", form);
+let models = [];
+let controller = null;
+
+function examples(base) {
+  const body = '{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"max_tokens":256,"temperature":0.7}';
+  const curl = (fn, stream) =>
+    [
+      `curl ${stream ? "-N " : ""}-X POST "${base}${FUNCTIONS_PATH}${fn}" \\`,
+      '  -H "Authorization: Bearer $KAIXU_KEY" \\',
+      '  -H "Content-Type: application/json" \\',
+      '  -H "x-kaixu-app: my-app" -H "x-kaixu-build: 1.0.0" \\',
+      `  -d '${body}'`,
+    ].join("\n");
+  const fetchExample = `// Stream a reply: fetch + ReadableStream, split into SSE frames.
+const res = await fetch("${base}${FUNCTIONS_PATH}gateway-stream", {
+  method: "POST",
+  headers: {
+    "Authorization": \`Bearer \${KAIXU_KEY}\`,
+    "Content-Type": "application/json",
+    "x-kaixu-app": "my-app",
+    "x-kaixu-build": "1.0.0",
+  },
+  body: JSON.stringify({
+    provider: "openai",
+    model: "gpt-4o-mini",
+    messages: [{ role: "user", content: "Hello" }],
+    max_tokens: 256,
+    temperature: 0.7,
+  }),
+});
+if (!res.ok) throw new Error((await res.json()).error); // {error, code, request_id}
+
+const reader = res.body.getReader();
+const decoder = new TextDecoder();
+let buffer = "";
+let text = "";
+for (;;) {
+  const { done, value } = await reader.read();
+  if (done) break;
+  buffer += decoder.decode(value, { stream: true });
+  let end;
+  while ((end = buffer.indexOf("\\n\\n")) !== -1) {
+    const frame = buffer.slice(0, end);
+    buffer = buffer.slice(end + 2);
+    const event = /^event: (.*)$/m.exec(frame)?.[1];
+    const data = JSON.parse(/^data: (.*)$/m.exec(frame)?.[1] ?? "null");
+    if (event === "meta") console.log("month so far", data.month);
+    if (event === "delta") text += data.text; // show it as it arrives
+    if (event === "done") console.log(text, data.usage, data.month);
+    if (event === "error") throw new Error(data.error);
+  }
+}`;
+  return { curl: curl("gateway-stream", true), curlChat: curl("gateway-chat", false), fetch: fetchExample };
+}
+
+function renderExamples() {
+  const base = apiBase() || window.location.origin;
+  const ex = examples(base);
+  $("#example-curl").textContent = ex.curl;
+  $("#example-curl-chat").textContent = ex.curlChat;
+  $("#example-fetch").textContent = ex.fetch;
+}
+
+function tryBody() {
+  const temperature = fieldValue(form, "temperature");
+  return {
+    provider: fieldValue(form, "provider"),
+    model: fieldValue(form, "model"),
+    messages: [{ role: "user", content: fieldValue(form, "message") }],
+    max_tokens: intValue(form, "max_tokens") ?? undefined,
+    temperature: temperature === "" ? undefined : Number(temperature),
+  };
+}
+
+function tryHeaders() {
+  const headers = { authorization: `Bearer ${fieldValue(form, "key")}`, "x-kaixu-app": "kaixu-admin-try", "x-kaixu-build": "admin-spa-1" };
+  const install = fieldValue(form, "install_id");
+  if (install) headers["x-kaixu-install-id"] = install;
+  return headers;
+}
+
+function monthLine(month) {
+  if (!month) return "";
+  const hasKeyCap = month.key_cap_cents !== null && month.key_cap_cents !== undefined;
+  const keyPart = hasKeyCap ? `; this key ${fmtCents(month.key_spent_cents)} of ${fmtCents(month.key_cap_cents)}` : "";
+  return `Month ${month.month}: ${fmtCents(month.spent_cents)} of ${fmtCents(month.cap_cents)} spent${keyPart}.`;
+}
+
+function showUsage(data) {
+  const u = data.usage || {};
+  usage.textContent = `Usage: ${u.input_tokens} input + ${u.output_tokens} output tokens, ${u.cost_cents}¢. ${monthLine(data.month)}`;
+}
+
+function startTry() {
+  reply.textContent = "";
+  meta.textContent = "";
+  usage.textContent = "";
+  controller = new AbortController();
+  stopButton.disabled = false;
+}
+
+function endTry() {
+  controller = null;
+  stopButton.disabled = true;
+}
+
+async function streamReply(event) {
+  event.preventDefault();
+  startTry();
+  await run({ button: $("button[type=submit]", form), status, form, busy: "Streaming…" }, async () => {
+    const response = await request("gateway-stream", {
+      method: "POST",
+      admin: false,
+      body: tryBody(),
+      headers: tryHeaders(),
+      signal: controller.signal,
+    });
+    let finished = false;
+    for await (const frame of readEvents(response)) {
+      if (frame.event === "meta") meta.textContent = `${frame.data.provider} · ${frame.data.model}. ${monthLine(frame.data.month)}`;
+      else if (frame.event === "delta") reply.append(frame.data.text);
+      else if (frame.event === "done") {
+        showUsage(frame.data);
+        finished = true;
+      } else if (frame.event === "error") {
+        setStatus(status, `The stream failed: ${frame.data.error}`, "error");
+        return;
+      }
+    }
+    setStatus(status, finished ? "Done." : "The stream ended without a done event.", finished ? "ok" : "error");
+  });
+  endTry();
+}
+
+async function sendChat(event) {
+  startTry();
+  const result = await run({ button: event.currentTarget, status, form, busy: "Waiting for the reply…", success: "Done." }, async () => {
+    const response = await request("gateway-chat", {
+      method: "POST",
+      admin: false,
+      body: tryBody(),
+      headers: tryHeaders(),
+      signal: controller.signal,
+    });
+    return response.json();
+  });
+  endTry();
+  if (!result) return;
+  meta.textContent = `${result.provider} · ${result.model}`;
+  reply.textContent = result.output_text || "";
+  showUsage(result);
+}
+
+function syncModels() {
+  const provider = fieldValue(form, "provider");
+  const current = fieldValue(form, "model");
+  fillModelOptions($("select[name=model]", form), models, { provider });
+  const select = $("select[name=model]", form);
+  if ([...select.options].some((o) => o.value === current)) select.value = current;
+  else if ([...select.options].some((o) => o.value === "gpt-4o-mini")) select.value = "gpt-4o-mini";
+}
+
+export default {
+  name: "integration",
+  init() {
+    renderExamples();
+    for (const button of $$("button[data-copy]")) {
+      button.addEventListener("click", async () => {
+        const node = document.getElementById(button.dataset.copy);
+        const copied = await copyText(node.textContent, node);
+        setStatus($("#copy-status"), copied ? "Copied to the clipboard." : "Selected: press Ctrl+C (⌘C) to copy.", "ok");
+      });
+    }
+    form.addEventListener("submit", streamReply);
+    $("[data-try-chat]", form).addEventListener("click", sendChat);
+    stopButton.addEventListener("click", () => controller && controller.abort());
+    $("select[name=provider]", form).addEventListener("change", syncModels);
+  },
+  async show() {
+    renderExamples();
+    if (!models.length) {
+      try {
+        models = await pricedModels();
+        syncModels();
+      } catch (error) {
+        setStatus(status, `Could not load the model list: ${error.message}`, "error");
+      }
+    }
+  },
+  reset() {
+    if (controller) controller.abort();
+    form.elements.namedItem("key").value = "";
+    reply.textContent = "";
+    meta.textContent = "";
+    usage.textContent = "";
+  },
+};

@@ -1,0 +1,168 @@
+// Keys: a customer's keys with their overrides; create sub-keys, rotate, revoke.
+// A new secret (creation or rotation) is shown once, above the table.
+
+import { api } from "../api.js";
+import { attachModelsEditor, parseModels } from "../allowlist.js";
+import { $, badge, checkedValues, compactJson, fieldValue, fmtCents, fmtTime, h, intValue, timeCell, yesNo } from "../dom.js";
+import { onCustomerChange } from "../state.js";
+import { PagedTable } from "../table.js";
+import { requireCustomerId, run, setStatus, showSecret } from "../ui.js";
+
+const panel = $("#panel-keys");
+const loadForm = $("#keys-load");
+const createForm = $("#key-create");
+const actionStatus = $("#keys-action-status");
+const secretSlot = $("#keys-secret");
+let table;
+let modelsEditor;
+let loadedFor = null;
+
+const customerId = () => intValue(loadForm, "customer_id");
+
+const INHERIT = () => h("span", { class: "muted" }, "inherit");
+
+function inherit(value, render = String) {
+  return value === null || value === undefined ? INHERIT() : render(value);
+}
+
+function listCell(value) {
+  return h("td", { class: "wrap" }, value === null || value === undefined ? INHERIT() : compactJson(value));
+}
+
+function revokedCell(row) {
+  if (!row.revoked_at) return h("td", {}, badge("active", "ok"));
+  return h("td", { title: row.revoked_at, class: "nowrap" }, badge("revoked", "bad"), h("span", { class: "sub" }, fmtTime(row.revoked_at)));
+}
+
+function actionsCell(row) {
+  const rotate = h("button", { type: "button", class: "small" }, "Rotate");
+  const revoke = h("button", { type: "button", class: "small danger" }, "Revoke");
+  rotate.disabled = revoke.disabled = Boolean(row.revoked_at);
+  rotate.setAttribute("aria-label", `Rotate key ${row.id} (…${row.key_last4})`);
+  revoke.setAttribute("aria-label", `Revoke key ${row.id} (…${row.key_last4})`);
+  rotate.addEventListener("click", () => rotateKey(row, rotate));
+  revoke.addEventListener("click", () => revokeKey(row, revoke));
+  return h("td", {}, h("div", { class: "actions" }, rotate, revoke));
+}
+
+async function rotateKey(row, button) {
+  const question =
+    `Rotate key ${row.id} (…${row.key_last4})?\n\n` +
+    "A new key with the same settings is created and this key is revoked at once: apps using it stop working until they get the new key.";
+  if (!window.confirm(question)) return;
+  const result = await run(
+    { button, status: actionStatus, busy: `Rotating key ${row.id}…` },
+    () => api("admin-keys", { method: "POST", query: { id: row.id, action: "rotate" } }),
+  );
+  if (!result) return;
+  const item = result.item;
+  setStatus(actionStatus, `Key ${row.id} was revoked and replaced by key ${item.id} (…${item.key_last4}).`, "ok");
+  showSecret(secretSlot, { title: `New key ${item.id} (replaces key ${row.id})`, secret: item.key });
+  await table.reload();
+}
+
+async function revokeKey(row, button) {
+  const question = `Revoke key ${row.id} (…${row.key_last4}) now?\n\nEvery call with it is refused from this moment. This cannot be undone.`;
+  if (!window.confirm(question)) return;
+  const result = await run(
+    { button, status: actionStatus, busy: `Revoking key ${row.id}…`, success: `Key ${row.id} (…${row.key_last4}) is revoked.` },
+    () => api("admin-keys", { method: "DELETE", query: { id: row.id } }),
+  );
+  if (result) await table.reload();
+}
+
+/** The create body: only the fields the admin filled in (the rest inherit). */
+function createBody() {
+  const body = { customer_id: customerId() };
+  const label = fieldValue(createForm, "label");
+  if (label) body.label = label;
+  for (const name of ["monthly_cap_cents", "rpm_limit", "max_devices"]) {
+    const value = intValue(createForm, name);
+    if (value !== null) body[name] = value;
+  }
+  const require = fieldValue(createForm, "require_install_id");
+  if (require) body.require_install_id = require === "true";
+  const providers = checkedValues(createForm, "allowed_providers");
+  if (providers.length) body.allowed_providers = providers;
+  const models = parseModels(fieldValue(createForm, "allowed_models"));
+  if (models) body.allowed_models = models;
+  return body;
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const status = $(".status", createForm);
+  let body;
+  try {
+    body = createBody();
+  } catch (error) {
+    setStatus(status, error.message, "error");
+    createForm.elements.namedItem("allowed_models").setAttribute("aria-invalid", "true");
+    return;
+  }
+  if (requireCustomerId(loadForm, status) === null) return;
+  const result = await run(
+    { button: $("button[type=submit]", createForm), status, form: createForm, busy: "Creating the sub-key…" },
+    () => api("admin-keys", { method: "POST", body }),
+  );
+  if (!result) return;
+  const item = result.item;
+  setStatus(status, `Created sub-key ${item.id} (…${item.key_last4}).`, "ok");
+  createForm.reset();
+  modelsEditor.check();
+  showSecret(secretSlot, { title: `New sub-key ${item.id}${item.label ? ` “${item.label}”` : ""}`, secret: item.key });
+  secretSlot.scrollIntoView({ block: "nearest" });
+  await table.reload();
+}
+
+async function load() {
+  if (requireCustomerId(loadForm, actionStatus) === null) return;
+  loadedFor = customerId();
+  setStatus(actionStatus, "");
+  await table.reload();
+}
+
+export default {
+  name: "keys",
+  init() {
+    table = new PagedTable($("#keys-table"), {
+      columns: [
+        (row) => h("td", {}, h("strong", {}, String(row.id)), h("span", { class: "sub" }, row.kind)),
+        (row) => h("td", { class: "mono" }, `…${row.key_last4}`),
+        (row) => row.label || "",
+        (row) => h("td", { class: "num" }, inherit(row.monthly_cap_cents, fmtCents)),
+        (row) => h("td", { class: "num" }, inherit(row.rpm_limit)),
+        (row) => h("td", { class: "num" }, inherit(row.max_devices)),
+        (row) => h("td", {}, row.require_install_id === null ? INHERIT() : yesNo(row.require_install_id)),
+        (row) => listCell(row.allowed_providers),
+        (row) => listCell(row.allowed_models),
+        revokedCell,
+        (row) => timeCell(row.created_at, { stack: true }),
+        actionsCell,
+      ],
+      rowClass: (row) => (row.revoked_at ? "revoked" : ""),
+      fetchPage: (cursor) => api("admin-keys", { query: { customer_id: customerId(), limit: 50, cursor } }),
+      empty: "This customer has no keys.",
+      idle: "Choose a customer (click a row in Customers, or enter its ID) to see its keys.",
+    });
+    modelsEditor = attachModelsEditor($(".models-editor", createForm));
+    loadForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      load();
+    });
+    createForm.addEventListener("submit", createKey);
+    onCustomerChange(() => {
+      loadedFor = null;
+      secretSlot.replaceChildren();
+    });
+  },
+  async show() {
+    modelsEditor.load().catch(() => {});
+    if (customerId() !== null && loadedFor !== customerId()) await load();
+  },
+  reset() {
+    loadedFor = null;
+    table.reset();
+    secretSlot.replaceChildren();
+  },
+};

@@ -1,0 +1,54 @@
+// A customer's Netlify token (used by KaixuPush): set, clear or check. The token is sent
+// once and never shown back; the API only says whether one is stored.
+
+import { api } from "../api.js";
+import { $, $$, fieldValue, fmtTime, intValue } from "../dom.js";
+import { run } from "../ui.js";
+
+function describeStatus(item) {
+  return item.has_token
+    ? `Customer #${item.customer_id} has a Netlify token (updated ${fmtTime(item.updated_at)}).`
+    : `Customer #${item.customer_id} has no Netlify token: KaixuPush uses NETLIFY_AUTH_TOKEN.`;
+}
+
+function attach(form, onChange) {
+  const status = $(".status", form);
+  const customerId = () => intValue(form, "customer_id");
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const result = await run(
+      { button: $("button[type=submit]", form), status, form, busy: "Saving the token…", success: (r) => describeStatus(r.item) },
+      () =>
+        api("admin-netlify-token", {
+          method: "PUT",
+          body: { customer_id: customerId(), token: fieldValue(form, "token") },
+        }),
+    );
+    if (result) {
+      form.elements.namedItem("token").value = "";
+      onChange();
+    }
+  });
+
+  $("[data-clear-token]", form).addEventListener("click", async (event) => {
+    const id = customerId();
+    if (id !== null && !window.confirm(`Clear the Netlify token of customer #${id}? KaixuPush will fall back to NETLIFY_AUTH_TOKEN.`)) return;
+    const result = await run(
+      { button: event.currentTarget, status, form, busy: "Clearing…", success: (r) => describeStatus(r.item) },
+      () => api("admin-netlify-token", { method: "DELETE", query: { customer_id: id } }),
+    );
+    if (result) onChange();
+  });
+
+  $("[data-check-token]", form).addEventListener("click", (event) =>
+    run({ button: event.currentTarget, status, form, busy: "Checking…", success: (r) => describeStatus(r.item) }, () =>
+      api("admin-netlify-token", { query: { customer_id: customerId() } }),
+    ),
+  );
+}
+
+/** Wire every Netlify token form on the page; onChange runs after a set or clear. */
+export function attachNetlifyTokenForms(onChange) {
+  for (const form of $$("form[data-netlify-token-form]")) attach(form, onChange);
+}

@@ -1,0 +1,102 @@
+// Usage: a customer's metered calls for a month, with the month's totals and a chart of
+// spend per day.
+
+import { api } from "../api.js";
+import { spendChart } from "../chart.js";
+import { $, fieldValue, fmtCents, fmtExactCents, fmtInt, h, intValue, timeCell } from "../dom.js";
+import { onCustomerChange } from "../state.js";
+import { PagedTable } from "../table.js";
+import { requireCustomerId, run } from "../ui.js";
+
+const form = $("#usage-load");
+const status = $(".status", $("#panel-usage"));
+let table;
+let loadedFor = null;
+let lastSummary = null;
+let resizeTimer = null;
+
+const query = () => ({
+  customer_id: intValue(form, "customer_id"),
+  month: fieldValue(form, "month"),
+  api_key_id: intValue(form, "api_key_id"),
+});
+
+/** The exact cost in cents (from nanos): a small call is not "0"; invoices round once. */
+function exactCents(row) {
+  const exact = Number(row.cost_nanos) / 10_000_000;
+  return h("td", { class: "num", title: `${exact} cents exactly; invoices round each total once` }, fmtExactCents(exact));
+}
+
+function renderTotals(summary) {
+  const t = summary.totals;
+  const items = [
+    ["Spent", fmtCents(t.spent_cents)],
+    ["Cap (with top-ups)", fmtCents(t.cap_cents)],
+    ["Reserved", fmtCents(t.reserved_cents)],
+    ["Calls", fmtInt(t.calls)],
+    ["Tokens in / out", `${fmtInt(t.input_tokens)} / ${fmtInt(t.output_tokens)}`],
+  ];
+  $("#usage-totals").replaceChildren(...items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
+  lastSummary = summary;
+  drawChart();
+}
+
+function drawChart() {
+  if (!lastSummary) return;
+  const chart = $("#usage-chart");
+  chart.replaceChildren(spendChart(lastSummary.month, lastSummary.days || [], chart.clientWidth || 720));
+}
+
+async function load() {
+  if (requireCustomerId(form, status) === null) return;
+  const q = query();
+  loadedFor = JSON.stringify(q);
+  const listing = table.reload();
+  const summary = await run({ button: $("button[type=submit]", form), status, form, busy: "Loading the month…" }, () =>
+    api("admin-usage", { query: { customer_id: q.customer_id, month: q.month, view: "summary" } }),
+  );
+  if (summary) renderTotals(summary.item);
+  await listing;
+}
+
+export default {
+  name: "usage",
+  init() {
+    table = new PagedTable($("#usage-table"), {
+      columns: [
+        (row) => timeCell(row.created_at, { seconds: true }),
+        (row) => row.provider,
+        (row) => h("td", { class: "wrap" }, row.model),
+        (row) => h("td", { class: "num" }, fmtInt(row.input_tokens)),
+        (row) => h("td", { class: "num" }, fmtInt(row.output_tokens)),
+        exactCents,
+      ],
+      fetchPage: (cursor) => api("admin-usage", { query: { ...query(), limit: 50, cursor } }),
+      empty: "No calls in this month.",
+      idle: "Choose a customer to see its usage.",
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      load();
+    });
+    onCustomerChange(() => {
+      loadedFor = null;
+    });
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(drawChart, 150);
+    });
+  },
+  async show() {
+    const q = query();
+    if (q.customer_id !== null && loadedFor !== JSON.stringify(q)) await load();
+    else drawChart(); // the panel may have been hidden (no width) when the data came
+  },
+  reset() {
+    loadedFor = null;
+    lastSummary = null;
+    table.reset();
+    $("#usage-totals").replaceChildren();
+    $("#usage-chart").replaceChildren();
+  },
+};

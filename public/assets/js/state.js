@@ -1,0 +1,42 @@
+// What the panels share: the selected customer (clicking a customer row prefills every
+// "Customer ID" field) and the price book for the model pickers.
+
+import { api } from "./api.js";
+import { $$ } from "./dom.js";
+
+const events = new EventTarget();
+let selected = null;
+let modelsPromise = null;
+
+export function selectedCustomer() {
+  return selected;
+}
+
+/** Select a customer: prefill every Customer ID input and tell the panels. */
+export function selectCustomer(customer) {
+  selected = customer ? { id: Number(customer.id), email: customer.email || "" } : null;
+  for (const input of $$("input[data-customer-input]")) input.value = selected ? String(selected.id) : "";
+  events.dispatchEvent(new CustomEvent("customer", { detail: selected }));
+}
+
+export function onCustomerChange(listener) {
+  events.addEventListener("customer", (event) => listener(event.detail));
+}
+
+/** Every priced model ({provider, model, ...}), fetched once per session. */
+export function pricedModels() {
+  if (!modelsPromise) {
+    modelsPromise = api("admin-models")
+      .then((body) => body.items || [])
+      .catch((error) => {
+        modelsPromise = null; // try again next time
+        throw error;
+      });
+  }
+  return modelsPromise;
+}
+
+export function forgetSession() {
+  modelsPromise = null;
+  selectCustomer(null);
+}
