@@ -61,6 +61,7 @@ class Settings:
     db_pool_max: int = field(default_factory=lambda: _int("DB_POOL_MAX", 10))
     db_timeout_s: float = field(default_factory=lambda: _float("DB_TIMEOUT_S", 5.0))
 
+    client_ip_header: str = field(default_factory=lambda: _str("CLIENT_IP_HEADER").lower())
     allowed_origins: tuple[str, ...] = field(default_factory=lambda: _list("ALLOWED_ORIGINS"))
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 1024 * 1024))
 
@@ -111,6 +112,40 @@ class Settings:
     cap_warn_pct: int = field(default_factory=lambda: _int("CAP_WARN_PCT", 85))
     alert_webhook_url: str = field(default_factory=lambda: _str("ALERT_WEBHOOK_URL"))
     alert_webhook_secret: str = field(default_factory=lambda: _str("ALERT_WEBHOOK_SECRET"))
+
+    # KaixuPush: deploys to Netlify through the gateway (shared/kaixupush).
+    netlify_api_base: str = field(
+        default_factory=lambda: _str("NETLIFY_API_BASE", "https://api.netlify.com/api/v1").rstrip("/")
+    )
+    netlify_auth_token: str = field(default_factory=lambda: _str("NETLIFY_AUTH_TOKEN"))
+    netlify_timeout_s: float = field(default_factory=lambda: _float("NETLIFY_TIMEOUT_S", 60.0))
+    netlify_max_attempts: int = field(default_factory=lambda: _int("NETLIFY_MAX_ATTEMPTS", 4))
+    netlify_retry_max_wait_s: float = field(default_factory=lambda: _float("NETLIFY_RETRY_MAX_WAIT_S", 15.0))
+    kaixupush_deploys_per_min: int = field(default_factory=lambda: _int("KAIXUPUSH_DEPLOYS_PER_MIN", 3))
+    kaixupush_deploys_per_day: int = field(default_factory=lambda: _int("KAIXUPUSH_DEPLOYS_PER_DAY", 100))
+    kaixupush_part_bytes: int = field(default_factory=lambda: _int("KAIXUPUSH_PART_BYTES", 4 * 1024 * 1024))
+    kaixupush_manifest_max_bytes: int = field(
+        default_factory=lambda: _int("KAIXUPUSH_MANIFEST_MAX_BYTES", 8 * 1024 * 1024)
+    )
+    kaixupush_poll_interval_s: float = field(default_factory=lambda: _float("KAIXUPUSH_POLL_INTERVAL_S", 1.5))
+    kaixupush_prepare_timeout_s: float = field(
+        default_factory=lambda: _float("KAIXUPUSH_PREPARE_TIMEOUT_S", 60.0)
+    )
+    kaixupush_s3_bucket: str = field(default_factory=lambda: _str("KAIXUPUSH_S3_BUCKET"))
+    kaixupush_s3_prefix: str = field(default_factory=lambda: _str("KAIXUPUSH_S3_PREFIX", "kaixupush/"))
+    kaixupush_s3_endpoint_url: str = field(default_factory=lambda: _str("KAIXUPUSH_S3_ENDPOINT_URL"))
+    kaixupush_worker_secret: str = field(default_factory=lambda: _str("KAIXUPUSH_WORKER_SECRET"))
+    kaixupush_job_max_attempts: int = field(default_factory=lambda: _int("KAIXUPUSH_JOB_MAX_ATTEMPTS", 8))
+    kaixupush_job_backoff_s: float = field(default_factory=lambda: _float("KAIXUPUSH_JOB_BACKOFF_S", 5.0))
+    kaixupush_job_backoff_max_s: float = field(
+        default_factory=lambda: _float("KAIXUPUSH_JOB_BACKOFF_MAX_S", 900.0)
+    )
+    kaixupush_job_lease_s: float = field(default_factory=lambda: _float("KAIXUPUSH_JOB_LEASE_S", 300.0))
+    kaixupush_inline_s: float = field(default_factory=lambda: _float("KAIXUPUSH_INLINE_S", 20.0))
+    kaixupush_worker_budget_s: float = field(
+        default_factory=lambda: _float("KAIXUPUSH_WORKER_BUDGET_S", 20.0)
+    )
+    kaixupush_retention_h: float = field(default_factory=lambda: _float("KAIXUPUSH_RETENTION_H", 48.0))
 
     @property
     def uses_pooler(self) -> bool:

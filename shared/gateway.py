@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import config, db, keys, pricing, providers
+from shared import alerts, config, db, keys, pricing, providers
 from shared.chat_request import ChatRequest
 from shared.http import ApiError, Ctx, bad_request
 from shared.pricing import ModelPrice
@@ -179,7 +179,20 @@ class Call:
             ctx.headers.get("user-agent", "")[:240] or None,
         )
         row = await db.fetch_one(_SETTLE, params)
-        return month_view(row) if row and row["month"] else self.month_before
+        if not (row and row["month"]):
+            return self.month_before
+        ctx.defer(
+            lambda: alerts.check_after_call(
+                admission["customer_id"],
+                admission["api_key_id"],
+                row["month"],
+                row["cap_cents"],
+                row["spent_nanos"],
+                row["key_cap_cents"],
+                row["key_spent_nanos"],
+            )
+        )
+        return month_view(row)
 
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
         cost = pricing.cost_nanos(self.price, usage) if usage else 0
@@ -213,6 +226,19 @@ async def admit(ctx: Ctx) -> Call:
     )
     ctx.customer_id, ctx.api_key_id = row["customer_id"], row["api_key_id"]
     if row["status"]:
+        if row["code"] == "CAP_REACHED":
+            ctx.defer(
+                lambda: alerts.check_refusal(
+                    row["customer_id"],
+                    row["api_key_id"],
+                    row["month"],
+                    row["scope"],
+                    row["cap_cents"],
+                    row["spent_nanos"],
+                    row["key_cap_cents"],
+                    row["key_spent_nanos"],
+                )
+            )
         raise _refusal(row, request)
     ctx.monitored = True  # the settlement writes this request's monitor row
     return Call(ctx, request, price, install_id, row)

@@ -14,6 +14,7 @@ and one monitor row per request, written after the response has gone out.
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import re
 import time
@@ -89,6 +90,7 @@ class Ctx:
         "actor",
         "api_key_id",
         "customer_id",
+        "deferred",
         "function",
         "level",
         "model",
@@ -113,6 +115,7 @@ class Ctx:
         self.summary: str | None = None
         self.level: str | None = None
         self.actor: str | None = None  # who is acting, once an auth hook has passed
+        self.deferred: list[Callable[[], Awaitable[None]]] = []
         self.monitored = False  # set when the handler wrote its own monitor row (gateway SETTLE)
 
     @property
@@ -133,12 +136,20 @@ class Ctx:
 
     @property
     def client_ip(self) -> str:
-        headers = self.request.headers
-        forwarded = headers.get("x-nf-client-connection-ip") or headers.get("x-forwarded-for", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        """The caller's address as the server resolved it (uvicorn from X-Forwarded-For of
+        trusted proxies, API Gateway from its source IP), or from ``CLIENT_IP_HEADER`` when an
+        operator names a header their edge sets (e.g. ``x-nf-client-connection-ip`` behind
+        Netlify). Client-supplied headers are never trusted by default: a lockout keyed on
+        them could be dodged by changing a header."""
+        header = config.settings().client_ip_header
+        if header and (value := self.request.headers.get(header)):
+            return value.split(",")[0].strip()[:64]
         client = self.request.client
         return client.host if client else ""
+
+    def defer(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` after the response has gone out (e.g. alert webhooks): off the hot path."""
+        self.deferred.append(job)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -204,7 +215,7 @@ def _cors_headers(origin: str | None) -> dict[str, str]:
 
 
 Handler = Callable[[Ctx], Awaitable[Response | dict[str, Any] | list[Any]]]
-Auth = Callable[[Ctx], str]
+Auth = Callable[[Ctx], str | Awaitable[str]]  # a hook that needs the database is async
 
 
 class FunctionApp:
@@ -228,6 +239,11 @@ class FunctionApp:
         await response(scope, receive, send)
         if not ctx.monitored:
             await monitor.record_response(ctx, scope["method"], response.status_code)
+        for job in ctx.deferred:
+            try:
+                await job()
+            except Exception:
+                log.exception("deferred work failed in %s (request %s)", self.name, ctx.request_id)
 
     async def _respond(self, ctx: Ctx) -> Response:
         method = ctx.request.method
@@ -244,7 +260,8 @@ class FunctionApp:
                     headers={"allow": f"{allowed}, OPTIONS"},
                 )
             if self.auth is not None:
-                ctx.actor = self.auth(ctx)
+                actor = self.auth(ctx)
+                ctx.actor = await actor if inspect.isawaitable(actor) else actor
             result = await handler(ctx)
             return result if isinstance(result, Response) else JSONResponse(result)
         except ApiError as error:

@@ -3,7 +3,9 @@
 
 - release reservations whose call never settled (a process died mid-call), so held money
   returns to the cap; the call is recorded as ``abandoned``;
-- prune expired throttle windows.
+- retry cap-alert webhooks that failed;
+- KaixuPush: due upload jobs, expired staged parts, deploys still being finalised;
+- prune expired throttle windows and old idempotency keys.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared import config, db, throttle
+from shared import alerts, config, db, idempotency, throttle
+from shared.kaixupush import jobs as kaixupush_jobs
 
 log = logging.getLogger("kaixu.maintenance")
 _GRACE_S = 300  # beyond the upstream timeout, before a reservation counts as abandoned
@@ -22,7 +25,12 @@ async def run_once() -> dict[str, Any]:
     row = await db.fetch_one(
         "SELECT kx_release_stale(make_interval(secs => %s)) AS released", (older_than_s,)
     )
-    pruned = await throttle.prune()
     if row["released"]:
         log.warning("released %s stale reservation(s)", row["released"])
-    return {"released_reservations": row["released"], "pruned_throttle_windows": pruned}
+    return {
+        "released_reservations": row["released"],
+        "alerts_delivered": await alerts.deliver_due(),
+        **await kaixupush_jobs.upkeep(),
+        "pruned_throttle_windows": await throttle.prune(),
+        "pruned_idempotency_keys": await idempotency.prune(),
+    }

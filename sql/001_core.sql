@@ -123,7 +123,6 @@ CREATE TABLE usage_events (
     duration_ms   real
 );
 CREATE INDEX usage_events_customer ON usage_events (customer_id, id DESC);
-CREATE INDEX usage_events_customer_month ON usage_events (customer_id, month);
 CREATE INDEX usage_events_key ON usage_events (api_key_id, id DESC);
 
 -- Exact sliding-window rate limiting: a ring of the last `size` admission times per key and

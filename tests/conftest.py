@@ -100,6 +100,10 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+# Reference data seeded by the migrations themselves: kept between tests.
+REFERENCE_TABLES = ("schema_migrations", "push_pricing_versions")
+
+
 @pytest.fixture(autouse=True)
 def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
@@ -110,8 +114,8 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'schema_migrations'"
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> ALL(%s)",
+                (list(REFERENCE_TABLES),),
             )
         ]
         if tables:

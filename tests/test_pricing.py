@@ -58,19 +58,33 @@ def test_worked_examples_as_integers() -> None:
 
 def test_fixture_usage_blocks_parse_and_price_exactly() -> None:
     """The raw usage objects of the fixtures, through the adapters' parsers."""
-    openai_usage = openai.usage_from({
-        "completion_tokens": 9, "prompt_tokens": 8, "total_tokens": 17,
-        "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    })
-    anthropic_usage = anthropic.usage_from({
-        "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 418},
-        "cache_creation_input_tokens": 418, "cache_read_input_tokens": 1111,
-        "input_tokens": 3, "output_tokens": 33, "service_tier": "standard",
-    })
-    gemini_usage = gemini.usage_from({
-        "candidatesTokenCount": 9, "promptTokenCount": 9, "thoughtsTokenCount": 34, "totalTokenCount": 52,
-    })
+    openai_usage = openai.usage_from(
+        {
+            "completion_tokens": 9,
+            "prompt_tokens": 8,
+            "total_tokens": 17,
+            "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+    )
+    anthropic_usage = anthropic.usage_from(
+        {
+            "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 418},
+            "cache_creation_input_tokens": 418,
+            "cache_read_input_tokens": 1111,
+            "input_tokens": 3,
+            "output_tokens": 33,
+            "service_tier": "standard",
+        }
+    )
+    gemini_usage = gemini.usage_from(
+        {
+            "candidatesTokenCount": 9,
+            "promptTokenCount": 9,
+            "thoughtsTokenCount": 34,
+            "totalTokenCount": 52,
+        }
+    )
     assert openai_usage and anthropic_usage and gemini_usage
     assert anthropic_usage.input_tokens == 1532
     assert pricing.cost_nanos(price("openai", "gpt-4o-mini"), openai_usage) == 6_600
@@ -86,21 +100,29 @@ def test_openai_cached_tokens_are_part_of_the_prompt() -> None:
 
 def test_gemini_cached_content_is_a_subset_of_the_prompt() -> None:
     # gemini_generate_cached.json: 17713 prompt (17379 cached), 68 + 821 out, at 2.5-flash
-    usage = gemini.usage_from({
-        "cachedContentTokenCount": 17379, "candidatesTokenCount": 68,
-        "promptTokenCount": 17713, "thoughtsTokenCount": 821,
-    })
+    usage = gemini.usage_from(
+        {
+            "cachedContentTokenCount": 17379,
+            "candidatesTokenCount": 68,
+            "promptTokenCount": 17713,
+            "thoughtsTokenCount": 821,
+        }
+    )
     assert usage is not None
     expected = (17713 - 17379) * 300 + 17379 * 30 + (68 + 821) * 2500
     assert pricing.cost_nanos(price("gemini", "gemini-2.5-flash"), usage) == expected
 
 
 def test_anthropic_one_hour_cache_writes() -> None:
-    usage = anthropic.usage_from({
-        "input_tokens": 10, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
-        "output_tokens": 1,
-    })
+    usage = anthropic.usage_from(
+        {
+            "input_tokens": 10,
+            "cache_creation_input_tokens": 300,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+            "output_tokens": 1,
+        }
+    )
     assert usage == Usage(
         input_tokens=310, output_tokens=1, cache_write_tokens=100, cache_write_1h_tokens=200
     )
@@ -171,9 +193,13 @@ def test_unknown_model_or_wrong_provider_is_none() -> None:
 def test_every_listed_price_is_exact_integer_nanos() -> None:
     raw = json.loads(pricing.PRICES_FILE.read_text())
     rounded = {(model, key) for model, key, _ in pricing.rounded_up_prices()}
-    fields = {"input": "input_per_mtok_usd", "output": "output_per_mtok_usd",
-              "cache_read": "cache_read_per_mtok_usd", "cache_write_5m": "cache_write_5m_per_mtok_usd",
-              "cache_write_1h": "cache_write_1h_per_mtok_usd"}
+    fields = {
+        "input": "input_per_mtok_usd",
+        "output": "output_per_mtok_usd",
+        "cache_read": "cache_read_per_mtok_usd",
+        "cache_write_5m": "cache_write_5m_per_mtok_usd",
+        "cache_write_1h": "cache_write_1h_per_mtok_usd",
+    }
     for model, entry in raw.items():
         found = price(entry["provider"], model)
         assert found.max_input_tokens == entry["max_input_tokens"]
@@ -235,10 +261,16 @@ def test_priced_models_for_the_admin_picker() -> None:
     assert models == sorted(models, key=lambda m: (m["provider"], m["model"]))
     gpt4o = next(m for m in models if m["model"] == "gpt-4o")
     assert gpt4o == {
-        "provider": "openai", "model": "gpt-4o", "aliases": ["gpt-4o-2024-08-06", "gpt-4o-2024-11-20"],
-        "input_per_mtok_usd": 2.5, "output_per_mtok_usd": 10, "cache_read_per_mtok_usd": 1.25,
-        "cache_write_5m_per_mtok_usd": None, "cache_write_1h_per_mtok_usd": None,
-        "max_input_tokens": 128000, "max_output_tokens": 16384,
+        "provider": "openai",
+        "model": "gpt-4o",
+        "aliases": ["gpt-4o-2024-08-06", "gpt-4o-2024-11-20"],
+        "input_per_mtok_usd": 2.5,
+        "output_per_mtok_usd": 10,
+        "cache_read_per_mtok_usd": 1.25,
+        "cache_write_5m_per_mtok_usd": None,
+        "cache_write_1h_per_mtok_usd": None,
+        "max_input_tokens": 128000,
+        "max_output_tokens": 16384,
     }
     pro = next(m for m in models if m["model"] == "gemini-2.5-pro")
     assert pro["above_200k_prompt_tokens"]["input_per_mtok_usd"] == 2.5

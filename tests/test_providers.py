@@ -95,9 +95,15 @@ EXPECTED_USAGE = {
 
 
 def script_usage(fake: FakeUpstreams, provider: str) -> None:
-    fake.script(provider, text="Bonjour tout le monde", input_tokens=40, output_tokens=9, cached_tokens=8,
-                cache_write_tokens=5 if provider == "anthropic" else 0,
-                thoughts_tokens=3 if provider != "anthropic" else 0)
+    fake.script(
+        provider,
+        text="Bonjour tout le monde",
+        input_tokens=40,
+        output_tokens=9,
+        cached_tokens=8,
+        cache_write_tokens=5 if provider == "anthropic" else 0,
+        thoughts_tokens=3 if provider != "anthropic" else 0,
+    )
 
 
 @ALL
@@ -180,11 +186,16 @@ def test_one_client_per_event_loop(fake: FakeUpstreams) -> None:
 
 
 def test_openai_request_shape(fake: FakeUpstreams) -> None:
-    req = request("openai", messages=[
-        {"role": "system", "content": "S"}, {"role": "developer", "content": "D"},
-        {"role": "user", "content": [{"type": "text", "text": "U1"}, {"type": "text", "text": "U2"}]},
-        {"role": "assistant", "content": "A"}, {"role": "user", "content": "U3"},
-    ])
+    req = request(
+        "openai",
+        messages=[
+            {"role": "system", "content": "S"},
+            {"role": "developer", "content": "D"},
+            {"role": "user", "content": [{"type": "text", "text": "U1"}, {"type": "text", "text": "U2"}]},
+            {"role": "assistant", "content": "A"},
+            {"role": "user", "content": "U3"},
+        ],
+    )
     run(lambda: providers.complete(req))
     plain = fake.last_request("openai")
     run(lambda: collect(req))
@@ -195,8 +206,10 @@ def test_openai_request_shape(fake: FakeUpstreams) -> None:
     assert plain.body == {
         "model": "gpt-4o-mini",
         "messages": [
-            {"role": "system", "content": "S"}, {"role": "developer", "content": "D"},
-            {"role": "user", "content": "U1U2"}, {"role": "assistant", "content": "A"},
+            {"role": "system", "content": "S"},
+            {"role": "developer", "content": "D"},
+            {"role": "user", "content": "U1U2"},
+            {"role": "assistant", "content": "A"},
             {"role": "user", "content": "U3"},
         ],
         "max_completion_tokens": 64,
@@ -208,11 +221,18 @@ def test_openai_request_shape(fake: FakeUpstreams) -> None:
 
 
 def test_anthropic_request_shape(fake: FakeUpstreams) -> None:
-    req = request("anthropic", temperature=1.7, messages=[
-        {"role": "system", "content": "S"}, {"role": "user", "content": "U1"},
-        {"role": "developer", "content": "D"}, {"role": "user", "content": "U2"},
-        {"role": "assistant", "content": "A"}, {"role": "user", "content": "U3"},
-    ])
+    req = request(
+        "anthropic",
+        temperature=1.7,
+        messages=[
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "U1"},
+            {"role": "developer", "content": "D"},
+            {"role": "user", "content": "U2"},
+            {"role": "assistant", "content": "A"},
+            {"role": "user", "content": "U3"},
+        ],
+    )
     run(lambda: providers.complete(req))
     plain = fake.last_request("anthropic")
     run(lambda: collect(req))
@@ -238,11 +258,16 @@ def test_anthropic_request_shape(fake: FakeUpstreams) -> None:
 
 
 def test_gemini_request_shape(fake: FakeUpstreams) -> None:
-    req = request("gemini", messages=[
-        {"role": "system", "content": "S"}, {"role": "developer", "content": "D"},
-        {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"},
-        {"role": "user", "content": "U2"},
-    ])
+    req = request(
+        "gemini",
+        messages=[
+            {"role": "system", "content": "S"},
+            {"role": "developer", "content": "D"},
+            {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"},
+            {"role": "user", "content": "U2"},
+        ],
+    )
     run(lambda: providers.complete(req))
     plain = fake.last_request("gemini")
     run(lambda: collect(req))
@@ -254,15 +279,19 @@ def test_gemini_request_shape(fake: FakeUpstreams) -> None:
     assert streamed.query == {"alt": "sse"}
     assert plain.headers["x-goog-api-key"] == fake.keys["gemini"]
     assert "key" not in plain.query  # the key never goes into a URL (it would be logged)
-    assert plain.body == streamed.body == {
-        "contents": [
-            {"role": "user", "parts": [{"text": "U"}]},
-            {"role": "model", "parts": [{"text": "A"}]},
-            {"role": "user", "parts": [{"text": "U2"}]},
-        ],
-        "systemInstruction": {"parts": [{"text": "S"}, {"text": "D"}]},
-        "generationConfig": {"maxOutputTokens": 64, "temperature": 0.5},
-    }
+    assert (
+        plain.body
+        == streamed.body
+        == {
+            "contents": [
+                {"role": "user", "parts": [{"text": "U"}]},
+                {"role": "model", "parts": [{"text": "A"}]},
+                {"role": "user", "parts": [{"text": "U2"}]},
+            ],
+            "systemInstruction": {"parts": [{"text": "S"}, {"text": "D"}]},
+            "generationConfig": {"maxOutputTokens": 64, "temperature": 0.5},
+        }
+    )
 
 
 # --------------------------------------------------------------------------- errors before the first byte
@@ -295,7 +324,9 @@ def test_wrong_key_is_upstream_auth(
     fake: FakeUpstreams, monkeypatch: pytest.MonkeyPatch, provider: str, upstream_status: int
 ) -> None:
     wrong = {
-        "openai": "sk-wrong-key-123456", "anthropic": "sk-ant-wrong-123456", "gemini": "AIzaWrongKey123456"
+        "openai": "sk-wrong-key-123456",
+        "anthropic": "sk-ant-wrong-123456",
+        "gemini": "AIzaWrongKey123456",
     }
     set_env(monkeypatch, **{f"{provider.upper()}_API_KEY": wrong[provider]})
     for make in both_ways(provider):
@@ -495,29 +526,37 @@ def test_openai_null_content_is_empty_text() -> None:
 
 
 def test_anthropic_only_text_blocks_count() -> None:
-    body = {"content": [
-        {"type": "thinking", "thinking": "hmm", "signature": "x"},
-        {"type": "text", "text": "A"},
-        {"type": "tool_use", "id": "t", "name": "f", "input": {}},
-        {"type": "text", "text": "B"},
-    ], "usage": {"input_tokens": 1, "output_tokens": 2}}
+    body = {
+        "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "x"},
+            {"type": "text", "text": "A"},
+            {"type": "tool_use", "id": "t", "name": "f", "input": {}},
+            {"type": "text", "text": "B"},
+        ],
+        "usage": {"input_tokens": 1, "output_tokens": 2},
+    }
     assert anthropic.Anthropic().parse_completion(body)[0] == "AB"
 
 
 def test_gemini_skips_thoughts_and_tolerates_missing_parts() -> None:
     adapter = gemini.Gemini()
-    thoughtful = {"candidates": [{"content": {"parts": [
-        {"text": "thinking...", "thought": True}, {"text": "Answer"}]}}]}
+    thoughtful = {
+        "candidates": [{"content": {"parts": [{"text": "thinking...", "thought": True}, {"text": "Answer"}]}}]
+    }
     assert adapter.parse_completion(thoughtful)[0] == "Answer"
-    empty = {"candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}],
-             "usageMetadata": {"promptTokenCount": 15, "thoughtsTokenCount": 2, "totalTokenCount": 17}}
+    empty = {
+        "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}],
+        "usageMetadata": {"promptTokenCount": 15, "thoughtsTokenCount": 2, "totalTokenCount": 17},
+    }
     assert adapter.parse_completion(empty)[:2] == ("", Usage(input_tokens=15, output_tokens=2))
 
 
 def test_anthropic_message_delta_usage_overwrites_never_sums() -> None:
     parser = anthropic.Anthropic().stream_parser()
-    start = {"type": "message_start", "message": {"usage": {
-        "input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 1}}}
+    start = {
+        "type": "message_start",
+        "message": {"usage": {"input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 1}},
+    }
     parser.feed(SSEEvent("message_start", json.dumps(start)))
     for output in (3, 7):
         delta = {"type": "message_delta", "usage": {"output_tokens": output, "input_tokens": None}}

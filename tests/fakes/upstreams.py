@@ -110,28 +110,54 @@ class RecordedRequest:
 # The providers' real error bodies (see the fixtures' SOURCES), keyed by status.
 
 _OPENAI_ERRORS: dict[int, dict[str, Any]] = {
-    400: {"message": "Invalid 'temperature': decimal below minimum value. Expected a value >= 0, "
-          "but got -1 instead.", "type": "invalid_request_error", "param": "temperature",
-          "code": "decimal_below_min_value"},
-    401: {"message": "Incorrect API key provided: sk-VKMIs***************************************wjh3. "
-          "You can find your API key at https://platform.openai.com/account/api-keys.",
-          "type": "invalid_request_error", "param": None, "code": "invalid_api_key"},
-    404: {"message": "The model `gpt-5.2-proo` does not exist or you do not have access to it.",
-          "type": "invalid_request_error", "param": None, "code": "model_not_found"},
-    429: {"message": "Rate limit reached for o4-mini in organization org-******* on tokens per min "
-          "(TPM): Limit 200000, Used 162960, Requested 42288. Please try again in 1.574s. Visit "
-          "https://platform.openai.com/account/rate-limits to learn more.",
-          "type": "tokens", "param": None, "code": "rate_limit_exceeded"},
-    500: {"message": "The server had an error while processing your request. Sorry about that!",
-          "type": "server_error", "param": None, "code": None},
+    400: {
+        "message": "Invalid 'temperature': decimal below minimum value. Expected a value >= 0, "
+        "but got -1 instead.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "decimal_below_min_value",
+    },
+    401: {
+        "message": "Incorrect API key provided: sk-VKMIs***************************************wjh3. "
+        "You can find your API key at https://platform.openai.com/account/api-keys.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_api_key",
+    },
+    404: {
+        "message": "The model `gpt-5.2-proo` does not exist or you do not have access to it.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "model_not_found",
+    },
+    429: {
+        "message": "Rate limit reached for o4-mini in organization org-******* on tokens per min "
+        "(TPM): Limit 200000, Used 162960, Requested 42288. Please try again in 1.574s. Visit "
+        "https://platform.openai.com/account/rate-limits to learn more.",
+        "type": "tokens",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    },
+    500: {
+        "message": "The server had an error while processing your request. Sorry about that!",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    },
 }
-_OPENAI_MIDSTREAM = {"message": "The server experienced an error while processing your request. "
-                     "We apologize for the inconvenience!", "type": "server_error", "param": None,
-                     "code": None}
+_OPENAI_MIDSTREAM = {
+    "message": "The server experienced an error while processing your request. "
+    "We apologize for the inconvenience!",
+    "type": "server_error",
+    "param": None,
+    "code": None,
+}
 
 _ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("invalid_request_error", "This model does not support effort level 'xhigh'. Supported "
-          "levels: high, low, max, medium."),
+    400: (
+        "invalid_request_error",
+        "This model does not support effort level 'xhigh'. Supported levels: high, low, max, medium.",
+    ),
     401: ("authentication_error", "invalid x-api-key"),
     403: ("permission_error", "Your API key does not have permission to use the specified resource."),
     404: ("not_found_error", "model: claude-sonet-4-5"),
@@ -141,43 +167,71 @@ _ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
     529: ("overloaded_error", "Overloaded"),
 }
 
-_GEMINI_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 _GEMINI_MESSAGES = {
     400: "Request contains an invalid argument.",
     403: "Method doesn't allow unregistered callers (callers without established identity). "
-         "Please use API Key or other form of API consumer identity to call this API.",
+    "Please use API Key or other form of API consumer identity to call this API.",
     404: "models/gemini-3.6-flahs is not found for API version v1beta, or is not supported for "
-         "generateContent. Call ModelService.ListModels to see the list of available models and "
-         "their supported methods.",
+    "generateContent. Call ModelService.ListModels to see the list of available models and "
+    "their supported methods.",
     429: "You exceeded your current quota, please check your plan and billing details. For more "
-         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
     503: "The model is overloaded. Please try again later.",
 }
 _GEMINI_DETAILS: dict[int, list[dict[str, Any]]] = {
     429: [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count",
-            "quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier",
-            "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
-            "quotaValue": "250000"}]},
-        {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
-            "description": "Learn more about Gemini API quotas",
-            "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count",  # noqa: E501
+                    "quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+                    "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                    "quotaValue": "250000",
+                }
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"},
     ],
 }
-_GEMINI_BAD_KEY = {"error": {
-    "code": 400,
-    "message": "API key not valid. Please pass a valid API key.",
-    "status": "INVALID_ARGUMENT",
-    "details": [
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-         "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
-        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-         "message": "API key not valid. Please pass a valid API key."},
-    ],
-}}
+_GEMINI_BAD_KEY = {
+    "error": {
+        "code": 400,
+        "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": "API key not valid. Please pass a valid API key.",
+            },
+        ],
+    }
+}
 
 
 def openai_error(status: int) -> bytes:
@@ -274,8 +328,12 @@ class OpenAIWire(_Wire):
             "completion_tokens": b.output_tokens,
             "total_tokens": b.input_tokens + b.output_tokens,
             "prompt_tokens_details": {"cached_tokens": b.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": b.thoughts_tokens, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": b.thoughts_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
 
     def error(self, status: int) -> Reply:
@@ -283,12 +341,26 @@ class OpenAIWire(_Wire):
 
     def completion(self) -> Reply:
         body = {
-            "id": "chatcmpl-" + uuid.uuid4().hex[:29], "object": "chat.completion",
-            "created": int(time.time()), "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.b.reply(self.name),
-                                                 "refusal": None, "annotations": []},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": self.usage(), "service_tier": "default", "system_fingerprint": "fp_fake0000",
+            "id": "chatcmpl-" + uuid.uuid4().hex[:29],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": self.b.reply(self.name),
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": self.usage(),
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake0000",
         }
         return self.json_reply(200, json.dumps(body, indent=2, ensure_ascii=False).encode())
 
@@ -298,9 +370,17 @@ class OpenAIWire(_Wire):
         chunk_id, created = "chatcmpl-" + uuid.uuid4().hex[:29], int(time.time())
 
         def frame(choices: list[Any], usage: Any, kind: str) -> Frame:
-            chunk = {"id": chunk_id, "object": "chat.completion.chunk", "created": created,
-                     "model": self.model, "service_tier": "default", "system_fingerprint": "fp_fake0000",
-                     "choices": choices, "usage": usage, "obfuscation": "Xy3"}
+            chunk = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model,
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake0000",
+                "choices": choices,
+                "usage": usage,
+                "obfuscation": "Xy3",
+            }
             return Frame(f"data: {_compact(chunk)}\n\n".encode(), kind)
 
         def choice(delta: dict[str, Any], finish: str | None = None) -> list[Any]:
@@ -333,8 +413,10 @@ class AnthropicWire(_Wire):
             "input_tokens": b.input_tokens - b.cached_tokens - b.cache_write_tokens,
             "cache_creation_input_tokens": b.cache_write_tokens,
             "cache_read_input_tokens": b.cached_tokens,
-            "cache_creation": {"ephemeral_5m_input_tokens": b.cache_write_tokens,
-                               "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": b.cache_write_tokens,
+                "ephemeral_1h_input_tokens": 0,
+            },
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
@@ -343,9 +425,16 @@ class AnthropicWire(_Wire):
         return self.json_reply(status, anthropic_error(status, self.request_id))
 
     def message(self, content: list[Any], usage: dict[str, Any], stop: str | None) -> dict[str, Any]:
-        return {"id": "msg_01" + uuid.uuid4().hex[:22], "type": "message", "role": "assistant",
-                "model": self.model, "content": content, "stop_reason": stop, "stop_sequence": None,
-                "usage": usage}
+        return {
+            "id": "msg_01" + uuid.uuid4().hex[:22],
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": usage,
+        }
 
     def completion(self) -> Reply:
         content = [{"type": "text", "text": self.b.reply(self.name)}]
@@ -360,31 +449,48 @@ class AnthropicWire(_Wire):
 
     def stream(self, request: dict[str, Any]) -> Reply:
         usage = self.usage(1)  # message_start carries a placeholder output count
-        delta_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                             "cache_read_input_tokens")}
+        delta_usage = {
+            k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        }
         frames = [
-            self.event("message_start", {"type": "message_start",
-                                         "message": self.message([], usage, None)}, pad=12),
-            self.event("content_block_start", {"type": "content_block_start", "index": 0,
-                                               "content_block": {"type": "text", "text": ""}}, pad=8),
+            self.event(
+                "message_start", {"type": "message_start", "message": self.message([], usage, None)}, pad=12
+            ),
+            self.event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                pad=8,
+            ),
             Frame(b'event: ping\ndata: {"type": "ping"}\n\n'),
         ]
         frames += [
-            self.event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                               "delta": {"type": "text_delta", "text": text}}, "delta", pad=6)
+            self.event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                "delta",
+                pad=6,
+            )
             for text in self.b.split(self.name)
         ]
         frames += [
             self.event("content_block_stop", {"type": "content_block_stop", "index": 0}, "tail", pad=8),
-            self.event("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                         "usage": {**delta_usage, "output_tokens": self.b.output_tokens}},
-                       "tail", pad=7),
+            self.event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {**delta_usage, "output_tokens": self.b.output_tokens},
+                },
+                "tail",
+                pad=7,
+            ),
         ]
         if not self.b.no_terminal:
             frames.append(self.event("message_stop", {"type": "message_stop"}, "tail", pad=4))
-        error = b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", ' \
-                b'"message": "Overloaded"}}\n\n'
+        error = (
+            b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
+            b'"message": "Overloaded"}}\n\n'
+        )
         return self.sse_reply(frames, error)
 
 
@@ -399,10 +505,14 @@ class GeminiWire(_Wire):
     def usage(self, candidates: int) -> dict[str, Any]:
         """Counts that are zero are left out, as Google does."""
         b = self.b
-        usage = {"promptTokenCount": b.input_tokens, "candidatesTokenCount": candidates,
-                 "totalTokenCount": b.input_tokens + candidates + b.thoughts_tokens,
-                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": b.input_tokens}],
-                 "thoughtsTokenCount": b.thoughts_tokens, "cachedContentTokenCount": b.cached_tokens}
+        usage = {
+            "promptTokenCount": b.input_tokens,
+            "candidatesTokenCount": candidates,
+            "totalTokenCount": b.input_tokens + candidates + b.thoughts_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": b.input_tokens}],
+            "thoughtsTokenCount": b.thoughts_tokens,
+            "cachedContentTokenCount": b.cached_tokens,
+        }
         return {k: v for k, v in usage.items() if v != 0}
 
     def error(self, status: int) -> Reply:
@@ -415,8 +525,12 @@ class GeminiWire(_Wire):
         candidate: dict[str, Any] = {"content": content, "index": 0}
         if finish:
             candidate["finishReason"] = "STOP"
-        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": self.model,
-                "responseId": "fake" + uuid.uuid4().hex[:19]}
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": self.model,
+            "responseId": "fake" + uuid.uuid4().hex[:19],
+        }
 
     def completion(self) -> Reply:
         candidates = self.b.output_tokens - self.b.thoughts_tokens
@@ -433,9 +547,14 @@ class GeminiWire(_Wire):
             chunk = self.response(text, self.usage(total * i // len(deltas)), last and not self.b.no_terminal)
             data = json.dumps(chunk, separators=(",", ": "), ensure_ascii=False)
             frames.append(Frame(f"data: {data}\r\n\r\n".encode(), "delta" if text else "tail"))
-        error = {"error": {"code": 500, "message": "An internal error has occurred. Please retry or "
-                           "report in https://developers.generativeai.google/guide/troubleshooting",
-                           "status": "INTERNAL"}}
+        error = {
+            "error": {
+                "code": 500,
+                "message": "An internal error has occurred. Please retry or "
+                "report in https://developers.generativeai.google/guide/troubleshooting",
+                "status": "INTERNAL",
+            }
+        }
         return self.sse_reply(frames, f"data: {json.dumps(error)}\r\n\r\n".encode())
 
 
@@ -487,11 +606,19 @@ class FakeUpstreams:
         self._socket = sock
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         _quiet_intentional_drops()
-        config = uvicorn.Config(self, log_config=None, access_log=False, lifespan="off", loop="asyncio",
-                                http="h11", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+            http="h11",
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="fake-upstreams", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-upstreams", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -528,8 +655,11 @@ class FakeUpstreams:
         return self.url
 
     def base_url(self, provider: str) -> str:
-        return {"openai": self.openai_base_url, "anthropic": self.anthropic_base_url,
-                "gemini": self.gemini_base_url}[provider]
+        return {
+            "openai": self.openai_base_url,
+            "anthropic": self.anthropic_base_url,
+            "gemini": self.gemini_base_url,
+        }[provider]
 
     # ----- scripting
 
@@ -614,8 +744,10 @@ class FakeUpstreams:
         request = self._record(scope, raw)
         wire, stream = self._route(request)
         if wire is None:
-            await _send_reply(send, Reply(404, {"content-type": "application/json"},
-                                          body=b'{"error": "no such fake endpoint"}'))
+            await _send_reply(
+                send,
+                Reply(404, {"content-type": "application/json"}, body=b'{"error": "no such fake endpoint"}'),
+            )
             return
         if wire.b.delay_s:
             await asyncio.sleep(wire.b.delay_s)
@@ -633,8 +765,15 @@ class FakeUpstreams:
         except ValueError:
             body = raw.decode("utf-8", errors="replace")
         path = scope["path"]
-        provider = ("openai" if path == "/v1/chat/completions" else "anthropic" if path == "/v1/messages"
-                    else "gemini" if _GEMINI_PATH.match(path) else None)
+        provider = (
+            "openai"
+            if path == "/v1/chat/completions"
+            else "anthropic"
+            if path == "/v1/messages"
+            else "gemini"
+            if _GEMINI_PATH.match(path)
+            else None
+        )
         client = scope.get("client") or (None, None)
         request = RecordedRequest(provider, scope["method"], path, query, headers, body, client[1])
         with self._lock:
