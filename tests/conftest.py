@@ -9,8 +9,6 @@ talk HTTP to it exactly as a client would.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,13 +22,8 @@ import uvicorn
 from psycopg.types.json import Jsonb
 
 from shared import config, keys, migrate
+from tests.fakes.server import LoopbackServer
 from tests.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -61,30 +54,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         embedded.stop()
 
 
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the main thread belongs to pytest
-        pass
-
-
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[str]:
     """The whole system (every function and the SPA) on a loopback port."""
     from shared.asgi import create_app
 
-    port = _free_port()
-    uv = _ThreadedServer(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    http = LoopbackServer(
+        create_app(),
+        "kaixu-test-server",
+        log_config=uvicorn.config.LOGGING_CONFIG,
+        log_level="warning",
+        lifespan="on",
     )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    yield http.start()
+    http.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from shared import alerts
 from shared import db as shared_db
-from tests.conftest import _free_port
+from tests.fakes.server import free_port
 
 SECRET = "whsec_test_secret"
 CENT = 10_000_000
@@ -33,7 +33,7 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.failures_left = 0
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}/hook"
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -202,7 +202,7 @@ def test_concurrent_workers_never_send_a_delivery_twice(hook, db, make_key):
 
 
 def test_unreachable_webhook_records_the_error_without_the_url(configure, db, make_key):
-    configure(ALERT_WEBHOOK_URL=f"http://127.0.0.1:{_free_port()}/secret-path-token")
+    configure(ALERT_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/secret-path-token")
     key = make_key()
     after_call(key.customer_id, key.key_id, 870)
     row = db.execute("SELECT * FROM alert_deliveries").fetchone()

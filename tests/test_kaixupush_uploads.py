@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests import admin_support, kaixupush_support
+from tests.fakes.server import free_port
 from tests.kaixupush_support import PushEnv, ok, random_bytes, sha1
 
 admin = admin_support.admin  # fixture
@@ -241,15 +241,9 @@ def test_the_worker_needs_its_secret(push_env: PushEnv) -> None:
 # ----------------------------------------------------------------------------- S3 staging
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"

@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
@@ -35,11 +34,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.server import LoopbackServer
 
 DEFAULT_TOKEN = "nfp_fake_netlify_token_0123456789"
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
@@ -74,9 +74,6 @@ class Deploy:
 class FakeNetlify:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
         self.url = ""
         self.reset()
         self.app = Starlette(
@@ -87,6 +84,9 @@ class FakeNetlify:
                 Route("/api/v1/deploys/{deploy_id}/files/{path:path}", self._upload, methods=["PUT"]),
             ]
         )
+        self._http = LoopbackServer(
+            self.app, "fake-netlify", loop="asyncio", http="h11", timeout_graceful_shutdown=1
+        )
 
     # ----- lifecycle
 
@@ -95,39 +95,11 @@ class FakeNetlify:
         return f"{self.url}/api/v1"
 
     def start(self) -> FakeNetlify:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            http="h11",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-netlify", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Netlify server did not start")
-            time.sleep(0.01)
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._http.stop()
 
     # ----- scripting and inspection
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
+from tests.fakes.server import LoopbackServer
 
 DEFAULT_SECRET_KEY = "sk_test_51FakeKaixuStripeKey0123456789"
 MINIMUM_AMOUNT = 50  # Stripe's minimum charge for usd, in cents
@@ -86,41 +85,17 @@ class FakeStripe:
         self._sessions: dict[str, dict[str, Any]] = {}
         self._idempotent: dict[str, tuple[dict[str, Any], tuple[int, dict[str, Any]]]] = {}
         self._failures: list[tuple[int, dict[str, Any]]] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http = LoopbackServer(self, "fake-stripe", loop="asyncio", http="h11")
         self.url = ""
 
     # ----- lifecycle
 
     def start(self) -> FakeStripe:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self, log_config=None, access_log=False, lifespan="off", loop="asyncio", http="h11"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-stripe", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Stripe server did not start")
-            time.sleep(0.01)
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._http.stop()
 
     def __enter__(self) -> FakeStripe:
         return self.start()

@@ -36,7 +36,6 @@ import copy
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
@@ -45,7 +44,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
+from tests.fakes.server import LoopbackServer
 
 PROVIDERS = ("openai", "anthropic", "gemini")
 DEFAULT_KEYS = {
@@ -592,49 +591,21 @@ class FakeUpstreams:
         self._requests: list[RecordedRequest] = []
         self._opened = self._closed = self._cancelled = 0
         self._generation = 0  # bumped by reset(): late events of an earlier test are not counted
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http = LoopbackServer(
+            self, "fake-upstreams", loop="asyncio", http="h11", timeout_graceful_shutdown=1
+        )
         self.url = ""
         self.reset()
 
     # ----- lifecycle
 
     def start(self) -> FakeUpstreams:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         _quiet_intentional_drops()
-        config = uvicorn.Config(
-            self,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            http="h11",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-upstreams", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake upstream server did not start")
-            time.sleep(0.01)
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._http.stop()
 
     def __enter__(self) -> FakeUpstreams:
         return self.start()
