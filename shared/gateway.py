@@ -181,18 +181,19 @@ class Call:
         row = await db.fetch_one(_SETTLE, params)
         if not (row and row["month"]):
             return self.month_before
+        after = {**admission, "spent_nanos": row["spent_nanos"], "key_spent_nanos": row["key_spent_nanos"]}
         ctx.defer(
             lambda: alerts.check_after_call(
-                admission["customer_id"],
-                admission["api_key_id"],
-                row["month"],
-                row["cap_cents"],
-                row["spent_nanos"],
-                row["key_cap_cents"],
-                row["key_spent_nanos"],
+                after["customer_id"],
+                after["api_key_id"],
+                after["month"],
+                after["cap_cents"],
+                after["spent_nanos"],
+                after["key_cap_cents"],
+                after["key_spent_nanos"],
             )
         )
-        return month_view(row)
+        return month_view(after)
 
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
         cost = pricing.cost_nanos(self.price, usage) if usage else 0

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hmac
 import inspect
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,7 +107,7 @@ class Ctx:
         self.function = function
         self.started = time.perf_counter()
         incoming = request.headers.get("x-kaixu-request-id") or request.headers.get("x-request-id")
-        self.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         self.customer_id: int | None = None
         self.api_key_id: int | None = None
         self.provider: str | None = None

@@ -92,6 +92,7 @@ CREATE TABLE reservations (
     api_key_id     bigint NOT NULL REFERENCES api_keys ON DELETE CASCADE,
     month          text NOT NULL,
     reserved_nanos bigint NOT NULL CHECK (reserved_nanos >= 0),
+    key_reserved_nanos bigint NOT NULL DEFAULT 0,  -- held on the key's month too (keys with own cap)
     provider       text NOT NULL,
     model          text NOT NULL,
     install_id     text,

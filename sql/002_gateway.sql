@@ -33,44 +33,82 @@ BEGIN
     WHERE api_key_id = p_key AND period = p_period;
 END $$;
 
--- NULL when one more call fits in the window ending now; else the admission time that blocks it.
-CREATE FUNCTION kx_ring_blocker(p_key bigint, p_period text, p_size int, p_window interval,
-                                p_now timestamptz) RETURNS timestamptz
+-- Lock the key's ring for a period, creating it on first use and rebuilding it when the limit
+-- changed. The row lock serialises the key's admissions for that period until commit.
+CREATE FUNCTION kx_ring_lock(p_key bigint, p_period text, p_size int) RETURNS rate_limit_rings
 LANGUAGE plpgsql AS $$
 DECLARE
     v_ring rate_limit_rings%ROWTYPE;
-    v_at timestamptz;
 BEGIN
-    SELECT * INTO v_ring FROM rate_limit_rings WHERE api_key_id = p_key AND period = p_period;
+    SELECT * INTO v_ring FROM rate_limit_rings WHERE api_key_id = p_key AND period = p_period FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN NULL;
+        INSERT INTO rate_limit_rings (api_key_id, period, size) VALUES (p_key, p_period, p_size)
+        ON CONFLICT DO NOTHING;
+        SELECT * INTO v_ring FROM rate_limit_rings WHERE api_key_id = p_key AND period = p_period FOR UPDATE;
     END IF;
     IF v_ring.size <> p_size THEN
         PERFORM kx_ring_resize(p_key, p_period, p_size);
         SELECT * INTO v_ring FROM rate_limit_rings WHERE api_key_id = p_key AND period = p_period;
     END IF;
-    SELECT admitted_at INTO v_at FROM rate_limit_slots
-    WHERE api_key_id = p_key AND period = p_period AND slot = (v_ring.admitted % p_size)::int;
-    IF v_at IS NULL OR v_at <= p_now - p_window THEN
-        RETURN NULL;
-    END IF;
-    RETURN v_at;
+    RETURN v_ring;
 END $$;
 
-CREATE FUNCTION kx_ring_take(p_key bigint, p_period text, p_size int, p_now timestamptz) RETURNS void
+-- NULL when one more call fits in the window ending now; else the admission that blocks it
+-- (the size-th most recent, which the next admission would overwrite).
+CREATE FUNCTION kx_ring_blocker(p_ring rate_limit_rings, p_window interval, p_now timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT admitted_at FROM rate_limit_slots
+    WHERE api_key_id = p_ring.api_key_id AND period = p_ring.period
+      AND slot = (p_ring.admitted % p_ring.size)::int AND admitted_at > p_now - p_window
+$$;
+
+CREATE FUNCTION kx_ring_take(p_ring rate_limit_rings, p_now timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE rate_limit_rings SET admitted = admitted + 1
+    WHERE api_key_id = p_ring.api_key_id AND period = p_ring.period;
+    UPDATE rate_limit_slots SET admitted_at = p_now
+    WHERE api_key_id = p_ring.api_key_id AND period = p_ring.period
+      AND slot = (p_ring.admitted % p_ring.size)::int;
+    IF NOT FOUND THEN
+        INSERT INTO rate_limit_slots (api_key_id, period, slot, admitted_at)
+        VALUES (p_ring.api_key_id, p_ring.period, (p_ring.admitted % p_ring.size)::int, p_now);
+    END IF;
+END $$;
+
+-- Lock a customer's month rollup (created on first use).
+CREATE FUNCTION kx_customer_month(p_customer bigint, p_month text) RETURNS monthly_usage
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_n bigint;
+    v_row monthly_usage%ROWTYPE;
 BEGIN
-    INSERT INTO rate_limit_rings AS r (api_key_id, period, size, admitted)
-    VALUES (p_key, p_period, p_size, 1)
-    ON CONFLICT (api_key_id, period) DO UPDATE SET admitted = r.admitted + 1
-    RETURNING r.admitted - 1 INTO v_n;
-    INSERT INTO rate_limit_slots AS s (api_key_id, period, slot, admitted_at)
-    VALUES (p_key, p_period, (v_n % p_size)::int, p_now)
-    ON CONFLICT (api_key_id, period, slot) DO UPDATE SET admitted_at = excluded.admitted_at;
+    SELECT * INTO v_row FROM monthly_usage WHERE customer_id = p_customer AND month = p_month FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO monthly_usage (customer_id, month) VALUES (p_customer, p_month) ON CONFLICT DO NOTHING;
+        SELECT * INTO v_row FROM monthly_usage WHERE customer_id = p_customer AND month = p_month FOR UPDATE;
+    END IF;
+    RETURN v_row;
 END $$;
 
+-- Lock a key's month rollup (created on first use).
+CREATE FUNCTION kx_key_month(p_key bigint, p_customer bigint, p_month text) RETURNS monthly_key_usage
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_row monthly_key_usage%ROWTYPE;
+BEGIN
+    SELECT * INTO v_row FROM monthly_key_usage WHERE api_key_id = p_key AND month = p_month FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO monthly_key_usage (api_key_id, month, customer_id) VALUES (p_key, p_month, p_customer)
+        ON CONFLICT DO NOTHING;
+        SELECT * INTO v_row FROM monthly_key_usage WHERE api_key_id = p_key AND month = p_month FOR UPDATE;
+    END IF;
+    RETURN v_row;
+END $$;
+
+-- ADMIT. Concurrency: the key's rate rings and the month rollups are locked rows, and new
+-- device seats are claimed under a per-key advisory lock, so parallel calls can never pass a
+-- limit together. Nothing is written unless the call is admitted.
 CREATE FUNCTION kx_admit(
     p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
     p_worst_nanos bigint, p_default_rpm int,
@@ -91,15 +129,18 @@ DECLARE
     v_new_device boolean := false;
     v_rpm int;
     v_rpd int;
+    v_minute rate_limit_rings;
+    v_day rate_limit_rings;
     v_block timestamptz;
     v_cu monthly_usage%ROWTYPE;
     v_ku monthly_key_usage%ROWTYPE;
+    v_key_capped boolean;
 BEGIN
     -- The admission need not wait for its WAL flush: settlement is durable and bills from the
     -- call's own figures, so a crash losing a just-admitted reservation loses no money.
     PERFORM set_config('synchronous_commit', 'off', true);
     status := 0;
-    SELECT * INTO k FROM api_keys WHERE key_hash = p_key_hash FOR UPDATE;
+    SELECT * INTO k FROM api_keys WHERE key_hash = p_key_hash;
     IF NOT FOUND THEN
         status := 401; code := 'INVALID_KEY'; RETURN;
     END IF;
@@ -126,14 +167,19 @@ BEGIN
         END IF;
     END IF;
 
-    -- Device seats (per key). The key row lock makes count-then-claim safe.
+    -- Device seats, per key.
     v_seats := nullif(coalesce(k.max_devices, c.max_devices_per_key), 0);
     IF p_install_id IS NULL THEN
         IF coalesce(k.require_install_id, c.require_install_id) OR v_seats IS NOT NULL THEN
             status := 400; code := 'INSTALL_ID_REQUIRED'; RETURN;
         END IF;
     ELSE
-        SELECT * INTO v_device FROM key_devices WHERE key_devices.api_key_id = k.id AND install_id = p_install_id;
+        SELECT * INTO v_device FROM key_devices d WHERE d.api_key_id = k.id AND d.install_id = p_install_id;
+        IF NOT FOUND AND v_seats IS NOT NULL THEN
+            -- A new device takes a seat: serialise this key's seat claims, then look again.
+            PERFORM pg_advisory_xact_lock(hashtextextended('kx_seats:' || k.id, 0));
+            SELECT * INTO v_device FROM key_devices d WHERE d.api_key_id = k.id AND d.install_id = p_install_id;
+        END IF;
         IF FOUND THEN
             IF v_device.revoked_at IS NOT NULL THEN
                 status := 403; code := 'DEVICE_REVOKED'; RETURN;
@@ -149,7 +195,8 @@ BEGIN
     -- Rate limits: exact sliding windows; refused calls take nothing.
     v_rpm := coalesce(k.rpm_limit, c.rpm_limit, p_default_rpm);
     IF v_rpm > 0 THEN
-        v_block := kx_ring_blocker(k.id, 'minute', v_rpm, interval '60 seconds', v_now);
+        v_minute := kx_ring_lock(k.id, 'minute', v_rpm);
+        v_block := kx_ring_blocker(v_minute, interval '60 seconds', v_now);
         IF v_block IS NOT NULL THEN
             status := 429; code := 'RATE_LIMITED'; scope := 'minute'; limit_value := v_rpm;
             retry_after_s := greatest(1, ceil(extract(epoch FROM v_block + interval '60 seconds' - v_now)))::int;
@@ -158,7 +205,8 @@ BEGIN
     END IF;
     v_rpd := coalesce(k.rpd_limit, c.rpd_limit);
     IF v_rpd > 0 THEN
-        v_block := kx_ring_blocker(k.id, 'day', v_rpd, interval '1 day', v_now);
+        v_day := kx_ring_lock(k.id, 'day', v_rpd);
+        v_block := kx_ring_blocker(v_day, interval '1 day', v_now);
         IF v_block IS NOT NULL THEN
             status := 429; code := 'RATE_LIMITED'; scope := 'day'; limit_value := v_rpd;
             retry_after_s := greatest(1, ceil(extract(epoch FROM v_block + interval '1 day' - v_now)))::int;
@@ -166,69 +214,78 @@ BEGIN
         END IF;
     END IF;
 
-    -- Caps: reserve the worst case against the customer's and the key's month.
-    INSERT INTO monthly_usage (customer_id, month) VALUES (c.id, v_month) ON CONFLICT DO NOTHING;
-    SELECT * INTO v_cu FROM monthly_usage mu WHERE mu.customer_id = c.id AND mu.month = v_month FOR UPDATE;
-    INSERT INTO monthly_key_usage (api_key_id, month, customer_id) VALUES (k.id, v_month, c.id)
-    ON CONFLICT DO NOTHING;
-    SELECT * INTO v_ku FROM monthly_key_usage mk WHERE mk.api_key_id = k.id AND mk.month = v_month FOR UPDATE;
+    -- Caps: reserve the worst case against the customer's month, and against the key's when
+    -- the key has a cap of its own (otherwise the customer's check covers it).
+    v_cu := kx_customer_month(c.id, v_month);
     month := v_month;
     cap_cents := c.monthly_cap_cents + v_cu.topup_cents;
     key_cap_cents := coalesce(k.monthly_cap_cents, cap_cents);
     spent_nanos := v_cu.spent_nanos;
-    key_spent_nanos := v_ku.spent_nanos;
+    v_key_capped := k.monthly_cap_cents IS NOT NULL;
+    IF v_key_capped THEN
+        v_ku := kx_key_month(k.id, c.id, v_month);
+        key_spent_nanos := v_ku.spent_nanos;
+    ELSE
+        key_spent_nanos := coalesce((SELECT mk.spent_nanos FROM monthly_key_usage mk
+                                     WHERE mk.api_key_id = k.id AND mk.month = v_month), 0);
+    END IF;
     IF v_cu.spent_nanos + v_cu.reserved_nanos + p_worst_nanos > cap_cents * 10000000 THEN
         status := 402; code := 'CAP_REACHED'; scope := 'customer'; RETURN;
     END IF;
-    IF v_ku.spent_nanos + v_ku.reserved_nanos + p_worst_nanos > key_cap_cents * 10000000 THEN
+    IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + p_worst_nanos > key_cap_cents * 10000000 THEN
         status := 402; code := 'CAP_REACHED'; scope := 'key'; RETURN;
     END IF;
 
     -- Admitted: take the rate slots, the seat and the reservation.
     IF v_rpm > 0 THEN
-        PERFORM kx_ring_take(k.id, 'minute', v_rpm, v_now);
+        PERFORM kx_ring_take(v_minute, v_now);
     END IF;
     IF v_rpd > 0 THEN
-        PERFORM kx_ring_take(k.id, 'day', v_rpd, v_now);
+        PERFORM kx_ring_take(v_day, v_now);
     END IF;
     IF v_new_device THEN
         INSERT INTO key_devices (api_key_id, install_id, customer_id, user_agent)
-        VALUES (k.id, p_install_id, c.id, p_user_agent);
+        VALUES (k.id, p_install_id, c.id, p_user_agent)
+        ON CONFLICT DO NOTHING;
     END IF;
     UPDATE monthly_usage mu SET reserved_nanos = mu.reserved_nanos + p_worst_nanos
     WHERE mu.customer_id = c.id AND mu.month = v_month;
-    UPDATE monthly_key_usage mk SET reserved_nanos = mk.reserved_nanos + p_worst_nanos
-    WHERE mk.api_key_id = k.id AND mk.month = v_month;
-    INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, provider, model, install_id)
-    VALUES (c.id, k.id, v_month, p_worst_nanos, p_provider, p_model, p_install_id)
+    IF v_key_capped THEN
+        UPDATE monthly_key_usage mk SET reserved_nanos = mk.reserved_nanos + p_worst_nanos
+        WHERE mk.api_key_id = k.id AND mk.month = v_month;
+    END IF;
+    INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, key_reserved_nanos, provider,
+                              model, install_id)
+    VALUES (c.id, k.id, v_month, p_worst_nanos, CASE WHEN v_key_capped THEN p_worst_nanos ELSE 0 END,
+            p_provider, p_model, p_install_id)
     RETURNING id INTO reservation_id;
 END $$;
 
--- Settle an admitted call: the actual cost replaces the reservation, one usage event per
--- admission (keyed by its id), rollups, last-seen and the monitor row. Works from the call's
--- own figures, so it bills correctly even when the reservation is gone: released by the
--- reaper while a long stream still ran (the real ending then replaces the 'abandoned'
--- record), or lost with an asynchronously committed admission in a database crash.
--- A repeated settlement changes nothing and returns NULLs.
+-- SETTLE: the actual cost replaces the reservation, one usage event per admission (keyed by
+-- its id), rollups, last-seen and the monitor row. Works from the call's own figures, so it
+-- bills correctly even when the reservation is gone: released by the reaper while a long
+-- stream still ran (the real ending then replaces the 'abandoned' record), or lost with an
+-- asynchronously committed admission in a database crash. A repeated settlement changes
+-- nothing and returns NULLs. Returns the month's spend after the call.
 CREATE FUNCTION kx_settle(
     p_reservation_id bigint, p_customer_id bigint, p_api_key_id bigint, p_month text,
     p_provider text, p_model text, p_install_id text,
     p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint, p_outcome text,
     p_estimated boolean, p_request_id text, p_function text, p_app text, p_build text,
     p_status int, p_duration_ms real, p_summary text, p_user_agent text,
-    OUT month text, OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint,
-    OUT key_spent_nanos bigint)
+    OUT month text, OUT spent_nanos bigint, OUT key_spent_nanos bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_held bigint;
+    v_held bigint := 0;
+    v_key_held bigint := 0;
     v_event_id bigint;
     v_prior usage_events%ROWTYPE;
     v_calls int := 1;
-    v_key_cap bigint;
-    v_topup bigint;
 BEGIN
-    DELETE FROM reservations WHERE id = p_reservation_id RETURNING reserved_nanos INTO v_held;
+    DELETE FROM reservations WHERE id = p_reservation_id
+    RETURNING reserved_nanos, key_reserved_nanos INTO v_held, v_key_held;
     v_held := coalesce(v_held, 0);
+    v_key_held := coalesce(v_key_held, 0);
     INSERT INTO usage_events (reservation_id, customer_id, api_key_id, month, provider, model, input_tokens,
                               output_tokens, cost_nanos, outcome, estimated, install_id, app, build,
                               request_id, duration_ms)
@@ -253,18 +310,20 @@ BEGIN
     -- Last seen, at most once a second per key and device: keeps the hot key row cool.
     UPDATE api_keys SET last_seen_at = now(), last_seen_install_id = coalesce(p_install_id, last_seen_install_id)
     WHERE id = p_api_key_id AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 second');
-    SELECT monthly_cap_cents INTO v_key_cap FROM api_keys WHERE id = p_api_key_id;
-    UPDATE monthly_usage mu
+    INSERT INTO monthly_usage AS mu (customer_id, month, spent_nanos, input_tokens, output_tokens, calls)
+    VALUES (p_customer_id, p_month, p_cost_nanos, p_input_tokens, p_output_tokens, v_calls)
+    ON CONFLICT ON CONSTRAINT monthly_usage_pkey DO UPDATE
     SET reserved_nanos = mu.reserved_nanos - v_held, spent_nanos = mu.spent_nanos + p_cost_nanos,
         input_tokens = mu.input_tokens + p_input_tokens, output_tokens = mu.output_tokens + p_output_tokens,
         calls = mu.calls + v_calls, updated_at = now()
-    WHERE mu.customer_id = p_customer_id AND mu.month = p_month
-    RETURNING mu.spent_nanos, mu.topup_cents INTO spent_nanos, v_topup;
-    UPDATE monthly_key_usage mk
-    SET reserved_nanos = mk.reserved_nanos - v_held, spent_nanos = mk.spent_nanos + p_cost_nanos,
+    RETURNING mu.spent_nanos INTO spent_nanos;
+    INSERT INTO monthly_key_usage AS mk (api_key_id, month, customer_id, spent_nanos, input_tokens,
+                                         output_tokens, calls)
+    VALUES (p_api_key_id, p_month, p_customer_id, p_cost_nanos, p_input_tokens, p_output_tokens, v_calls)
+    ON CONFLICT ON CONSTRAINT monthly_key_usage_pkey DO UPDATE
+    SET reserved_nanos = mk.reserved_nanos - v_key_held, spent_nanos = mk.spent_nanos + p_cost_nanos,
         input_tokens = mk.input_tokens + p_input_tokens, output_tokens = mk.output_tokens + p_output_tokens,
         calls = mk.calls + v_calls, updated_at = now()
-    WHERE mk.api_key_id = p_api_key_id AND mk.month = p_month
     RETURNING mk.spent_nanos INTO key_spent_nanos;
     IF p_install_id IS NOT NULL THEN
         UPDATE key_devices d SET last_seen_at = now(), user_agent = coalesce(p_user_agent, d.user_agent)
@@ -277,8 +336,6 @@ BEGIN
             'http', p_function, 'POST', p_app, p_build, p_status, p_duration_ms, p_customer_id, p_api_key_id,
             p_provider, p_model, p_summary);
     month := p_month;
-    cap_cents := (SELECT monthly_cap_cents FROM customers WHERE id = p_customer_id) + v_topup;
-    key_cap_cents := coalesce(v_key_cap, cap_cents);
 END $$;
 
 -- Release reservations whose call has not settled long after it could have (a crashed

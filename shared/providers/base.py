@@ -4,10 +4,11 @@ read an error body). Adapters are pure: no network here, so they are unit-testab
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from shared.chat_request import ChatRequest
 from shared.config import Settings
@@ -68,7 +69,7 @@ def as_dict(value: Any) -> dict[str, Any]:
 def load_json(data: str | bytes) -> Any:
     """Parse JSON, or None when it is not JSON (an HTML error page from a proxy, say)."""
     try:
-        return json.loads(data)
+        return orjson.loads(data)
     except ValueError:
         return None
 

@@ -14,9 +14,11 @@ loop instead of a broken shared one. The same reasoning as the database pool in
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 
 import httpx
+import orjson
 
 from shared import config
 from shared.providers import errors
@@ -49,6 +51,12 @@ async def aclose() -> None:
         await current.aclose()
 
 
+@functools.lru_cache(maxsize=512)
+def _url(url: str) -> httpx.URL:
+    """Parsed once: the same few provider URLs serve every call."""
+    return httpx.URL(url)
+
+
 def timeout_s() -> float:
     return config.settings().upstream_timeout_s
 
@@ -66,7 +74,9 @@ async def send(provider: Provider, call: UpstreamCall, secret: str) -> httpx.Res
     or streams it and must close it). A non-2xx answer has its body read in full, mapped,
     and raised; so are timeouts and connection failures."""
     http = client()
-    request = http.build_request("POST", call.url, headers=call.headers, json=call.body, timeout=timeout_s())
+    request = http.build_request(
+        "POST", _url(call.url), headers=call.headers, content=orjson.dumps(call.body), timeout=timeout_s()
+    )
     try:
         response = await http.send(request, stream=True)
     except httpx.RequestError as exc:
