@@ -45,6 +45,7 @@ def run(stack: ExitStack, fake_port: int, kaixu_rps: float, smoke: bool) -> dict
         stack,
         [str(binary), "--config", str(config), "--port", str(port), "--num_workers", "1"],
         {**os.environ, "LITELLM_LOG": "ERROR"},
+        quiet=True,
     )
     wait_for_port(port, timeout=180)
     request = load.build_request(

@@ -117,16 +117,19 @@ async def run_requests(
 
 
 async def time_to_marker(
-    host: str, port: int, request: bytes, marker: bytes, *, concurrency: int, total: int
+    host: str, port: int, request: bytes, marker: bytes, *, concurrency: int, total: int, ramp_s: float = 0.0
 ) -> Result:
     """``total`` streams over ``concurrency`` connections, each opening its next stream as soon
     as the last one ended (a steady ``concurrency`` streams open); latencies are the time from
-    sending a request to the first arrival of ``marker``."""
+    sending a request to the first arrival of ``marker``. With ``ramp_s`` the connections start
+    spread over that time (about one stream's length), so streams open at a steady rate rather
+    than all at once."""
     conns = [Connection(host, port) for _ in range(concurrency)]
     await asyncio.gather(*(c.open() for c in conns))
     result, budget = Result(), [total]
 
-    async def worker(conn: Connection) -> None:
+    async def worker(conn: Connection, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         while budget[0] > 0:
             budget[0] -= 1
             started = time.perf_counter()
@@ -143,7 +146,7 @@ async def time_to_marker(
                 result.errors += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in conns))
+    await asyncio.gather(*(worker(c, i * ramp_s / concurrency) for i, c in enumerate(conns)))
     result.elapsed_s = time.perf_counter() - started
     for conn in conns:
         conn.close()

@@ -69,6 +69,7 @@ SIZES = {  # requests: latency (each side), throughput, streams, memory run
     "smoke": {"latency": 20, "throughput": 200, "streams": 100, "memory": 100},
 }
 FRAME_DELAY_MS = 300  # the fake's pause between stream frames: a stream lasts about 2 s, as LLM streams do
+STREAM_S = 7 * FRAME_DELAY_MS / 1000
 
 
 def free_port() -> int:
@@ -87,8 +88,10 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def start(stack: ExitStack, command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+def start(stack: ExitStack, command: list[str], env: dict[str, str], quiet: bool = False) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if quiet else None
+    )
 
     def stop() -> None:
         proc.terminate()
@@ -175,10 +178,10 @@ async def measure(
 
     streams = size["streams"]
     stream_base = await load.time_to_marker(
-        "127.0.0.1", fake_port, direct_stream, b'"content"', concurrency=100, total=streams
+        "127.0.0.1", fake_port, direct_stream, b'"content"', concurrency=100, total=streams, ramp_s=STREAM_S
     )
     stream_via = await load.time_to_marker(
-        "127.0.0.1", gw_port, stream, b"event: delta", concurrency=100, total=streams
+        "127.0.0.1", gw_port, stream, b"event: delta", concurrency=100, total=streams, ramp_s=STREAM_S
     )
     burst = await load.time_to_marker(
         "127.0.0.1", gw_port, stream, b"event: delta", concurrency=100, total=100
@@ -274,7 +277,12 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs (under 2 minutes)")
     parser.add_argument("--smoke", action="store_true", help="tiny load, to check the harness works")
-    parser.add_argument("--workers", type=int, default=2, help="gateway worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway worker processes (on 2 cores one leaves a core to PostgreSQL)",
+    )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     parser.add_argument("--compare-litellm", action="store_true")
     args = parser.parse_args()
