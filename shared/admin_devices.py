@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from shared import audit, db, params
+from shared import audit, db, numbers, params
 from shared.http import ApiError, Ctx, bad_request
 
 _SELECT = """
@@ -77,8 +77,8 @@ def _install_id(value: Any) -> str:
 
 
 def _api_key_id(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        value = numbers.whole(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise bad_request("api_key_id", "api_key_id must be the id of a key.")
     return value
@@ -90,7 +90,7 @@ def _target(ctx: Ctx, body: dict[str, Any]) -> tuple[int, str]:
     composite = ctx.query.get("id")
     if composite:
         key_part, sep, install = composite.partition(":")
-        if not sep or not key_part.isdigit():
+        if not sep or numbers.whole(key_part) is None:
             raise bad_request("id", "id must look like <api_key_id>:<install_id>.")
         return _api_key_id(key_part), _install_id(install)
     api_key_id = body.get("api_key_id", ctx.query.get("api_key_id"))

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shared import config, db, monitor
+from shared import config, db, monitor, numbers
 
 log = logging.getLogger("kaixu.http")
 
@@ -158,7 +158,7 @@ class Ctx:
         """The raw body, refused with 413 as soon as it passes ``limit`` bytes."""
         limit = limit or config.settings().max_body_bytes
         declared = self.request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared and (numbers.whole(declared) or 0) > limit:
             raise _too_large(limit)
         chunks, size = [], 0
         async for chunk in self.request.stream():

@@ -32,6 +32,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from shared import numbers
+
 DEFAULT_BASE_URL = "http://127.0.0.1:8888"
 _RETRY_STATUSES = (429, 502, 503, 504)
 _MAX_TRIES = 6
@@ -123,8 +125,8 @@ class Gateway:
                 continue
             if response.status_code not in _RETRY_STATUSES or attempt == _MAX_TRIES:
                 break
-            retry_after = response.headers.get("retry-after", "")
-            time.sleep(min(60.0, float(retry_after)) if retry_after.isdigit() else min(30, 2**attempt))
+            retry_after = numbers.whole(response.headers.get("retry-after", ""))
+            time.sleep(min(60, retry_after) if retry_after is not None else min(30, 2**attempt))
         if response.status_code >= 400:
             try:
                 body = response.json()

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from shared import audit, db, fields, monitor_tail, params
+from shared import audit, db, fields, monitor_tail, numbers, params
 from shared.http import ApiError, Ctx, bad_request
 
 LEVELS = ("info", "warn", "error")
@@ -39,8 +39,9 @@ def _status_filter(ctx: Ctx) -> tuple[str, list[Any]] | None:
     if _STATUS_CLASS.match(raw):
         low = int(raw[0]) * 100
         return "status >= %s AND status < %s", [low, low + 100]
-    if raw.isdigit() and 100 <= int(raw) <= 599:
-        return "status = %s", [int(raw)]
+    status = numbers.whole(raw)
+    if status is not None and 100 <= status <= 599:
+        return "status = %s", [status]
     raise bad_request("status", "status must be an HTTP status like 404 or a class like 5xx.")
 
 

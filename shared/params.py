@@ -10,6 +10,7 @@ import base64
 import re
 from typing import Any
 
+from shared import numbers
 from shared.http import Ctx, bad_request
 
 MAX_LIMIT = 500
@@ -23,9 +24,10 @@ def int_param(ctx: Ctx, name: str, *, required: bool = False, minimum: int = 1) 
         if required:
             raise bad_request(name, f"{name} is required.")
         return None
-    if not raw.lstrip("-").isdigit() or int(raw) < minimum:
+    value = numbers.whole(raw)
+    if value is None or value < minimum:
         raise bad_request(name, f"{name} must be a whole number of at least {minimum}.")
-    return int(raw)
+    return value
 
 
 def month_param(ctx: Ctx, name: str = "month") -> str | None:
@@ -52,9 +54,10 @@ def cursor_param(ctx: Ctx) -> int | None:
     try:
         decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         kind, _, value = decoded.partition(":")
-        if kind != "id" or not value.isdigit():
+        cursor = numbers.whole(value)
+        if kind != "id" or cursor is None:
             raise ValueError
-        return int(value)
+        return cursor
     except ValueError:
         raise bad_request("cursor", "cursor is not one this server issued.") from None
 

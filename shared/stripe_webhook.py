@@ -23,7 +23,7 @@ import orjson
 import psycopg
 import stripe
 
-from shared import audit, config, db, topups
+from shared import audit, config, db, numbers, topups
 from shared.http import ApiError, Ctx
 from shared.stripe_billing import topup_months
 
@@ -57,7 +57,7 @@ def _verified_event(payload: bytes, signature: str | None) -> dict[str, Any]:
 def _customer_id(session: dict[str, Any]) -> int | None:
     metadata = session.get("metadata") or {}
     raw = metadata.get("customer_id") or session.get("client_reference_id")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+    return numbers.whole(raw)
 
 
 def _month(session: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shared import config, crypto, netlify_tokens
+from shared import config, crypto, netlify_tokens, numbers
 from shared.http import ApiError
 from shared.kaixupush import paths
 from shared.providers import transport
@@ -78,8 +78,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if (seconds := numbers.whole(value)) is not None:
+        return float(seconds)
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):

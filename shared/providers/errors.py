@@ -83,7 +83,7 @@ def _retry_after(headers: Mapping[str, str], details: ErrorDetails) -> str | Non
     if headers.get("retry-after"):
         return headers["retry-after"].strip()
     millis = headers.get("retry-after-ms", "").strip()
-    if millis.replace(".", "", 1).isdigit():
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,6})?", millis):
         return str(math.ceil(float(millis) / 1000))
     return details.retry_after
 
