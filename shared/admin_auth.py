@@ -85,26 +85,24 @@ def _password_matches(given: str) -> bool:
     return hmac.compare_digest(given.encode(), _password().encode())
 
 
-def require_admin(ctx: Ctx) -> str:
-    """The acting admin's name, or 401 (503 when admin access is not configured)."""
+async def require_admin(ctx: Ctx) -> str:
+    """The acting admin's name, or 401 (503 when admin access is not configured). A password
+    header counts as a login attempt: same lockout, failures audited, so it is no side door
+    for guessing."""
     _password()
     authorization = ctx.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token and _token_is_valid(token.strip()):
         return ACTOR
     given = ctx.headers.get("x-admin-password")
-    if given and _password_matches(given):
+    if given and await _attempt(ctx, given, record_success=False):
         return ACTOR
     raise ApiError(401, "UNAUTHORIZED", "Admin credentials are missing, wrong or expired; log in again.")
 
 
-async def login(ctx: Ctx) -> dict[str, Any]:
-    """Check the password under a per-address lock, so parallel guesses cannot pass the limit."""
-    body = await ctx.json_object()
-    password = body.get("password")
-    if not isinstance(password, str) or not password:
-        raise ApiError(400, "INVALID_INPUT", "password is required.", field="password")
-    _password()
+async def _attempt(ctx: Ctx, password: str, *, record_success: bool) -> bool:
+    """Whether ``password`` is right, checked under a per-address lock so parallel guesses
+    cannot pass the limit; failures are audited, and a locked-out address gets 429."""
     subject = throttle.subject_hash(ctx.client_ip)
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('admin-login:' || %s))", (subject,))
@@ -119,8 +117,9 @@ async def login(ctx: Ctx) -> dict[str, Any]:
             outcome = "admin.login_locked"
         else:
             outcome = "admin.login" if _password_matches(password) else "admin.login_failed"
-        actor = ACTOR if outcome == "admin.login" else "anonymous"
-        await audit.record(conn, actor, outcome, f"client:{subject}")
+        if outcome != "admin.login" or record_success:
+            actor = ACTOR if outcome == "admin.login" else "anonymous"
+            await audit.record(conn, actor, outcome, f"client:{subject}")
     if outcome == "admin.login_locked":
         retry = FAILURE_WINDOW_S - (datetime.now(UTC) - recent["oldest"]).total_seconds()
         raise ApiError(
@@ -129,7 +128,16 @@ async def login(ctx: Ctx) -> dict[str, Any]:
             "Too many failed logins from this address; try again later.",
             headers={"retry-after": str(max(1, math.ceil(retry)))},
         )
-    if outcome == "admin.login_failed":
+    return outcome == "admin.login"
+
+
+async def login(ctx: Ctx) -> dict[str, Any]:
+    body = await ctx.json_object()
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise ApiError(400, "INVALID_INPUT", "password is required.", field="password")
+    _password()
+    if not await _attempt(ctx, password, record_success=True):
         raise ApiError(401, "INVALID_CREDENTIALS", "The admin password is wrong.")
     token, expires_at = issue_token()
     return {"token": token, "expires_at": expires_at}

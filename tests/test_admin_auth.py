@@ -95,3 +95,16 @@ def test_an_edge_header_counts_only_when_the_operator_names_it(http, configure):
 
     configure(ADMIN_PASSWORD=ADMIN_PASSWORD, CLIENT_IP_HEADER="x-nf-client-connection-ip")
     assert login(http, ADMIN_PASSWORD, {"x-nf-client-connection-ip": "192.0.2.99"}).status_code == 200
+
+
+def test_the_password_header_is_no_side_door_for_guessing(http, db):
+    guesses = [
+        http.get("admin-audit", headers={**ATTACKER, "x-admin-password": f"guess-{i}"}) for i in range(6)
+    ]
+    assert [r.status_code for r in guesses] == [401] * 5 + [429]
+    assert len(audit_rows(db, "admin.login_failed")) == 5
+    right = http.get("admin-audit", headers={**ATTACKER, "x-admin-password": ADMIN_PASSWORD})
+    assert right.status_code == 429  # locked out, even with the right password
+    assert (
+        http.get("admin-audit", headers={**OPERATOR, "x-admin-password": ADMIN_PASSWORD}).status_code == 200
+    )
