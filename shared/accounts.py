@@ -37,8 +37,10 @@ def check_email(email: str) -> str:
 
 
 async def require_customer(conn: psycopg.AsyncConnection, customer_id: int) -> dict[str, Any]:
-    """The customer row, locked for this transaction, or 404."""
-    cur = await conn.execute("SELECT * FROM customers WHERE id = %s FOR UPDATE", (customer_id,))
+    """The customer row, kept from deletion for this transaction, or 404. A key-share lock is
+    enough and conflicts with nothing the gateway takes: a stronger one here (before the month
+    row a top-up updates) deadlocked against admissions, which hold the month row first."""
+    cur = await conn.execute("SELECT * FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
     customer = await cur.fetchone()
     if customer is None:
         raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")

@@ -8,10 +8,12 @@ shielded from cancellation, so a client hanging up cannot leave money reserved.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from pydantic import ValidationError
 
 from shared import alerts, config, db, keys, pricing, providers
@@ -27,6 +29,7 @@ _SETTLE = (
     " %s::int, %s::real, %s::text, %s::text)"
 )
 _NANOS_PER_CENT = 10_000_000
+_SETTLE_ATTEMPTS = 4
 _PROMPT_OVERHEAD_TOKENS = 32  # per request: role markers, formatting
 _MESSAGE_OVERHEAD_TOKENS = 8  # per message
 
@@ -91,11 +94,14 @@ def _priced(request: ChatRequest) -> ModelPrice:
     return price
 
 
+def prompt_token_bound(request: ChatRequest, price: ModelPrice) -> int:
+    """An upper bound of the prompt's tokens: at most one per byte, plus framing."""
+    bound = request.text_bytes() + _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(request.messages)
+    return min(bound, price.max_input_tokens)
+
+
 def _worst_case_nanos(request: ChatRequest, price: ModelPrice) -> int:
-    prompt_bound = (
-        request.text_bytes() + _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(request.messages)
-    )
-    return pricing.worst_case_nanos(price, min(prompt_bound, price.max_input_tokens), request.max_tokens)
+    return pricing.worst_case_nanos(price, prompt_token_bound(request, price), request.max_tokens)
 
 
 def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
@@ -120,6 +126,19 @@ def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
     if status == 402:
         return ApiError(402, code, message, scope=row["scope"], month=month_view(row))
     return ApiError(status, code, message)
+
+
+async def _settle_with_retries(params: tuple[Any, ...]) -> dict[str, Any] | None:
+    """SETTLE is idempotent per reservation, so a lost connection, a pool timeout or a lost
+    deadlock is retried rather than leaving a paid call unbilled until the reaper."""
+    for attempt in range(_SETTLE_ATTEMPTS):
+        try:
+            return await db.fetch_one(_SETTLE, params)
+        except (*db.UNAVAILABLE, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == _SETTLE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.05 * 4**attempt)
+    return None
 
 
 @dataclass
@@ -178,7 +197,7 @@ class Call:
             summary,
             ctx.headers.get("user-agent", "")[:240] or None,
         )
-        row = await db.fetch_one(_SETTLE, params)
+        row = await _settle_with_retries(params)
         if not (row and row["month"]):
             return self.month_before
         after = {**admission, "spent_nanos": row["spent_nanos"], "key_spent_nanos": row["key_spent_nanos"]}
@@ -194,6 +213,23 @@ class Call:
             )
         )
         return month_view(after)
+
+    def estimated_usage(self, usage: Usage | None, output_bytes: int) -> Usage:
+        """Usage for a call whose provider figures did not (all) arrive: what the provider said,
+        completed by estimates that never exceed what the reservation assumed."""
+        prompt = min(estimate_tokens(self.request.text_bytes()), prompt_token_bound(self.request, self.price))
+        output = min(estimate_tokens(output_bytes), self.request.max_tokens)
+        if usage is None:
+            return Usage(input_tokens=prompt, output_tokens=output)
+        return dataclasses.replace(
+            usage, input_tokens=usage.input_tokens or prompt, output_tokens=max(usage.output_tokens, output)
+        )
+
+    async def keep_reserved(self) -> None:
+        """A long stream shows it is alive, so the reaper does not release what it holds."""
+        await db.execute(
+            "UPDATE reservations SET created_at = now() WHERE id = %s", (self.admission["reservation_id"],)
+        )
 
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
         cost = pricing.cost_nanos(self.price, usage) if usage else 0
@@ -268,11 +304,14 @@ async def chat(call: Call) -> dict[str, Any]:
     except Exception:
         await call.settle(None, outcome="upstream_error", status=500, summary="internal error")
         raise
-    month = await call.settle(completion.usage, outcome="ok", status=200)
+    usage, estimated = completion.usage, False
+    if usage.input_tokens == 0 and usage.output_tokens == 0:  # the provider reported no usage
+        usage, estimated = call.estimated_usage(None, len(completion.text.encode())), True
+    month = await call.settle(usage, outcome="ok", status=200, estimated=estimated)
     return {
         "provider": call.request.provider,
         "model": call.request.model,
         "output_text": completion.text,
-        "usage": call.usage_view(completion.usage),
+        "usage": call.usage_view(usage),
         "month": month,
     }

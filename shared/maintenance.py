@@ -20,15 +20,25 @@ log = logging.getLogger("kaixu.maintenance")
 _GRACE_S = 300  # beyond the upstream timeout, before a reservation counts as abandoned
 
 
-async def run_once() -> dict[str, Any]:
+async def release_stale_reservations() -> int:
+    """Settle abandoned reservations one transaction each (see kx_release_reservation)."""
     older_than_s = config.settings().upstream_timeout_s + _GRACE_S
-    row = await db.fetch_one(
-        "SELECT kx_release_stale(make_interval(secs => %s)) AS released", (older_than_s,)
+    stale = await db.fetch_all(
+        "SELECT id FROM reservations WHERE created_at < now() - make_interval(secs => %s) ORDER BY id",
+        (older_than_s,),
     )
-    if row["released"]:
-        log.warning("released %s stale reservation(s)", row["released"])
+    released = 0
+    for row in stale:
+        done = await db.fetch_one("SELECT kx_release_reservation(%s) AS released", (row["id"],))
+        released += bool(done["released"])
+    if released:
+        log.warning("released %s stale reservation(s)", released)
+    return released
+
+
+async def run_once() -> dict[str, Any]:
     return {
-        "released_reservations": row["released"],
+        "released_reservations": await release_stale_reservations(),
         "alerts_delivered": await alerts.deliver_due(),
         **await kaixupush_jobs.upkeep(),
         "pruned_throttle_windows": await throttle.prune(),

@@ -11,7 +11,6 @@ arrived, else an estimate recorded as such.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,11 +19,12 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from shared import config, providers
-from shared.gateway import Call, estimate_tokens, upstream_failure
+from shared.gateway import Call, upstream_failure
 from shared.http import dumps
 from shared.providers import Usage
 
 _END = object()
+_KEEP_RESERVED_EVERY_S = 120  # well inside the reaper's patience (UPSTREAM_TIMEOUT_S + 5 min)
 SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
 
 
@@ -50,6 +50,11 @@ class StreamSession:
         except providers.UpstreamError as error:
             await self.call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
             raise upstream_failure(error) from None
+        except BaseException:  # cancelled, or a bug: the reservation must not stay held
+            await self.call.settle(
+                None, outcome="upstream_error", status=500, summary="the stream did not open"
+            )
+            raise
 
     def billable_usage(self) -> tuple[Usage, bool]:
         """The usage to bill, and whether it is an estimate (the stream did not complete)."""
@@ -57,15 +62,7 @@ class StreamSession:
         usage = upstream.usage if upstream else None
         if upstream and upstream.finished and usage:
             return usage, False
-        estimated_input = estimate_tokens(self.call.request.text_bytes())
-        estimated_output = estimate_tokens(self.streamed_bytes)
-        if usage is None:
-            return Usage(input_tokens=estimated_input, output_tokens=estimated_output), True
-        return dataclasses.replace(
-            usage,
-            input_tokens=usage.input_tokens or estimated_input,
-            output_tokens=max(usage.output_tokens, estimated_output),
-        ), True
+        return self.call.estimated_usage(usage, self.streamed_bytes), True
 
     async def _relay(self, queue: asyncio.Queue[object]) -> None:
         """Read the upstream in its own task, so waiting for text never cancels a read."""
@@ -102,8 +99,12 @@ class StreamSession:
             "meta",
             {"provider": call.request.provider, "model": call.request.model, "month": call.month_before},
         )
+        touched = time.monotonic()
         try:
             async for text in self._texts():
+                if time.monotonic() - touched > _KEEP_RESERVED_EVERY_S:
+                    touched = time.monotonic()
+                    await call.keep_reserved()
                 if text is None:
                     yield frame("ping", {"t": int(time.time() * 1000)})
                     continue

@@ -105,7 +105,7 @@ async def _ignore(
 async def _credit(event: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
     customer_id, amount, month = _customer_id(session), session["amount_total"], _month(session)
     async with db.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT id FROM customers WHERE id = %s FOR UPDATE", (customer_id,))
+        cur = await conn.execute("SELECT id FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
         if await cur.fetchone() is None:
             return await _ignore(conn, event, session, f"customer {customer_id} does not exist")
         cur = await conn.execute(

@@ -86,10 +86,12 @@ CREATE TABLE monthly_key_usage (
 CREATE INDEX monthly_key_usage_customer ON monthly_key_usage (customer_id, month);
 
 -- An admitted call that has not settled yet: its worst-case cost is held in the rollups.
+-- No foreign keys: the row lives for one call, and a foreign-key check would share-lock the
+-- customer and key rows on every admission.
 CREATE TABLE reservations (
     id             bigserial PRIMARY KEY,
-    customer_id    bigint NOT NULL REFERENCES customers ON DELETE CASCADE,
-    api_key_id     bigint NOT NULL REFERENCES api_keys ON DELETE CASCADE,
+    customer_id    bigint NOT NULL,
+    api_key_id     bigint NOT NULL,
     month          text NOT NULL,
     reserved_nanos bigint NOT NULL CHECK (reserved_nanos >= 0),
     key_reserved_nanos bigint NOT NULL DEFAULT 0,  -- held on the key's month too (keys with own cap)

@@ -196,6 +196,7 @@ BEGIN
     v_rpm := coalesce(k.rpm_limit, c.rpm_limit, p_default_rpm);
     IF v_rpm > 0 THEN
         v_minute := kx_ring_lock(k.id, 'minute', v_rpm);
+        v_now := clock_timestamp();  -- after the wait for the lock: admissions stay in time order
         v_block := kx_ring_blocker(v_minute, interval '60 seconds', v_now);
         IF v_block IS NOT NULL THEN
             status := 429; code := 'RATE_LIMITED'; scope := 'minute'; limit_value := v_rpm;
@@ -338,20 +339,22 @@ BEGIN
     month := p_month;
 END $$;
 
--- Release reservations whose call has not settled long after it could have (a crashed
+-- Release one reservation whose call has not settled long after it could have (a crashed
 -- process): nothing is billed, the held amount returns to the caps and the call is recorded
 -- as abandoned. Should the call still end after all, its settlement replaces that record.
-CREATE FUNCTION kx_release_stale(p_older_than interval) RETURNS int
+-- One reservation per transaction, so the reaper never holds one month row while it waits
+-- for another key's row.
+CREATE FUNCTION kx_release_reservation(p_id bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     r reservations%ROWTYPE;
-    v_count int := 0;
 BEGIN
-    FOR r IN SELECT * FROM reservations WHERE created_at < now() - p_older_than ORDER BY id LOOP
-        PERFORM kx_settle(r.id, r.customer_id, r.api_key_id, r.month, r.provider, r.model, r.install_id,
-                          0, 0, 0, 'abandoned', true, NULL, 'maintenance', NULL, NULL, 499, NULL,
-                          'reservation released: the call did not settle in time', NULL);
-        v_count := v_count + 1;
-    END LOOP;
-    RETURN v_count;
+    SELECT * INTO r FROM reservations WHERE id = p_id FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM kx_settle(r.id, r.customer_id, r.api_key_id, r.month, r.provider, r.model, r.install_id,
+                      0, 0, 0, 'abandoned', true, NULL, 'maintenance', NULL, NULL, 499, NULL,
+                      'reservation released: the call did not settle in time', NULL);
+    RETURN true;
 END $$;

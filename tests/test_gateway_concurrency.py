@@ -124,3 +124,31 @@ def test_two_round_trips_per_gateway_call(client, db, make_key, upstreams):
         for _ in range(5):
             assert client.post("gateway-stream", json=body(), headers=key.auth).status_code == 200
     assert log.count == 2 * 15
+
+
+def test_top_ups_during_traffic_never_deadlock(server, db, make_key, upstreams, configure):
+    """Top-ups lock the customer, then its month row; admissions hold the month row: no lock
+    may be taken in the other order, or one side dies as a deadlock victim."""
+    configure(ADMIN_PASSWORD="pw")
+    key = make_key(rpm_limit=1000)
+    topup = ("admin-topups", {"customer_id": key.customer_id, "amount_cents": 1}, {"x-admin-password": "pw"})
+    calls = [("gateway-chat", body(), key.auth)] * 40
+    responses = fire(
+        server, [item for pair in zip(calls[::4], [topup] * 10, strict=True) for item in pair] + calls
+    )
+    assert {r.status_code for r in responses} <= {200, 201}, [
+        r.text for r in responses if r.status_code >= 300
+    ]
+    assert db.execute("SELECT sum(amount_cents) AS s FROM topups").fetchone()["s"] == 10
+
+
+def test_a_reply_without_usage_is_billed_as_an_estimate(client, db, make_key, upstreams):
+    upstreams.script("openai", text="A reply of some length.", input_tokens=0, output_tokens=0)
+    response = client.post("gateway-chat", json=body(), headers=make_key().auth)
+    assert response.status_code == 200
+    event = db.execute(
+        "SELECT input_tokens, output_tokens, estimated, cost_nanos FROM usage_events"
+    ).fetchone()
+    assert event["estimated"] is True and event["input_tokens"] > 0 and event["output_tokens"] > 0
+    assert event["cost_nanos"] > 0
+    assert response.json()["usage"]["input_tokens"] == event["input_tokens"]

@@ -29,7 +29,7 @@ Origin = tuple[bytes, bytes, int]
 class _Parsed:
     """Callbacks for httptools: collects the status line, headers and body pieces."""
 
-    __slots__ = ("body", "complete", "headers", "headers_done", "keep_alive", "parser", "status")
+    __slots__ = ("body", "complete", "headers", "headers_done", "keep_alive", "parser", "status", "until_eof")
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
@@ -39,6 +39,7 @@ class _Parsed:
         self.body: deque[bytes] = deque()
         self.complete = False
         self.keep_alive = True
+        self.until_eof = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -48,6 +49,13 @@ class _Parsed:
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
+        # No length and not chunked: the body runs until the server closes (RFC 9112 §6.3).
+        framed = any(
+            name.lower() == b"content-length"
+            or (name.lower() == b"transfer-encoding" and b"chunked" in value.lower())
+            for name, value in self.headers
+        )
+        self.until_eof = not framed and self.status >= 200 and self.status not in (204, 304)
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -124,6 +132,9 @@ class _Body(httpx.AsyncByteStream):
             except httptools.HttpParserError as exc:
                 raise httpx.RemoteProtocolError(str(exc), request=self.request) from exc
             if not more and not parsed.complete:
+                if parsed.until_eof:  # the close is the end of this body
+                    parsed.complete, parsed.keep_alive = True, False
+                    return
                 raise httpx.RemoteProtocolError("Server disconnected mid-body.", request=self.request)
 
     async def aclose(self) -> None:
