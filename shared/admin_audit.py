@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from shared import db, params
 from shared.http import Ctx, bad_request
 
 _MAX_FILTER = 200
-
-
-def _since(ctx: Ctx) -> datetime | None:
-    """``since`` as ISO-8601; a time without a zone is UTC."""
-    raw = ctx.query.get("since")
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise bad_request("since", "since must be an ISO-8601 time like 2026-02-01T00:00:00Z.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def list_events(ctx: Ctx) -> dict[str, Any]:
@@ -33,7 +20,7 @@ async def list_events(ctx: Ctx) -> dict[str, Any]:
                 raise bad_request(name, f"{name} may be at most {_MAX_FILTER} characters.")
             clauses.append(f"{name} = %s")
             args.append(value)
-    since = _since(ctx)
+    since = params.since_param(ctx)
     if since is not None:
         clauses.append("created_at >= %s")
         args.append(since)

@@ -18,23 +18,11 @@ SELECT c.id, c.email, c.plan, c.monthly_cap_cents, c.is_active, c.max_devices_pe
        c.require_install_id, c.allowed_providers, c.allowed_models, c.rpm_limit, c.rpd_limit,
        c.created_at, c.updated_at,
        (SELECT count(*) FROM api_keys k WHERE k.customer_id = c.id AND k.revoked_at IS NULL) AS active_keys,
-       {has_token} AS has_netlify_token,
+       EXISTS (SELECT 1 FROM customer_netlify_tokens t WHERE t.customer_id = c.id) AS has_netlify_token,
        coalesce(mu.spent_nanos, 0) AS month_spent_nanos, coalesce(mu.topup_cents, 0) AS month_topup_cents
 FROM customers c
 LEFT JOIN monthly_usage mu ON mu.customer_id = c.id AND mu.month = %(month)s
 """
-_HAS_TOKEN = "EXISTS (SELECT 1 FROM customer_netlify_tokens t WHERE t.customer_id = c.id)"
-_token_table_seen = False
-
-
-async def _has_token_sql() -> str:
-    """The Netlify token column: the token table arrives in a later migration, so its
-    presence is checked until seen once (a table does not disappear at run time)."""
-    global _token_table_seen
-    if not _token_table_seen:
-        row = await db.fetch_one("SELECT to_regclass('customer_netlify_tokens') IS NOT NULL AS present")
-        _token_table_seen = bool(row and row["present"])
-    return _HAS_TOKEN if _token_table_seen else "false"
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +34,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _fetch(where: str, args: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
-    query = _SELECT.format(has_token=await _has_token_sql()) + where + suffix
+    query = _SELECT + where + suffix
     rows = await db.fetch_all(query, {**args, "month": accounts.current_month()})
     return [_view(row) for row in rows]
 

@@ -7,7 +7,6 @@ Pruning is a hard delete of rows older than N days, audited with how many went.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -18,17 +17,6 @@ from shared.http import ApiError, Ctx, bad_request
 LEVELS = ("info", "warn", "error")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _TEXT_FILTERS = {"function": "function_name", "app": "app", "request_id": "request_id", "kind": "kind"}
-
-
-def _since(ctx: Ctx) -> datetime | None:
-    raw = ctx.query.get("since")
-    if not raw:
-        return None
-    try:
-        since = datetime.fromisoformat(raw)
-    except ValueError:
-        raise bad_request("since", "since must be an ISO-8601 time like 2026-02-01T00:00:00Z.") from None
-    return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
 def _status_filter(ctx: Ctx) -> tuple[str, list[Any]] | None:
@@ -63,7 +51,7 @@ def _filters(ctx: Ctx) -> tuple[list[str], list[Any]]:
     if status:
         where.append(status[0])
         args.extend(status[1])
-    since = _since(ctx)
+    since = params.since_param(ctx)
     if since:
         where.append("created_at >= %s")
         args.append(since)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from shared import numbers
@@ -37,6 +38,18 @@ def month_param(ctx: Ctx, name: str = "month") -> str | None:
     if not _MONTH.match(raw):
         raise bad_request(name, f"{name} must look like 2026-02.")
     return raw
+
+
+def since_param(ctx: Ctx) -> datetime | None:
+    """``since`` as ISO-8601; a time without a zone is UTC."""
+    raw = ctx.query.get("since")
+    if not raw:
+        return None
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_request("since", "since must be an ISO-8601 time like 2026-02-01T00:00:00Z.") from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
 def limit_param(ctx: Ctx) -> int:
