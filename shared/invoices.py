@@ -66,39 +66,37 @@ def _lines(groups: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, 
     return [line for _, line in ordered]
 
 
-def _totals(groups: list[dict[str, Any]], push_cents: int) -> dict[str, Any]:
-    """Month totals: the cents are rounded once from the exact nano sum of every event."""
+def _totals(groups: list[dict[str, Any]], push_nanos: int) -> dict[str, Any]:
+    """Month totals: the cents are rounded once from the exact nano sum of every event; the
+    amount owed, once from the exact sum of usage and push charges."""
     sums = {name: sum(group[name] for group in groups) for name in _SUMS}
-    usage_cents = pricing.cents(sums["cost_nanos"])
     return {
         "calls": sums["calls"],
         "input_tokens": sums["input_tokens"],
         "output_tokens": sums["output_tokens"],
         "tokens": sums["input_tokens"] + sums["output_tokens"],
         "total_nanos": sums["cost_nanos"],
-        "total_cents": usage_cents,
-        "push_cents": push_cents,
-        "grand_total_cents": usage_cents + push_cents,
+        "total_cents": pricing.cents(sums["cost_nanos"]),
+        "push_nanos": push_nanos,
+        "push_cents": pricing.cents(push_nanos),
+        "grand_total_nanos": sums["cost_nanos"] + push_nanos,
+        "grand_total_cents": pricing.cents(sums["cost_nanos"] + push_nanos),
     }
 
 
 async def _push_section(conn: psycopg.AsyncConnection, customer_id: int, month: str) -> dict[str, Any]:
-    """KaixuPush charges of the month: empty until the push_invoices table exists.
-
-    The KaixuPush issue owns push_invoices; this reads only (customer_id, month,
-    total_cents) from it, so push charges join the invoice the day that table appears."""
-    cur = await conn.execute("SELECT to_regclass('push_invoices') IS NOT NULL AS present")
-    if not (await cur.fetchone())["present"]:
-        return {"available": False, "invoices": [], "total_cents": 0}
+    """KaixuPush charges of the month, read from push_invoices (kept exact by KaixuPush)."""
     invoices = await _rows(
         conn,
-        "SELECT month, total_cents FROM push_invoices WHERE customer_id = %s AND month = %s",
+        "SELECT month, total_cents, total_nanos FROM push_invoices WHERE customer_id = %s AND month = %s",
         (customer_id, month),
     )
+    total_nanos = sum(int(row["total_nanos"]) for row in invoices)
     return {
         "available": True,
         "invoices": invoices,
-        "total_cents": sum(int(row["total_cents"]) for row in invoices),
+        "total_nanos": total_nanos,
+        "total_cents": pricing.cents(total_nanos),
     }
 
 
@@ -124,7 +122,7 @@ async def compute(conn: psycopg.AsyncConnection, customer: dict[str, Any], month
             "by_key": _lines(groups, ("api_key_id", "last4", "label")),
             "by_model": _lines(groups, ("provider", "model")),
             "push": push,
-            "totals": _totals(groups, push["total_cents"]),
+            "totals": _totals(groups, push["total_nanos"]),
         }
     )
 

@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ _RETRY_STATUSES = (429, 502, 503, 504)
 _MAX_TRIES = 6
 _READ_BLOCK = 1 << 20
 _PREPARING = ("creating", "new", "enqueued", "preparing")
+_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"  # a retry arrived while the first request still runs
 
 
 class PushError(Exception):
@@ -101,8 +103,22 @@ class Progress:
         self.out.flush()
 
 
+def _retryable(response: httpx.Response) -> bool:
+    """429/502/503/504, or a retried init that found its first attempt still running."""
+    if response.status_code in _RETRY_STATUSES:
+        return True
+    if response.status_code != 409:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("code") == _IN_PROGRESS
+
+
 class Gateway:
-    """The KaixuPush endpoints, with retries on 429/5xx honouring Retry-After."""
+    """The KaixuPush endpoints, with retries on 429/5xx (and on an init still in progress)
+    honouring Retry-After."""
 
     def __init__(self, base_url: str, key: str, timeout_s: float = 180.0) -> None:
         self.http = httpx.Client(
@@ -123,7 +139,7 @@ class Gateway:
                     raise PushError(f"{name}: the gateway could not be reached ({exc})") from None
                 time.sleep(min(30, 2**attempt))
                 continue
-            if response.status_code not in _RETRY_STATUSES or attempt == _MAX_TRIES:
+            if not _retryable(response) or attempt == _MAX_TRIES:
                 break
             retry_after = numbers.whole(response.headers.get("retry-after", ""))
             time.sleep(min(60, retry_after) if retry_after is not None else min(30, 2**attempt))
@@ -163,11 +179,15 @@ class Deployer:
             "bytes": sum(f.size for f in files),
             "files": {f.path: f.sha1 for f in files},
         }
-        init = self.gateway.call(
+        init = self.gateway.call(  # one key per run: a retried init never makes a second deploy
             "POST",
             "kaixupush-init",
             content=gzip.compress(json.dumps(manifest).encode()),
-            headers={"content-type": "application/json", "content-encoding": "gzip"},
+            headers={
+                "content-type": "application/json",
+                "content-encoding": "gzip",
+                "idempotency-key": f"kaixupush-{uuid.uuid4()}",
+            },
         ).json()
         by_digest: dict[str, LocalFile] = {}
         for local in files:

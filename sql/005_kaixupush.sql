@@ -10,10 +10,13 @@ CREATE TABLE push_projects (
     project_id      text NOT NULL,
     name            text NOT NULL,
     netlify_site_id text NOT NULL,
+    registered_by   text NOT NULL CHECK (registered_by IN ('admin', 'key')),
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (customer_id, project_id)
 );
+-- One site, one project: no customer can deploy over a site another project points at.
+CREATE UNIQUE INDEX push_projects_site ON push_projects (netlify_site_id);
 
 -- state: 'creating' until Netlify answered the deploy creation, 'init_failed' when it
 -- refused (such pushes count against neither the deploy rate limit nor the cap), else the

@@ -2,9 +2,9 @@
 
 A test module makes the fixtures its own by assigning them (pytest finds fixtures by name
 in the module): ``push_env = kaixupush_support.push_env`` and likewise ``netlify``,
-``netlify_server``; the admin client is ``tests.admin_support.admin``.
-``push_env`` arranges a customer, a deployer key, a registered project pointing at a
-site the fake Netlify knows, and points the gateway at the fake.
+``netlify_server``, ``own_token``; the admin client is ``tests.admin_support.admin``.
+``push_env`` arranges a customer, a deployer key, a project an admin registered pointing
+at a site the fake Netlify knows, and points the gateway at the fake.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tests.conftest import IssuedKey
 from tests.fakes.netlify_api import DEFAULT_TOKEN, FakeNetlify, serve_fake_netlify
 
 SITE = "site-main"
+ENCRYPTION_KEYS = "k1:" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 PROJECT = "web"
 
 
@@ -116,10 +117,26 @@ def push_env(
 ) -> PushEnv:
     key = make_key(role="deployer")
     db.execute(
-        "INSERT INTO push_projects (customer_id, project_id, name, netlify_site_id) VALUES (%s, %s, %s, %s)",
+        "INSERT INTO push_projects (customer_id, project_id, name, netlify_site_id, registered_by) "
+        "VALUES (%s, %s, %s, %s, 'admin')",
         (key.customer_id, PROJECT, "Website", SITE),
     )
     return PushEnv(client, key, db, netlify, make_key)
+
+
+@pytest.fixture
+def own_token(
+    admin: httpx.Client, netlify: FakeNetlify, configure: Callable[..., Any]
+) -> Callable[[int, str], None]:
+    """``own_token(customer_id, token)`` gives the customer its own Netlify token (set by an
+    admin, accepted by the fake); the test module must also take ``admin`` as a fixture."""
+    configure(KAIXU_ENCRYPTION_KEYS=ENCRYPTION_KEYS)
+
+    def give(customer_id: int, token: str) -> None:
+        ok(admin.post("admin-netlify-token", json={"customer_id": customer_id, "token": token}))
+        netlify.tokens.add(token)
+
+    return give
 
 
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:

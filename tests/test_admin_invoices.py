@@ -199,19 +199,38 @@ def test_preview_is_computed_but_not_stored(client, db, make_key):
     assert db.execute("SELECT count(*) AS n FROM invoice_snapshots").fetchone()["n"] == 0
 
 
-def test_push_charges_join_the_invoice(client, db, make_key):
-    if not db.execute("SELECT to_regclass('push_invoices') AS t").fetchone()["t"]:
-        pytest.skip("push_invoices arrives with the KaixuPush migration")
-    key = make_key()
-    add_usage(db, key.customer_id, key.key_id, cost_nanos=100_000_000)
+def _push_invoice(db, customer_id: int, total_nanos: int) -> None:
     db.execute(
         "INSERT INTO push_invoices (customer_id, month, pricing_version, total_cents, total_nanos, deploys, "
-        "bytes, breakdown) VALUES (%s, %s, 1, 35, 350_000_000, 3, 0, '{}')",
-        (key.customer_id, MONTH),
+        "bytes, breakdown) VALUES (%s, %s, 1, %s, %s, 3, 0, '{}')",
+        (customer_id, MONTH, pricing.cents(total_nanos), total_nanos),
     )
+
+
+def test_push_charges_join_the_invoice(client, db, make_key):
+    key = make_key()
+    add_usage(db, key.customer_id, key.key_id, cost_nanos=100_000_000)
+    _push_invoice(db, key.customer_id, 350_000_000)
     item = snapshot(client, key.customer_id).json()["item"]
     push = item["snapshot"]["push"]
-    assert push == {"available": True, "invoices": [{"month": MONTH, "total_cents": 35}], "total_cents": 35}
+    assert push == {
+        "available": True,
+        "invoices": [{"month": MONTH, "total_cents": 35, "total_nanos": 350_000_000}],
+        "total_nanos": 350_000_000,
+        "total_cents": 35,
+    }
     totals = item["snapshot"]["totals"]
     assert (totals["total_cents"], totals["push_cents"], totals["grand_total_cents"]) == (10, 35, 45)
+    assert totals["grand_total_nanos"] == 450_000_000
     assert item["total_cents"] == 45
+
+
+def test_the_amount_owed_is_rounded_once_from_usage_and_push_nanos(client, db, make_key):
+    key = make_key()
+    add_usage(db, key.customer_id, key.key_id, cost_nanos=5_000_000)  # 0.5 cents
+    _push_invoice(db, key.customer_id, 5_000_000)  # 0.5 cents
+    item = snapshot(client, key.customer_id).json()["item"]
+    totals = item["snapshot"]["totals"]
+    assert (totals["total_cents"], totals["push_cents"]) == (1, 1)  # each rounds up on its own
+    assert totals["grand_total_nanos"] == 10_000_000
+    assert totals["grand_total_cents"] == 1 == item["total_cents"]  # not 1 + 1

@@ -14,12 +14,14 @@ import pytest
 from shared.kaixupush import paths
 from shared.kaixupush.manifest import MAX_FILES
 from tests import admin_support, kaixupush_support
+from tests.conftest import wait_for
 from tests.kaixupush_support import PROJECT, SITE, PushEnv, ok, sha1
 
 admin = admin_support.admin  # fixture
 netlify = kaixupush_support.netlify  # fixture
 netlify_server = kaixupush_support.netlify_server  # fixture
 push_env = kaixupush_support.push_env  # fixture
+own_token = kaixupush_support.own_token  # fixture
 
 SHA = "a" * 40
 
@@ -120,11 +122,14 @@ def test_customers_see_only_their_own_pushes(push_env: PushEnv) -> None:
 # ----------------------------------------------------------------------------- projects
 
 
-def test_project_registry_for_keys_and_admins(push_env: PushEnv, admin: httpx.Client) -> None:
+def test_project_registry_for_keys_and_admins(
+    push_env: PushEnv, admin: httpx.Client, own_token: Callable[[int, str], None]
+) -> None:
+    own_token(push_env.key.customer_id, "nf-own")  # a key may choose sites only with one
     owner = push_env.make_key(customer_id=push_env.key.customer_id, role="admin")
     body = {"project_id": "docs", "name": "Docs", "netlify_site_id": "site-docs"}
     created = ok(push_env.call("POST", "kaixupush-projects", owner, json=body), 201)["item"]
-    assert created["customer_id"] == push_env.key.customer_id
+    assert created["customer_id"] == push_env.key.customer_id and created["registered_by"] == "key"
     updated = ok(push_env.call("POST", "kaixupush-projects", owner, json={**body, "name": "Docs 2"}))["item"]
     assert updated["id"] == created["id"] and updated["name"] == "Docs 2"
     bad = push_env.call("POST", "kaixupush-projects", owner, json={**body, "netlify_site_id": "a b"})
@@ -139,13 +144,16 @@ def test_project_registry_for_keys_and_admins(push_env: PushEnv, admin: httpx.Cl
         "project_id",
         "name",
         "netlify_site_id",
+        "registered_by",
         "created_at",
         "updated_at",
     }
     other = push_env.make_key()
+    body = {**body, "netlify_site_id": "site-docs-2"}
     made = ok(admin.post("admin-kaixupush-projects", json={"customer_id": other.customer_id, **body}), 201)[
         "item"
     ]
+    assert made["registered_by"] == "admin"
     duplicate = admin.post("admin-kaixupush-projects", json={"customer_id": other.customer_id, **body})
     assert duplicate.status_code == 409 and duplicate.json()["code"] == "DUPLICATE_PROJECT"
     assert admin.post("admin-kaixupush-projects", json={"customer_id": 999999, **body}).status_code == 404
@@ -164,6 +172,7 @@ def test_project_registry_for_keys_and_admins(push_env: PushEnv, admin: httpx.Cl
         r["action"] for r in push_env.db.execute("SELECT action FROM audit_events ORDER BY id").fetchall()
     ]
     assert actions == [
+        "netlify_token.set",
         "push.project_upsert",
         "push.project_upsert",
         "push.project_create",
@@ -392,6 +401,73 @@ def test_init_with_an_idempotency_key_creates_one_deploy(push_env: PushEnv) -> N
     assert again["push_id"] == first["push_id"] and push_env.netlify.count("create") == 1
     other = push_env.init({"/b.html": b"b"}, headers=headers)
     assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_MISMATCH"
+
+
+def test_concurrent_inits_with_one_idempotency_key_make_one_push(push_env: PushEnv) -> None:
+    push_env.netlify.slow("create", 0.3)
+    start = threading.Barrier(5)
+    results: list[httpx.Response] = []
+
+    def init() -> None:
+        start.wait()
+        results.append(push_env.init({"/a.html": b"a"}, headers={"idempotency-key": "ci-run-9"}))
+
+    threads = [threading.Thread(target=init) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}, [r.text for r in results]
+    assert all(r.json()["code"] == "IDEMPOTENCY_IN_PROGRESS" for r in results if r.status_code == 409)
+    assert len({r.json()["push_id"] for r in results if r.status_code < 300}) == 1
+    assert push_env.db.execute("SELECT count(*) AS n FROM push_pushes").fetchone()["n"] == 1
+    assert push_env.netlify.count("create") == 1
+
+
+def test_an_init_whose_process_died_is_swept(push_env: PushEnv, configure: Callable[..., Any]) -> None:
+    configure(NETLIFY_TIMEOUT_S="5", KAIXUPUSH_DEPLOYS_PER_MIN="2")
+    dead = ok(push_env.init({"/a.html": b"a"}, headers={"idempotency-key": "dead"}), 201)
+    ok(push_env.init({"/b.html": b"b"}, headers={"idempotency-key": "live"}), 201)
+    # as if both processes had died between the admission and Netlify's answer, one 11 s ago
+    push_env.db.execute("UPDATE push_pushes SET state = 'creating', deploy_id = NULL")
+    push_env.db.execute(
+        "UPDATE push_pushes SET created_at = now() - interval '11 seconds' WHERE push_id = %s",
+        (dead["push_id"],),
+    )
+    blocked = push_env.init({"/a.html": b"a"}, headers={"idempotency-key": "dead"})
+    assert blocked.status_code == 409 and blocked.json()["code"] == "IDEMPOTENCY_IN_PROGRESS"
+    assert push_env.init({"/c.html": b"c"}).json()["code"] == "PUSH_RATE_LIMITED"
+    assert ok(push_env.worker())["item"]["kaixupush_abandoned_inits"] == 1
+    rows = push_env.db.execute(
+        "SELECT idempotency_key, state, error, finished_at FROM push_pushes ORDER BY id"
+    ).fetchall()
+    assert [(r["idempotency_key"], r["state"]) for r in rows] == [
+        ("dead", "init_failed"),
+        ("live", "creating"),
+    ]
+    assert "abandoned" in rows[0]["error"] and rows[0]["finished_at"] is not None
+    assert rows[1]["finished_at"] is None  # younger than twice NETLIFY_TIMEOUT_S: maybe still running
+    retried = ok(push_env.init({"/a.html": b"a"}, headers={"idempotency-key": "dead"}), 201)
+    assert retried["push_id"] != dead["push_id"]  # the key is free and the slot no longer held
+
+
+def test_a_late_netlify_answer_for_a_swept_init_is_refused(
+    push_env: PushEnv, configure: Callable[..., Any]
+) -> None:
+    configure(NETLIFY_TIMEOUT_S="2")
+    push_env.netlify.slow("create", 1.0)
+    result: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: result.append(push_env.init({"/a.html": b"a"})))
+    thread.start()
+    creating = "SELECT 1 FROM push_pushes WHERE state = 'creating'"
+    assert wait_for(lambda: push_env.db.execute(creating).fetchone())
+    push_env.db.execute("UPDATE push_pushes SET created_at = created_at - interval '10 seconds'")
+    assert ok(push_env.worker())["item"]["kaixupush_abandoned_inits"] == 1
+    thread.join()
+    assert result[0].status_code == 502 and result[0].json()["code"] == "NETLIFY_TOO_SLOW"
+    row = push_env.db.execute("SELECT state, deploy_id, finished_at FROM push_pushes").fetchone()
+    assert (row["state"], row["deploy_id"]) == ("init_failed", None) and row["finished_at"] is not None
 
 
 # ----------------------------------------------------------------------------- state

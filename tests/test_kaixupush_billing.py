@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from shared.kaixupush import billing
+from shared.policy import MAX_CAP_CENTS
 from tests import admin_support, kaixupush_support
 from tests.kaixupush_support import PushEnv, ok, random_bytes, sha1
 
@@ -133,6 +134,13 @@ def test_set_cap_validation_and_pricing_versions(push_env: PushEnv, admin: httpx
     assert _set_cap(admin, customer, -1).status_code == 400
     assert _set_cap(admin, customer, 10, pricing_version=9).json()["field"] == "pricing_version"
     assert _set_cap(admin, 999999, 10).status_code == 404
+    for cap in (2**63, MAX_CAP_CENTS + 1):  # beyond bigint was a 500
+        too_big = _set_cap(admin, customer, cap)
+        assert too_big.status_code == 400 and too_big.json()["field"] == "monthly_cap_cents"
+    for version in (0, 2**31, 2**63):  # bounded before any query
+        bad = _set_cap(admin, customer, 10, pricing_version=version)
+        assert bad.status_code == 400 and bad.json()["field"] == "pricing_version"
+    assert ok(_set_cap(admin, customer, MAX_CAP_CENTS))["item"]["monthly_cap_cents"] == MAX_CAP_CENTS
     assert admin.post("admin-kaixupush-invoices", params={"action": "nope"}, json={}).status_code == 400
     _deploy(push_env, {"/a.html": b"a"})
     push_env.db.execute(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared import kaixupush_client
@@ -109,3 +110,54 @@ def test_the_client_waits_while_netlify_prepares(
     assert push_env.netlify.blobs[sha1(b"go()")] == b"go()"
     init = push_env.db.execute("SELECT details FROM audit_events WHERE action = 'push.init'").fetchone()
     assert init["details"]["file_count"] == 2
+
+
+class _FirstInitAnswered(httpx.HTTPTransport):
+    """Forwards every request, but the client sees ``status`` as the first init's answer:
+    after the gateway handled it when ``forward_first`` (a proxy losing the answer), else
+    instead of it (as if an earlier attempt were still running)."""
+
+    def __init__(self, status: int, body: dict[str, str], *, forward_first: bool) -> None:
+        super().__init__()
+        self.status, self.body, self.forward_first = status, body, forward_first
+        self.init_keys: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        is_init = request.url.path.endswith("/kaixupush-init")
+        if is_init:
+            self.init_keys.append(request.headers.get("idempotency-key"))
+        if not is_init or len(self.init_keys) > 1:
+            return super().handle_request(request)
+        if self.forward_first:
+            super().handle_request(request).close()
+        return httpx.Response(self.status, headers={"retry-after": "0"}, json=self.body)
+
+
+def _deploy_through(transport: httpx.BaseTransport, push_env: PushEnv, server: str, folder: Path) -> dict:
+    (folder / "index.html").write_text("hi")
+    gateway = kaixupush_client.Gateway(server, push_env.key.secret)
+    gateway.http.close()
+    gateway.http = httpx.Client(
+        base_url=gateway.http.base_url, headers=gateway.http.headers, transport=transport
+    )
+    try:
+        return kaixupush_client.Deployer(gateway, out=io.StringIO(), poll_s=0.01).deploy(folder, PROJECT)
+    finally:
+        gateway.http.close()
+
+
+def test_a_retried_init_never_makes_a_second_deploy(push_env: PushEnv, server: str, tmp_path: Path) -> None:
+    lost = _FirstInitAnswered(502, {"error": "bad gateway"}, forward_first=True)
+    assert _deploy_through(lost, push_env, server, tmp_path)["state"] == "ready"
+    first, retry = lost.init_keys
+    assert first and first == retry  # one Idempotency-Key per deploy run, sent again on the retry
+    assert push_env.netlify.count("create") == 1
+    assert push_env.db.execute("SELECT count(*) AS n FROM push_pushes").fetchone()["n"] == 1
+
+
+def test_the_client_waits_for_an_init_still_in_progress(
+    push_env: PushEnv, server: str, tmp_path: Path
+) -> None:
+    busy = _FirstInitAnswered(409, {"code": "IDEMPOTENCY_IN_PROGRESS"}, forward_first=False)
+    assert _deploy_through(busy, push_env, server, tmp_path)["state"] == "ready"
+    assert len(busy.init_keys) == 2 and push_env.netlify.count("create") == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import accounts, audit, db, fields, params
+from shared import accounts, audit, db, fields, params, policy
 from shared.http import ApiError, Ctx, bad_request
 from shared.kaixupush import billing
 from shared.kaixupush.manifest import check_project_id
@@ -32,6 +32,7 @@ _INVOICES = (
     "SELECT id, customer_id, month, pricing_version, total_cents, total_nanos, deploys, bytes, breakdown, "
     "created_at, updated_at FROM push_invoices i"
 )
+MAX_PRICING_VERSION = 2**31 - 1  # push_pricing_versions.version is an int
 _JOB_STATUSES = ("receiving", "queued", "running", "retry_wait", "done", "failed", "expired")
 
 
@@ -139,8 +140,8 @@ async def set_billing(ctx: Ctx) -> dict[str, Any]:
     customer_id = fields.int_field(body, "customer_id")
     if "monthly_cap_cents" not in body:
         raise bad_request("monthly_cap_cents", "monthly_cap_cents is required (null removes the cap).")
-    cap = fields.int_field(body, "monthly_cap_cents", minimum=0, required=False)
-    version = fields.int_field(body, "pricing_version", required=False)
+    cap = fields.int_field(body, "monthly_cap_cents", minimum=0, maximum=policy.MAX_CAP_CENTS, required=False)
+    version = fields.int_field(body, "pricing_version", maximum=MAX_PRICING_VERSION, required=False)
     async with db.connection() as conn, conn.transaction():
         await accounts.require_customer(conn, customer_id)
         if version is not None:

@@ -5,6 +5,12 @@ the push cap, then the deploy rate limit) and records it as ``creating``; only t
 Netlify asked to create it, so a refusal costs Netlify nothing and an admitted deploy
 holds its place against concurrent inits. If Netlify refuses, the push is marked
 ``init_failed`` and counts against neither limit.
+
+An Idempotency-Key is checked again under the customer's lock, so concurrent retries with
+one key make one push. A push whose process died before Netlify answered stays ``creating``
+until :func:`sweep_abandoned` (run by the upkeep) marks it ``init_failed``: the creation call
+retries only within ``NETLIFY_TIMEOUT_S`` and its last attempt is bounded by that timeout, so
+an older ``creating`` push is dead (an answer arriving later still is refused, not recorded).
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import time
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
 from shared import audit, config, db, idempotency
 from shared.http import ApiError, Ctx, JSONResponse, bad_request
 from shared.kaixupush import billing, limits, manifest, projects, pushes
-from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token, to_api_error
+from shared.kaixupush.netlify_api import Netlify, NetlifyError, deploy_token, resolve_token, to_api_error
 
 MAX_WAIT_S = 120
 
@@ -43,28 +50,40 @@ def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _replay(ctx: Ctx, key: str, fingerprint: str) -> dict[str, Any] | None:
-    """The push an earlier request with this Idempotency-Key created, if any."""
-    row = await db.fetch_one(
+async def _replay(
+    conn: psycopg.AsyncConnection, ctx: Ctx, key: str, fingerprint: str
+) -> dict[str, Any] | None:
+    """The push an earlier request with this Idempotency-Key created, unless Netlify refused
+    it (``init_failed``: the key may be used again); 409 while that request is still running."""
+    cur = await conn.execute(
         f"SELECT {pushes.COLUMNS}, request_hash FROM push_pushes "
         "WHERE customer_id = %s AND idempotency_key = %s",
         (ctx.customer_id, key),
     )
+    row = await cur.fetchone()
     if row is None:
         return None
     if row["request_hash"] != fingerprint:
         raise ApiError(409, "IDEMPOTENCY_MISMATCH", "This Idempotency-Key was used with a different request.")
     if row["state"] == "creating":
-        raise ApiError(409, "IDEMPOTENCY_IN_PROGRESS", "The first request with this key is still running.")
-    return row
+        raise ApiError(
+            409,
+            "IDEMPOTENCY_IN_PROGRESS",
+            "The first request with this key is still running.",
+            headers={"retry-after": "1"},
+        )
+    return None if row["state"] == "init_failed" else row
 
 
 async def _admit(
     ctx: Ctx, req: manifest.InitRequest, project: dict[str, Any], key: str | None, fingerprint: str
-) -> dict[str, Any]:
-    """Cap, then rate limit, then the push row: one transaction under the customer's lock."""
+) -> tuple[dict[str, Any], bool]:
+    """Cap, then rate limit, then the push row: one transaction under the customer's lock.
+    Returns the push and whether it is new (else an earlier request with the key made it)."""
     async with db.connection() as conn, conn.transaction():
         await limits.lock_customer(conn, ctx.customer_id)
+        if key and (earlier := await _replay(conn, ctx, key, fingerprint)):
+            return earlier, False
         await billing.check_cap(conn, ctx.customer_id, extra_deploys=1, extra_bytes=req.bytes)
         await limits.check_deploy_rate(conn, ctx.customer_id)
         if key:  # a retry of a refused init (init_failed) may try again with the same key
@@ -94,7 +113,7 @@ async def _admit(
                 fingerprint if key else None,
             ),
         )
-        return await cur.fetchone()  # type: ignore[return-value]
+        return await cur.fetchone(), True  # type: ignore[return-value]
 
 
 async def _create(netlify: Netlify, push: dict[str, Any], req: manifest.InitRequest) -> dict[str, Any]:
@@ -136,11 +155,15 @@ async def _init_failed(push: dict[str, Any], error: NetlifyError) -> None:
 async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> dict[str, Any]:
     async with db.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            "UPDATE push_pushes SET deploy_id = %s, state = 'new', updated_at = now() WHERE id = %s "
-            f"RETURNING {pushes.COLUMNS}",
+            "UPDATE push_pushes SET deploy_id = %s, state = 'new', updated_at = now() "
+            f"WHERE id = %s AND state = 'creating' RETURNING {pushes.COLUMNS}",
             (deploy["id"], push["id"]),
         )
         push = await cur.fetchone()
+        if push is None:  # swept as abandoned while Netlify took its time
+            raise ApiError(
+                502, "NETLIFY_TOO_SLOW", "Netlify answered too late and the deploy was given up; retry."
+            )
         meta = {
             "push_id": push["push_id"],
             "project_id": push["project_id"],
@@ -171,19 +194,41 @@ async def init(ctx: Ctx) -> Response:
     req = manifest.parse_init(body)
     key = idempotency.header_key(ctx)
     fingerprint = _request_hash(body)
-    if key and (earlier := await _replay(ctx, key, fingerprint)) and earlier["state"] != "init_failed":
-        return JSONResponse(_init_answer(earlier), status_code=200)
+    if key:
+        async with db.connection() as conn:
+            if earlier := await _replay(conn, ctx, key, fingerprint):
+                return JSONResponse(_init_answer(earlier), status_code=200)
     project = await projects.find(ctx.customer_id, req.project_id)
-    netlify = Netlify(await resolve_token(ctx.customer_id))
-    push = await _admit(ctx, req, project, key, fingerprint)
-    try:
-        deploy = await _create(netlify, push, req)
+    token = await deploy_token(project)
+    push, new = await _admit(ctx, req, project, key, fingerprint)
+    if not new:
+        return JSONResponse(_init_answer(push), status_code=200)
+    netlify = Netlify(token)
+    try:  # no retry starts after NETLIFY_TIMEOUT_S: a live creation is never swept as abandoned
+        deploy = await _create(Netlify(token, deadline=time.monotonic() + _timeout_s()), push, req)
     except NetlifyError as error:
         await _init_failed(push, error)
         raise to_api_error(error) from None
     push = await _created(ctx, push, deploy)
     push = await _prepared(netlify, push, ctx.actor or "key")
     return JSONResponse(_init_answer(push), status_code=201)
+
+
+def _timeout_s() -> float:
+    return config.settings().netlify_timeout_s
+
+
+async def sweep_abandoned() -> int:
+    """Mark ``creating`` pushes older than twice NETLIFY_TIMEOUT_S ``init_failed``: their
+    process died before Netlify answered. They stop counting against the deploy rate limit and
+    the cap, and their Idempotency-Key may be used again."""
+    rows = await db.fetch_all(
+        "UPDATE push_pushes SET state = 'init_failed', finished_at = now(), updated_at = now(), "
+        "error = 'abandoned: no answer from Netlify to the deploy creation was recorded' "
+        "WHERE state = 'creating' AND created_at < now() - make_interval(secs => %s) RETURNING id",
+        (2 * _timeout_s(),),
+    )
+    return len(rows)
 
 
 def _wait_param(body: dict[str, Any]) -> float:

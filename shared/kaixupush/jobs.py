@@ -218,8 +218,10 @@ async def expire_staged() -> int:
 
 
 async def upkeep() -> dict[str, int]:
-    """What the worker and the maintenance run do: due jobs, expiry, pending deploys."""
+    """What the worker and the maintenance run do: due jobs, expiry, pending deploys, and
+    inits whose process died before Netlify answered."""
     counts = await process_due_jobs()
     counts["expired_jobs"] = await expire_staged()
     counts["finalized_pushes"] = await deploy.finalize_pending()
+    counts["abandoned_inits"] = await deploy.sweep_abandoned()
     return {f"kaixupush_{name}": value for name, value in counts.items()}

@@ -54,10 +54,10 @@ class NetlifyError(Exception):
         return f"Netlify answered {self.status}: {self.message}" if self.status else self.message
 
 
-async def resolve_token(customer_id: int) -> str:
-    """The customer's own Netlify token, else the operator's NETLIFY_AUTH_TOKEN, else 503."""
+async def customer_token(customer_id: int) -> str | None:
+    """The customer's own Netlify token, None when it has none; 503 when it cannot be opened."""
     try:
-        token = await netlify_tokens.token_for(customer_id)
+        return await netlify_tokens.token_for(customer_id)
     except (crypto.DecryptionError, crypto.EncryptionNotConfigured):
         log.warning("the Netlify token of customer %s cannot be opened", customer_id)
         raise ApiError(
@@ -65,12 +65,42 @@ async def resolve_token(customer_id: int) -> str:
             "NETLIFY_TOKEN_UNAVAILABLE",
             "The stored Netlify token of this customer cannot be opened; an admin must set it again.",
         ) from None
-    token = token or config.settings().netlify_auth_token
+
+
+def _operator_token() -> str:
+    token = config.settings().netlify_auth_token
     if not token:
         raise ApiError(
             503, "NETLIFY_NOT_CONFIGURED", "No Netlify token is configured for this customer or the gateway."
         )
     return token
+
+
+async def resolve_token(customer_id: int) -> str:
+    """The customer's own Netlify token, else the operator's NETLIFY_AUTH_TOKEN, else 503.
+
+    For work on a deploy that already exists; creating one goes through :func:`deploy_token`."""
+    return await customer_token(customer_id) or _operator_token()
+
+
+async def deploy_token(project: dict[str, Any]) -> str:
+    """The token to create a deploy on the project's site.
+
+    A customer's own token limits the sites it reaches to what Netlify lets that customer
+    deploy to. The operator's token reaches every site of the operator's account, so it is
+    used only for a project an admin registered (a key could name anyone's site)."""
+    token = await customer_token(project["customer_id"])
+    if token:
+        return token
+    if project["registered_by"] != "admin":
+        raise ApiError(
+            403,
+            "ADMIN_REGISTRATION_REQUIRED",
+            f"Project {project['project_id']} was registered with a key and this customer has no "
+            "Netlify token of its own; an admin must register the project (or set the customer's "
+            "Netlify token) before it can deploy.",
+        )
+    return _operator_token()
 
 
 def parse_retry_after(value: str | None) -> float | None:
