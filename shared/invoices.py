@@ -213,20 +213,5 @@ async def _preview(ctx: Ctx) -> dict[str, Any]:
 
 async def _list(ctx: Ctx) -> dict[str, Any]:
     """Versions newest first, optionally for one customer and/or month."""
-    limit = params.limit_param(ctx)
     filters = {"customer_id": params.int_param(ctx, "customer_id"), "month": params.month_param(ctx)}
-    where, args = ["TRUE"], []
-    for name, value in filters.items():
-        if value is not None:
-            where.append(f"{name} = %s")
-            args.append(value)
-    cursor = params.cursor_param(ctx)
-    if cursor is not None:
-        where.append("id < %s")
-        args.append(cursor)
-    rows = await db.fetch_all(
-        f"SELECT {_LIST_COLUMNS} FROM invoice_snapshots WHERE {' AND '.join(where)} "
-        "ORDER BY id DESC LIMIT %s",
-        (*args, limit + 1),
-    )
-    return params.page(rows, limit)
+    return await params.fetch_page(ctx, f"SELECT {_LIST_COLUMNS} FROM invoice_snapshots", filters)

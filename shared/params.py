@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import numbers
+from shared import db, numbers
 from shared.http import Ctx, bad_request
 
 MAX_LIMIT = 500
@@ -81,3 +81,24 @@ def page(rows: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, A
     more = len(rows) > limit
     cursor = base64.urlsafe_b64encode(f"id:{items[-1][key]}".encode()).rstrip(b"=").decode() if more else None
     return {"items": items, "next_cursor": cursor}
+
+
+async def fetch_page(
+    ctx: Ctx, base: str, filters: dict[str, Any], *, id_column: str = "id"
+) -> dict[str, Any]:
+    """One page of ``base`` (a SELECT ... FROM ... without WHERE), newest first, filtered by
+    equality on the non-None ``filters`` (column -> value; columns are code, never input)."""
+    limit = limit_param(ctx)
+    clauses, args = ["TRUE"], []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            args.append(value)
+    cursor = cursor_param(ctx)
+    if cursor is not None:
+        clauses.append(f"{id_column} < %s")
+        args.append(cursor)
+    rows = await db.fetch_all(
+        f"{base} WHERE {' AND '.join(clauses)} ORDER BY {id_column} DESC LIMIT %s", (*args, limit + 1)
+    )
+    return page(rows, limit)

@@ -36,24 +36,6 @@ MAX_PRICING_VERSION = 2**31 - 1  # push_pricing_versions.version is an int
 _JOB_STATUSES = ("receiving", "queued", "running", "retry_wait", "done", "failed", "expired")
 
 
-async def _page(ctx: Ctx, base: str, id_column: str, filters: dict[str, Any]) -> dict[str, Any]:
-    """One page of ``base`` filtered by the non-None ``filters`` (column -> value)."""
-    limit = params.limit_param(ctx)
-    clauses, args = ["TRUE"], []
-    for column, value in filters.items():
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            args.append(value)
-    cursor = params.cursor_param(ctx)
-    if cursor is not None:
-        clauses.append(f"{id_column} < %s")
-        args.append(cursor)
-    rows = await db.fetch_all(
-        f"{base} WHERE {' AND '.join(clauses)} ORDER BY {id_column} DESC LIMIT %s", (*args, limit + 1)
-    )
-    return params.page(rows, limit)
-
-
 async def _one(base: str, id_column: str, row_id: int, what: str) -> dict[str, Any]:
     row = await db.fetch_one(f"{base} WHERE {id_column} = %s", (row_id,))
     if row is None:
@@ -84,7 +66,7 @@ async def deploys(ctx: Ctx) -> dict[str, Any]:
         "p.push_id": ctx.query.get("push_id"),
         "p.state": state[:40] if state else None,
     }
-    return await _page(ctx, _DEPLOYS, "p.id", filters)
+    return await params.fetch_page(ctx, _DEPLOYS, filters, id_column="p.id")
 
 
 async def jobs(ctx: Ctx) -> dict[str, Any]:
@@ -96,7 +78,7 @@ async def jobs(ctx: Ctx) -> dict[str, Any]:
         "p.push_id": ctx.query.get("push_id"),
         "j.status": _choice(ctx, "status", _JOB_STATUSES),
     }
-    return await _page(ctx, _JOBS, "j.id", filters)
+    return await params.fetch_page(ctx, _JOBS, filters, id_column="j.id")
 
 
 async def retry_job(ctx: Ctx) -> dict[str, Any]:
@@ -128,7 +110,7 @@ async def invoices(ctx: Ctx) -> dict[str, Any]:
     if (row_id := params.int_param(ctx, "id")) is not None:
         return await _one(_INVOICES, "i.id", row_id, "Push invoice")
     filters = {"i.customer_id": params.int_param(ctx, "customer_id"), "i.month": params.month_param(ctx)}
-    return await _page(ctx, _INVOICES, "i.id", filters)
+    return await params.fetch_page(ctx, _INVOICES, filters, id_column="i.id")
 
 
 async def set_billing(ctx: Ctx) -> dict[str, Any]:

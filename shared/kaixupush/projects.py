@@ -68,21 +68,7 @@ async def find(customer_id: int, project_id: str) -> dict[str, Any]:
 
 
 async def _list(where: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
-    limit = params.limit_param(ctx)
-    clauses, args = ["TRUE"], []
-    for column, value in where.items():
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            args.append(value)
-    cursor = params.cursor_param(ctx)
-    if cursor is not None:
-        clauses.append("id < %s")
-        args.append(cursor)
-    rows = await db.fetch_all(
-        f"SELECT {COLUMNS} FROM push_projects WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
-        (*args, limit + 1),
-    )
-    return params.page(rows, limit)
+    return await params.fetch_page(ctx, f"SELECT {COLUMNS} FROM push_projects", where)
 
 
 # ----------------------------------------------------------------------------- customer side
