@@ -356,3 +356,12 @@ def test_every_gateway_call_writes_one_monitor_row(client, db, make_key, upstrea
         )
     ok = db.execute("SELECT * FROM gateway_events WHERE request_id = 'gw-ok'").fetchone()
     assert (ok["provider"], ok["model"], ok["customer_id"]) == ("openai", "gpt-4o-mini", key.customer_id)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_finished_stream_leaves_its_upstream_connection_reusable(client, make_key, upstreams, provider):
+    key = make_key()
+    for _ in range(3):
+        assert "event: done" in client.post("gateway-stream", json=body(provider), headers=key.auth).text
+    ports = {request.client_port for request in upstreams.requests}
+    assert len(ports) == 1, ports  # one keep-alive connection served all three streams

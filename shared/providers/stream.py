@@ -8,6 +8,7 @@ client disconnect cancels generation at the provider, and stops us paying for it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 
@@ -18,6 +19,8 @@ from shared.chat_request import ChatRequest
 from shared.providers import errors, transport
 from shared.providers.base import Provider, StreamParser, Usage
 from shared.providers.sse import SSEDecoder
+
+_DRAIN_S = 0.2
 
 
 class UpstreamStream:
@@ -76,12 +79,14 @@ class UpstreamStream:
         until the terminal marker or EOF. Transport failures become UpstreamError."""
         decoder = SSEDecoder()
         parser = self._parser
+        chunks = response.aiter_bytes()
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in chunks:
                 for event in decoder.feed(chunk):
                     for text in parser.feed(event):
                         yield text
                     if parser.finished:
+                        await _drain(chunks)
                         return
         except httpx.RequestError as exc:
             error = errors.from_transport(self._provider.label, exc, transport.timeout_s(), mid_stream=True)
@@ -94,3 +99,15 @@ class UpstreamStream:
             for text in parser.feed(event):
                 yield text
         parser.end()
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the little that follows the end marker (the chunked terminator), so the pooled
+    connection to the provider can be reused instead of paying a new TLS handshake; give up
+    at once if more is coming."""
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
