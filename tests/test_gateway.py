@@ -365,3 +365,11 @@ def test_a_finished_stream_leaves_its_upstream_connection_reusable(client, make_
         assert "event: done" in client.post("gateway-stream", json=body(provider), headers=key.auth).text
     ports = {request.client_port for request in upstreams.requests}
     assert len(ports) == 1, ports  # one keep-alive connection served all three streams
+
+
+def test_provider_cookies_are_never_kept_or_sent_back(client, make_key, upstreams):
+    key = make_key()
+    upstreams.script("openai", headers={"set-cookie": "__cf_bm=tracking; Path=/; HttpOnly"})
+    for _ in range(2):
+        assert client.post("gateway-chat", json=body(), headers=key.auth).status_code == 200
+    assert all("cookie" not in request.headers for request in upstreams.requests)

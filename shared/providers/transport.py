@@ -38,7 +38,7 @@ def client() -> httpx.AsyncClient:
     if current is None or current.is_closed:
         for stale in [other for other in _clients if other.is_closed()]:
             del _clients[stale]
-        current = _clients[loop] = httpx.AsyncClient(
+        current = _clients[loop] = _Client(
             transport=Http11Transport(max_connections=200, max_idle_per_origin=50), follow_redirects=False
         )
     return current
@@ -49,6 +49,27 @@ async def aclose() -> None:
     current = _clients.pop(asyncio.get_running_loop(), None)
     if current is not None:
         await current.aclose()
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _Client(httpx.AsyncClient):
+    """Provider calls carry no session. httpx would parse every Set-Cookie into one jar that
+    every customer's later calls send back (providers' CDN cookies), and that parsing was 7 %
+    of the gateway's CPU: keep none."""
+
+    _jar = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, value: object) -> None:  # httpx's constructor assigns it
+        pass
 
 
 @functools.lru_cache(maxsize=512)
