@@ -58,7 +58,7 @@ class Settings:
         default_factory=lambda: Path(_str("KAIXU_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
     )
     database_url: str = field(default_factory=_database_url)
-    db_pool_max: int = field(default_factory=lambda: _int("DB_POOL_MAX", 10))
+    db_pool_max: int = field(default_factory=lambda: _int("DB_POOL_MAX", 5))
     db_timeout_s: float = field(default_factory=lambda: _float("DB_TIMEOUT_S", 5.0))
 
     client_ip_header: str = field(default_factory=lambda: _str("CLIENT_IP_HEADER").lower())
