@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from shared.chat_request import ChatRequest
 from shared.http import ApiError, Ctx, bad_request
 from shared.pricing import ModelPrice
 from shared.providers import Usage
+
+log = logging.getLogger("kaixu.gateway")
 
 _ADMIT = "SELECT * FROM kx_admit(%s::bytea, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::int)"
 _SETTLE = (
@@ -226,10 +229,14 @@ class Call:
         )
 
     async def keep_reserved(self) -> None:
-        """A long stream shows it is alive, so the reaper does not release what it holds."""
-        await db.execute(
-            "UPDATE reservations SET created_at = now() WHERE id = %s", (self.admission["reservation_id"],)
-        )
+        """A long stream shows it is alive, so the reaper does not release what it holds. A
+        failure here only risks an early release (SETTLE still bills), so it never breaks the
+        stream."""
+        reservation = self.admission["reservation_id"]
+        try:
+            await db.execute("UPDATE reservations SET created_at = now() WHERE id = %s", (reservation,))
+        except Exception:
+            log.warning("could not refresh reservation %s", reservation, exc_info=True)
 
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
         cost = pricing.cost_nanos(self.price, usage) if usage else 0
