@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,15 +146,12 @@ async def check_after_call(
     key_spent_nanos: int | None = None,
 ) -> None:
     """After a settled call: record and send the alerts its month figures cross. Never raises."""
-    if not config.settings().alert_webhook_url:
-        return
-    try:
-        alerts = alerts_after_call(
+    await _guarded(
+        customer_id,
+        lambda: alerts_after_call(
             customer_id, api_key_id, month, cap_cents, spent_nanos, key_cap_cents, key_spent_nanos
-        )
-        await _record_and_send(alerts)
-    except Exception:
-        log.warning("cap alert check failed for customer %s", customer_id, exc_info=True)
+        ),
+    )
 
 
 async def check_refusal(
@@ -167,13 +165,20 @@ async def check_refusal(
     key_spent_nanos: int | None = None,
 ) -> None:
     """After a 402 CAP_REACHED refusal (``scope`` customer|key): cap_reached. Never raises."""
+    await _guarded(
+        customer_id,
+        lambda: alerts_for_refusal(
+            customer_id, api_key_id, month, scope, cap_cents, spent_nanos, key_cap_cents, key_spent_nanos
+        ),
+    )
+
+
+async def _guarded(customer_id: int, crossed: Callable[[], list[Alert]]) -> None:
+    """Free without a webhook (no database access); never raises into the gateway."""
     if not config.settings().alert_webhook_url:
         return
     try:
-        alerts = alerts_for_refusal(
-            customer_id, api_key_id, month, scope, cap_cents, spent_nanos, key_cap_cents, key_spent_nanos
-        )
-        await _record_and_send(alerts)
+        await _record_and_send(crossed())
     except Exception:
         log.warning("cap alert check failed for customer %s", customer_id, exc_info=True)
 

@@ -6,13 +6,11 @@ import asyncio
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +18,7 @@ from starlette.routing import Route
 
 from shared import alerts
 from shared import db as shared_db
-from tests.fakes.server import free_port
+from tests.fakes.server import LoopbackServer, free_port
 
 SECRET = "whsec_test_secret"
 CENT = 10_000_000
@@ -33,15 +31,9 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.failures_left = 0
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}/hook"
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
+        self._http = LoopbackServer(app, "alert-receiver")
+        self.url = f"{self._http.start()}/hook"
 
     async def _hook(self, request: Request) -> Response:
         if self.failures_left:
@@ -54,8 +46,7 @@ class Receiver:
         return [json.loads(body) for _, body in self.received]
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        self._http.stop()
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +224,21 @@ def test_checks_never_raise_into_the_caller(hook, monkeypatch, caplog):
     after_call(1, 1, 990)
     run(alerts.check_refusal(1, 1, MONTH, "customer", 1000, 990 * CENT))
     assert "cap alert check failed" in caplog.text
+
+
+def test_the_gateway_sends_the_warning_when_a_call_crosses_the_threshold(hook, client, upstreams, make_key):
+    """End to end: a call whose cost takes the month past 85 % of a 1-cent cap."""
+    from tests.test_gateway import body
+
+    key = make_key(customer={"monthly_cap_cents": 1})
+    upstreams.script("openai", input_tokens=40, output_tokens=15_000)  # 9,006,000 nanos: 90 %
+    assert client.post("gateway-chat", json=body(max_tokens=16_000), headers=key.auth).status_code == 200
+    deadline = time.monotonic() + 5
+    while not hook.received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [payload] = hook.payloads()
+    assert (payload["type"], payload["scope"], payload["customer_id"]) == (
+        "cap_warning",
+        "customer",
+        key.customer_id,
+    )
