@@ -8,21 +8,11 @@ from typing import Any
 
 import psycopg
 
-from shared import audit, config, db, keys
+from shared import audit, config, db, keys, policy
 from shared.http import ApiError, bad_request
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-KEY_OVERRIDES = (
-    "label",
-    "role",
-    "monthly_cap_cents",
-    "rpm_limit",
-    "rpd_limit",
-    "max_devices",
-    "require_install_id",
-    "allowed_providers",
-    "allowed_models",
-)
+KEY_OVERRIDES = tuple(policy.KEY_SETTINGS)  # the settings a key may override
 
 
 def current_month() -> str:
