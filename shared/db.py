@@ -7,107 +7,178 @@ on its own loop; keying by loop keeps each pool on the loop that opened it.
 
 Connections are in autocommit mode: the hot path sends one statement (a server-side
 function) per round trip, and multi-statement work opens ``conn.transaction()`` itself.
+
+Why a pool of our own rather than psycopg_pool: the gateway runs two statements per call,
+and taking a connection from psycopg_pool (a task, a condition and bookkeeping per
+checkout) and making a fresh cursor cost more client CPU than the statement itself. Here a
+checkout is a semaphore and a list pop, and each connection keeps one cursor for the
+one-statement helpers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shared import config
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
-    weakref.WeakKeyDictionary()
-)
-# Callers queue here, not inside the pool: a pool waiter costs psycopg_pool a task and a
-# condition each time, an asyncio semaphore only a future (12 % of the CPU at concurrency 64).
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+T = TypeVar("T")
+
+_MAX_LIFETIME_S = 3600.0  # reconnect now and then: server-side memory, failovers, rotated passwords
+_MAX_IDLE_S = 600.0  # close what a burst opened once it has sat unused this long
+
+
+class PoolTimeout(psycopg.OperationalError):
+    """No connection became free (or could be opened) within ``DB_TIMEOUT_S``."""
+
 
 # Errors that mean "the database is unavailable", answered with 503 by the wrapper.
-UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+UNAVAILABLE = (psycopg.OperationalError,)
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    conn.row_factory = dict_row  # type: ignore[assignment]
+class _Pooled:
+    __slots__ = ("born", "conn", "cursor", "used")
+
+    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+        self.conn = conn
+        self.cursor = conn.cursor()
+        self.born = self.used = time.monotonic()
 
 
-def _new_pool() -> AsyncConnectionPool:
-    cfg = config.settings()
-    if not cfg.database_url:
-        raise RuntimeError("no database configured: set DATABASE_URL")
-    kwargs: dict[str, Any] = {"autocommit": True}
-    if cfg.uses_pooler:
-        kwargs["prepare_threshold"] = None
-    return AsyncConnectionPool(
-        cfg.database_url,
-        min_size=1,
-        max_size=cfg.db_pool_max,
-        kwargs=kwargs,
-        configure=_configure,
-        timeout=cfg.db_timeout_s,
-        open=False,
-    )
+class Pool:
+    """At most ``max_size`` connections, opened on demand, reused most-recent first."""
+
+    def __init__(self, url: str, max_size: int, timeout_s: float, kwargs: dict[str, Any]) -> None:
+        self.max_size = max_size
+        self._url = url
+        self._timeout_s = timeout_s
+        self._kwargs = kwargs
+        self._slots = asyncio.Semaphore(max_size)
+        self._idle: list[_Pooled] = []
+        self._closed = False
+
+    async def acquire(self) -> _Pooled:
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolTimeout("no database connection became free in time") from None
+        else:
+            await self._slots.acquire()
+        try:
+            if self._idle:
+                return self._idle.pop()
+            return await self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, pooled: _Pooled) -> None:
+        """Back to the pool when it is idle and healthy; closed otherwise (a statement cut
+        short by a cancellation, a broken socket, an old connection)."""
+        try:
+            conn = pooled.conn
+            status = conn.info.transaction_status
+            if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR) and not conn.closed:
+                await conn.rollback()
+                status = conn.info.transaction_status
+            now = time.monotonic()
+            if self._closed or status != TransactionStatus.IDLE or now - pooled.born > _MAX_LIFETIME_S:
+                await conn.close()
+                return
+            pooled.used = now
+            self._idle.append(pooled)
+            while self._idle and now - self._idle[0].used > _MAX_IDLE_S:
+                await self._idle.pop(0).conn.close()
+        except psycopg.Error:
+            await pooled.conn.close()
+        finally:
+            self._slots.release()
+
+    async def _connect(self) -> _Pooled:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, row_factory=dict_row, **self._kwargs
+                )
+        except TimeoutError:
+            raise PoolTimeout("could not connect to the database in time") from None
+        return _Pooled(conn)
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            await self._idle.pop().conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
 
-async def pool() -> AsyncConnectionPool:
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
+
+
+def pool() -> Pool:
+    """The running loop's pool, made on first use."""
     loop = asyncio.get_running_loop()
     current = _pools.get(loop)
-    if current is None:
-        for old in [old for old in _pools if old.is_closed()]:  # a pool keeps its loop alive
-            del _pools[old]
-        current = _pools[loop] = _new_pool()
-        _gates[loop] = asyncio.Semaphore(current.max_size)
-        await current.open(wait=False)
+    if current is None or current.closed:
+        cfg = config.settings()
+        if not cfg.database_url:
+            raise RuntimeError("no database configured: set DATABASE_URL")
+        kwargs: dict[str, Any] = {"prepare_threshold": None} if cfg.uses_pooler else {}
+        current = _pools[loop] = Pool(cfg.database_url, cfg.db_pool_max, cfg.db_timeout_s, kwargs)
     return current
 
 
 @asynccontextmanager
 async def connection() -> AsyncIterator[psycopg.AsyncConnection]:
-    current = await pool()
-    gate = _gates[asyncio.get_running_loop()]
-    if gate.locked():
-        try:
-            async with asyncio.timeout(config.settings().db_timeout_s):
-                await gate.acquire()
-        except TimeoutError:
-            raise PoolTimeout("no database connection became free in time") from None
-    else:
-        await gate.acquire()
+    current = pool()
+    pooled = await current.acquire()
     try:
-        async with current.connection() as conn:
-            yield conn
+        yield pooled.conn
     finally:
-        gate.release()
+        await current.release(pooled)
+
+
+async def _run(sql: str, params: Any, read: Callable[[psycopg.AsyncCursor], Awaitable[T]]) -> T:
+    """One statement on a pooled connection's own cursor: the hot path's shape."""
+    current = pool()
+    pooled = await current.acquire()
+    try:
+        await pooled.cursor.execute(sql, params)
+        return await read(pooled.cursor)
+    finally:
+        await current.release(pooled)
+
+
+async def _rowcount(cursor: psycopg.AsyncCursor) -> int:
+    return cursor.rowcount
 
 
 async def fetch_one(sql: str, params: Any = None) -> dict[str, Any] | None:
-    async with connection() as conn:
-        cur = await conn.execute(sql, params)
-        return await cur.fetchone()  # type: ignore[return-value]
+    return await _run(sql, params, psycopg.AsyncCursor.fetchone)
 
 
 async def fetch_all(sql: str, params: Any = None) -> list[dict[str, Any]]:
-    async with connection() as conn:
-        cur = await conn.execute(sql, params)
-        return await cur.fetchall()  # type: ignore[return-value]
+    return await _run(sql, params, psycopg.AsyncCursor.fetchall)
 
 
 async def execute(sql: str, params: Any = None) -> int:
-    async with connection() as conn:
-        cur = await conn.execute(sql, params)
-        return cur.rowcount
+    return await _run(sql, params, _rowcount)
 
 
 async def close() -> None:
     """Close this event loop's pool (at server shutdown, or at the end of a CLI command)."""
-    _gates.pop(asyncio.get_running_loop(), None)
     current = _pools.pop(asyncio.get_running_loop(), None)
     if current is not None:
         await current.close()

@@ -18,6 +18,7 @@ from shared import config
 from shared.chat_request import ChatRequest
 from shared.providers import errors, transport
 from shared.providers.base import Provider, StreamParser, Usage
+from shared.providers.http11 import Response
 from shared.providers.sse import SSEDecoder
 
 _DRAIN_S = 0.2
@@ -31,7 +32,7 @@ class UpstreamStream:
         self._provider = provider
         self._req = req
         self._parser: StreamParser = provider.stream_parser()
-        self._response: httpx.Response | None = None
+        self._response: Response | None = None
         self._iterator: AsyncGenerator[str, None] | None = None
 
     @property
@@ -74,7 +75,7 @@ class UpstreamStream:
             self._iterator = self._deltas(self._response)
         return self._iterator
 
-    async def _deltas(self, response: httpx.Response) -> AsyncGenerator[str, None]:
+    async def _deltas(self, response: Response) -> AsyncGenerator[str, None]:
         """Decode bytes (never ``aiter_lines()``, which also splits on U+2028) into deltas,
         until the terminal marker or EOF. Transport failures become UpstreamError."""
         decoder = SSEDecoder()
@@ -88,7 +89,7 @@ class UpstreamStream:
                     if parser.finished:
                         await _drain(chunks)
                         return
-        except httpx.RequestError as exc:
+        except httpx.TransportError as exc:
             error = errors.from_transport(self._provider.label, exc, transport.timeout_s(), mid_stream=True)
             error.upstream_request_id = errors.request_id(response.headers)
             raise error from exc
