@@ -7,14 +7,16 @@ LiteLLM is not a project dependency; install it in its own virtualenv (see the R
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import load
+import uvloop
+
+from bench.drivers import Driver
+from bench.stats import Stats
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = ROOT / ".bench" / "litellm" / "bin" / "litellm"
@@ -30,8 +32,8 @@ litellm_settings:
 """
 
 
-def run(stack: ExitStack, fake_port: int, kaixu_rps: float, smoke: bool) -> dict:
-    from bench.run import UPSTREAM_BODY, free_port, ms, start, wait_for_port
+def run(stack: ExitStack, driver: Driver, fake_port: int, kaixu_rps: float, sizes: dict) -> dict:
+    from bench.run import UPSTREAM_BODY, UPSTREAM_PATH, free_port, ms, start, wait_for_port
 
     binary = Path(os.environ.get("LITELLM_BIN", DEFAULT_BIN))
     if not binary.exists():
@@ -48,25 +50,25 @@ def run(stack: ExitStack, fake_port: int, kaixu_rps: float, smoke: bool) -> dict
         quiet=True,
     )
     wait_for_port(port, timeout=180)
-    request = load.build_request(
-        "127.0.0.1", port, "/v1/chat/completions", UPSTREAM_BODY, {"authorization": "Bearer sk-bench"}
-    )
-    total = 200 if smoke else 3000
+    auth = {"authorization": "Bearer sk-bench"}
 
-    async def measure() -> tuple[load.Result, load.Result]:
-        await load.run_requests("127.0.0.1", port, request, concurrency=8, total=100)
-        single = await load.run_requests("127.0.0.1", port, request, concurrency=1, total=total // 10)
-        many = await load.run_requests("127.0.0.1", port, request, concurrency=64, total=total)
-        return single, many
+    async def measure() -> tuple[Stats, Stats]:
+        async def litellm(connections: int, seconds: float) -> Stats:
+            return await driver.run(
+                port, UPSTREAM_PATH, UPSTREAM_BODY, auth, connections=connections, seconds=seconds
+            )
 
-    single, many = asyncio.run(measure())
+        await litellm(8, 2)
+        return await litellm(1, sizes["latency_s"]), await litellm(64, sizes["throughput_s"])
+
+    single, many = uvloop.run(measure())
     return {
         "version": subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()[
             :80
         ],
-        "latency_p50_ms": ms(load.percentile(single.latencies_s, 50)),
+        "latency_p50_ms": ms(single.p50_s),
         "rps": round(many.rps, 1),
-        "p99_ms": ms(load.percentile(many.latencies_s, 99)),
+        "p99_ms": ms(many.p99_s),
         "errors": many.errors,
         "ratio": round(kaixu_rps / many.rps, 1) if many.rps else None,
     }

@@ -21,14 +21,6 @@ class Result:
         return len(self.latencies_s) / self.elapsed_s if self.elapsed_s else 0.0
 
 
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [
         f"POST {path} HTTP/1.1",

@@ -17,7 +17,6 @@ LiteLLM proxy pointed at the same fake (see the README for installing it).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -32,16 +31,21 @@ from pathlib import Path
 
 import psutil
 import psycopg
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import litellm_compare, load  # noqa: E402
+from bench import drivers, litellm_compare, load  # noqa: E402
 from bench.statements import StatementLog  # noqa: E402
+from bench.stats import Stats, percentile  # noqa: E402
 from shared import migrate  # noqa: E402
 from shared.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 MODEL = "gpt-4o-mini"
+CHAT_PATH = "/.netlify/functions/gateway-chat"
+STREAM_PATH = "/.netlify/functions/gateway-stream"
+UPSTREAM_PATH = "/v1/chat/completions"
 CHAT_BODY = json.dumps(
     {
         "provider": "openai",
@@ -63,11 +67,17 @@ UPSTREAM_STREAM_BODY = json.dumps(
     }
 ).encode()
 
-SIZES = {  # requests: latency (each side), throughput, streams, memory run
-    "full": {"latency": 3000, "throughput": 30000, "streams": 3000, "memory": 50000},
-    "quick": {"latency": 1000, "throughput": 8000, "streams": 1000, "memory": 10000},
-    "smoke": {"latency": 20, "throughput": 200, "streams": 100, "memory": 100},
+SIZES = {  # seconds of latency (each side) and throughput runs, streams, requests for the memory figure
+    "full": {"latency_s": 10, "throughput_s": 30, "streams": 3000, "memory": 50000},
+    "quick": {"latency_s": 4, "throughput_s": 10, "streams": 1000, "memory": 10000},
+    "smoke": {"latency_s": 1, "throughput_s": 1, "streams": 100, "memory": 100},
 }
+
+
+def sizes(args: argparse.Namespace) -> dict[str, int]:
+    return SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+
+
 FRAME_DELAY_MS = 300  # the fake's pause between stream frames: a stream lasts about 2 s, as LLM streams do
 STREAM_S = 7 * FRAME_DELAY_MS / 1000
 
@@ -150,31 +160,35 @@ def ms(seconds: float) -> float:
 
 
 async def measure(
-    args: argparse.Namespace, gw_port: int, fake_port: int, key: str, server, database_url: str
+    args: argparse.Namespace,
+    driver: drivers.Driver,
+    ports: tuple[int, int],
+    key: str,
+    server: subprocess.Popen,
+    database_url: str,
 ) -> dict:
-    size = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    gw_port, fake_port = ports
+    size = sizes(args)
     auth = {"authorization": f"Bearer {key}", "x-kaixu-app": "bench"}
-    chat = load.build_request("127.0.0.1", gw_port, "/.netlify/functions/gateway-chat", CHAT_BODY, auth)
-    stream = load.build_request("127.0.0.1", gw_port, "/.netlify/functions/gateway-stream", CHAT_BODY, auth)
-    direct = load.build_request(
-        "127.0.0.1", fake_port, "/v1/chat/completions", UPSTREAM_BODY, {"authorization": "Bearer bench"}
-    )
+    upstream_auth = {"authorization": "Bearer bench"}
+    chat = load.build_request("127.0.0.1", gw_port, CHAT_PATH, CHAT_BODY, auth)
+    stream = load.build_request("127.0.0.1", gw_port, STREAM_PATH, CHAT_BODY, auth)
     direct_stream = load.build_request(
-        "127.0.0.1",
-        fake_port,
-        "/v1/chat/completions",
-        UPSTREAM_STREAM_BODY,
-        {"authorization": "Bearer bench"},
+        "127.0.0.1", fake_port, UPSTREAM_PATH, UPSTREAM_STREAM_BODY, upstream_auth
     )
 
-    await load.run_requests("127.0.0.1", gw_port, chat, concurrency=8, total=max(50, size["latency"] // 4))
-    base = await load.run_requests("127.0.0.1", fake_port, direct, concurrency=1, total=size["latency"])
-    via = await load.run_requests("127.0.0.1", gw_port, chat, concurrency=1, total=size["latency"])
+    async def gateway(connections: int, seconds: float) -> Stats:
+        return await driver.run(gw_port, CHAT_PATH, CHAT_BODY, auth, connections=connections, seconds=seconds)
 
-    round_trips = await round_trips_per_call(database_url, chat, gw_port, max(20, size["latency"] // 10))
+    await gateway(8, 2)  # warm-up: connections, prepared statements, caches
+    base = await driver.run(
+        fake_port, UPSTREAM_PATH, UPSTREAM_BODY, upstream_auth, connections=1, seconds=size["latency_s"]
+    )
+    via = await gateway(1, size["latency_s"])
+    round_trips = await round_trips_per_call(database_url, chat, gw_port, 300 if not args.smoke else 20)
 
     rss_before = server_rss_mb(server)
-    tput = await load.run_requests("127.0.0.1", gw_port, chat, concurrency=64, total=size["throughput"])
+    tput = await gateway(64, size["throughput_s"])
 
     streams = size["streams"]
     stream_base = await load.time_to_marker(
@@ -187,30 +201,26 @@ async def measure(
         "127.0.0.1", gw_port, stream, b"event: delta", concurrency=100, total=100
     )
 
-    remaining = max(0, size["memory"] - size["throughput"])
-    if remaining:
-        await load.run_requests("127.0.0.1", gw_port, chat, concurrency=32, total=remaining)
+    served, errors = tput.requests, tput.errors
+    while served < size["memory"]:
+        more = await gateway(32, min(30, max(1, (size["memory"] - served) / max(tput.rps, 100))))
+        served, errors = served + more.requests, errors + more.errors
     rss_after = server_rss_mb(server)
 
-    def added(pct: float, via_r: load.Result, base_r: load.Result) -> float:
-        return ms(load.percentile(via_r.latencies_s, pct) - load.percentile(base_r.latencies_s, pct))
+    def added(pct: int, via_r: load.Result, base_r: load.Result) -> float:
+        return ms(percentile(via_r.latencies_s, pct) - percentile(base_r.latencies_s, pct))
 
     return {
         "workers": args.workers,
-        "added_latency_ms": {"p50": added(50, via, base), "p99": added(99, via, base)},
-        "direct_latency_ms": {
-            "p50": ms(load.percentile(base.latencies_s, 50)),
-            "p99": ms(load.percentile(base.latencies_s, 99)),
-        },
-        "gateway_latency_ms": {
-            "p50": ms(load.percentile(via.latencies_s, 50)),
-            "p99": ms(load.percentile(via.latencies_s, 99)),
-        },
+        "driver": driver.name,
+        "added_latency_ms": {"p50": ms(via.p50_s - base.p50_s), "p99": ms(via.p99_s - base.p99_s)},
+        "direct_latency_ms": {"p50": ms(base.p50_s), "p99": ms(base.p99_s)},
+        "gateway_latency_ms": {"p50": ms(via.p50_s), "p99": ms(via.p99_s)},
         "throughput": {
             "concurrency": 64,
-            "requests": len(tput.latencies_s),
+            "requests": tput.requests,
             "rps": round(tput.rps, 1),
-            "p99_ms": ms(load.percentile(tput.latencies_s, 99)),
+            "p99_ms": ms(tput.p99_s),
             "errors": tput.errors,
         },
         "stream_added_ttfd_ms": {
@@ -219,17 +229,17 @@ async def measure(
             "p50": added(50, stream_via, stream_base),
             "p99": added(99, stream_via, stream_base),
             "errors": stream_via.errors + burst.errors,
-            "burst_of_100_p50": ms(load.percentile(burst.latencies_s, 50)),
-            "burst_of_100_p99": ms(load.percentile(burst.latencies_s, 99)),
+            "burst_of_100_p50": ms(percentile(burst.latencies_s, 50)),
+            "burst_of_100_p99": ms(percentile(burst.latencies_s, 99)),
         },
         "memory_mb": {
-            "requests": max(size["memory"], size["throughput"]),
+            "requests": served,
             "rss_before": round(rss_before, 1),
             "rss_after": round(rss_after, 1),
             "growth": round(rss_after - rss_before, 1),
         },
         "db_round_trips_per_call": None if round_trips is None else round(round_trips, 2),
-        "errors": via.errors + base.errors + tput.errors,
+        "errors": via.errors + base.errors + errors,
     }
 
 
@@ -266,7 +276,7 @@ def print_table(result: dict) -> None:
         rows.append(("LiteLLM c=64 (req/s)", str(result["litellm"]["rps"])))
         rows.append(("throughput ratio (Kaixu / LiteLLM)", str(result["litellm"]["ratio"])))
     width = max(len(name) for name, _ in rows)
-    print(f"Kaixu Gateway benchmark: {result['machine']}, {result['workers']} worker(s)")
+    print(f"Kaixu Gateway benchmark: {result['machine']}, {result['workers']} worker(s), {result['driver']}")
     for name, value in rows:
         print(f"  {name.ljust(width)}  {value}")
 
@@ -285,7 +295,14 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     parser.add_argument("--compare-litellm", action="store_true")
+    parser.add_argument(
+        "--driver",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load driver for the latency, throughput and memory runs (auto: wrk when installed)",
+    )
     args = parser.parse_args()
+    driver = drivers.pick(args.driver)
 
     with ExitStack() as stack:
         database_url = args.database_url
@@ -338,12 +355,14 @@ def main() -> None:
         )
         wait_for_port(fake_port)
         wait_for_port(gw_port)
-        result = asyncio.run(measure(args, gw_port, fake_port, key, server, database_url))
+        result = uvloop.run(measure(args, driver, (gw_port, fake_port), key, server, database_url))
         result["machine"] = (
             f"{platform.machine()} {psutil.cpu_count()} cores, Python {platform.python_version()}"
         )
         if args.compare_litellm:
-            result["litellm"] = litellm_compare.run(stack, fake_port, result["throughput"]["rps"], args.smoke)
+            result["litellm"] = litellm_compare.run(
+                stack, driver, fake_port, result["throughput"]["rps"], sizes(args)
+            )
     print_table(result)
     print(json.dumps(result))
 

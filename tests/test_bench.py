@@ -1,15 +1,23 @@
-"""The benchmark harness must keep working: a tiny run of bench/run.py end to end."""
+"""The benchmark harness must keep working: a tiny run of bench/run.py end to end, with each
+load driver, and the reading of wrk's report."""
 
 import json
+import shutil
 import subprocess
 import sys
 
+import pytest
+
+from bench import wrk
 from shared import config
 
 
-def test_bench_smoke_run_reports_every_figure():
+@pytest.mark.parametrize("driver", ["python", "wrk"])
+def test_bench_smoke_run_reports_every_figure(driver: str):
+    if driver == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk)")
     run = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick", "--smoke", "--workers", "1"],
+        [sys.executable, "bench/run.py", "--quick", "--smoke", "--workers", "1", "--driver", driver],
         cwd=config.PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -18,9 +26,20 @@ def test_bench_smoke_run_reports_every_figure():
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["errors"] == 0
+    assert result["driver"].startswith("wrk" if driver == "wrk" else "asyncio")
     assert result["throughput"]["rps"] > 0 and result["throughput"]["errors"] == 0
     assert result["stream_added_ttfd_ms"]["errors"] == 0
     assert result["added_latency_ms"]["p50"] > 0
-    assert result["memory_mb"]["rss_after"] > 0
+    assert result["memory_mb"]["rss_after"] > 0 and result["memory_mb"]["requests"] >= 100
     assert result["db_round_trips_per_call"] == 2.0
     assert "added latency c=1" in run.stdout
+
+
+def test_wrk_report_is_read_from_the_script_line():
+    output = "Running 1s test @ http://127.0.0.1:1/\n  1 threads and 64 connections\n" + (
+        "KAIXU 1200 1000000 3 5 1500 9000\n"
+    )
+    stats = wrk.parse(output)
+    assert (stats.requests, stats.errors) == (1195, 8)
+    assert (stats.seconds, stats.p50_s, stats.p99_s) == (1.0, 0.0015, 0.009)
+    assert stats.rps == 1195.0
