@@ -303,6 +303,8 @@ def test_rate_limit_headers_and_refusals_do_not_count(client, db, make_key, upst
         200,
         429,
     ]
+    # The ring wrapped: the new admissions overwrote the two old slots.
+    assert db.execute("SELECT count(*) AS n FROM rate_limit_slots").fetchone()["n"] == 2
 
 
 def test_rate_limit_per_day(client, db, make_key, upstreams):
