@@ -7,6 +7,7 @@ Run it with ``python -m shared.devserver`` or behind any ASGI server:
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 
@@ -61,6 +62,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # Everything loaded so far (modules, the price book, the app) lives as long as the
+            # process: keep it out of the garbage collector's full passes. Measured during the
+            # streaming benchmark, a full pass over it paused the event loop for about 40 ms.
+            gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await db.close()
