@@ -92,6 +92,8 @@ class Pool:
                 await conn.rollback()
                 status = conn.info.transaction_status
             now = time.monotonic()
+            if conn.broken:  # the server went away (restart, failover): its idle siblings did too
+                await self._close_idle()
             if self._closed or status != TransactionStatus.IDLE or now - pooled.born > _MAX_LIFETIME_S:
                 await conn.close()
                 return
@@ -116,6 +118,9 @@ class Pool:
 
     async def close(self) -> None:
         self._closed = True
+        await self._close_idle()
+
+    async def _close_idle(self) -> None:
         while self._idle:
             await self._idle.pop().conn.close()
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from mangum import Mangum
@@ -115,6 +116,21 @@ def test_health_is_503_without_secrets_when_the_database_is_down(configure):
     body = json.loads(result["body"])
     assert body["ok"] is False and body["db"] == {"ok": False}
     assert "s3cret" not in result["body"] and "nowhere" not in result["body"]
+
+
+def test_after_the_database_drops_every_connection_one_call_fails_and_the_next_works(client, db):
+    others = (
+        " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend'"
+    )
+    with ThreadPoolExecutor(8) as pool:  # concurrent calls: the server pools several connections
+        for _ in range(5):
+            assert set(pool.map(lambda _: client.get("health").status_code, range(16))) == {200}
+    assert db.execute("SELECT count(*) AS n" + others).fetchone()["n"] >= 2
+    db.execute("SELECT pg_terminate_backend(pid)" + others)
+    first = client.get("health")
+    assert first.status_code == 503 and first.json()["db"] == {"ok": False}
+    assert client.get("health").status_code == 200  # the dead siblings were dropped with the first
 
 
 def test_migrations_twice_are_a_no_op(database_url):
