@@ -1,6 +1,6 @@
-"""A small, fast HTTP/1.1 load driver on raw asyncio streams (keep-alive, one request in
-flight per connection). It costs a few tens of microseconds per request, so on a 2-core
-machine it measures the server, not itself."""
+"""A small HTTP/1.1 load driver on raw asyncio streams (keep-alive, one request in flight per
+connection). It costs about 0.1 ms of CPU per request on this kind of 2-core machine, four
+times what wrk costs, which is why wrk is preferred when installed; streams are timed here."""
 
 from __future__ import annotations
 
@@ -13,12 +13,7 @@ from dataclasses import dataclass, field
 class Result:
     latencies_s: list[float] = field(default_factory=list)
     errors: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
-
-    @property
-    def rps(self) -> float:
-        return len(self.latencies_s) / self.elapsed_s if self.elapsed_s else 0.0
 
 
 def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -85,7 +80,6 @@ async def _worker(
             conn.close()
             await conn.open()
             continue
-        result.statuses[status] = result.statuses.get(status, 0) + 1
         if status == 200:
             result.latencies_s.append(time.perf_counter() - started)
         else:
