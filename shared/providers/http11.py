@@ -20,7 +20,7 @@ import asyncio
 import functools
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import httptools
@@ -41,12 +41,16 @@ def split_url(url: str) -> tuple[Origin, bytes, bytes]:
     return (scheme, host, port), target.encode(), (parts.netloc.rpartition("@")[2]).encode()
 
 
+def _head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    lines = [method + b" " + target + b" HTTP/1.1", *(name + b": " + value for name, value in headers)]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
 def request_head(method: str, url: str, headers: Mapping[str, str], body_length: int) -> tuple[Origin, bytes]:
     origin, target, host = split_url(url)
-    lines = [f"{method} ".encode() + target + b" HTTP/1.1", b"host: " + host]
-    lines += [f"{name}: {value}".encode() for name, value in headers.items()]
-    lines.append(b"content-length: %d" % body_length)
-    return origin, b"\r\n".join(lines) + b"\r\n\r\n"
+    fields = [(b"host", host), *((name.encode(), value.encode()) for name, value in headers.items())]
+    fields.append((b"content-length", b"%d" % body_length))
+    return origin, _head(method.encode(), target, fields)
 
 
 class _Message:
@@ -408,10 +412,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-        target = url.raw_path
-        lines = [request.method.encode() + b" " + target + b" HTTP/1.1"]
-        lines += [name + b": " + value for name, value in request.headers.raw]
-        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        head = _head(request.method.encode(), url.raw_path, request.headers.raw)
         timeout = request.extensions.get("timeout", {}).get("read")
         response = await self.pool.request(origin, head, await request.aread(), timeout)
         return httpx.Response(
