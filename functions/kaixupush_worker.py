@@ -1,5 +1,5 @@
-"""kaixupush-worker: run due upload jobs, expire stale parts, finalise deploys. Call it on a
-schedule with the x-kaixu-worker-secret header (KAIXUPUSH_WORKER_SECRET)."""
+"""kaixupush-worker: run due upload jobs, expire stale parts, finalise deploys. The deploy runs it on
+a schedule; any other scheduler POSTs it with the x-kaixu-worker-secret header."""
 
 from shared import config
 from shared.http import Ctx, function, secret_header
@@ -15,5 +15,6 @@ app, handler = function(
     auth=secret_header(
         "x-kaixu-worker-secret", "KAIXUPUSH_WORKER_SECRET", lambda: config.settings().kaixupush_worker_secret
     ),
+    scheduled=True,
     POST=post,
 )

@@ -1,4 +1,5 @@
-"""maintenance: periodic upkeep; call it on a schedule with the x-kaixu-maintenance-secret header."""
+"""maintenance: periodic upkeep, run every minute by the deploy's schedule (or POSTed by any
+scheduler with the x-kaixu-maintenance-secret header)."""
 
 from shared import config, maintenance
 from shared.http import Ctx, function, secret_header
@@ -13,5 +14,6 @@ app, handler = function(
     auth=secret_header(
         "x-kaixu-maintenance-secret", "KAIXU_MAINTENANCE_SECRET", lambda: config.settings().maintenance_secret
     ),
+    scheduled=True,
     POST=post,
 )

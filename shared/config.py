@@ -149,10 +149,11 @@ class Settings:
 
     @property
     def uses_pooler(self) -> bool:
-        """A transaction-mode pooler (PgBouncer, Neon's ``-pooler`` host) cannot keep
-        prepared statements across transactions, so psycopg must not prepare."""
+        """A transaction-mode pooler (PgBouncer, Neon's ``-pooler`` host, an RDS Proxy
+        endpoint) cannot keep prepared statements across transactions (RDS Proxy pins the
+        client to one connection instead), so psycopg must not prepare."""
         url = self.database_url
-        return "-pooler" in url or "pgbouncer" in url or ":6432" in url
+        return any(mark in url for mark in ("-pooler", "pgbouncer", ":6432", ".proxy-"))
 
 
 _current: Settings | None = None

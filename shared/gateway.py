@@ -11,6 +11,8 @@ import asyncio
 import dataclasses
 import logging
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,9 @@ _SETTLE = (
 )
 _NANOS_PER_CENT = 10_000_000
 _SETTLE_ATTEMPTS = 4
+# Kept back from a host's deadline (a Lambda's timeout) for SETTLE and the answer: SETTLE
+# takes about a millisecond, a database under strain a second or more.
+_SETTLE_RESERVE_S = 2.0
 _PROMPT_OVERHEAD_TOKENS = 32  # per request: role markers, formatting
 _MESSAGE_OVERHEAD_TOKENS = 8  # per message
 
@@ -158,6 +163,29 @@ class Call:
     @property
     def month_before(self) -> dict[str, Any]:
         return month_view(self.admission)
+
+    @property
+    def deadline(self) -> float | None:
+        """Event-loop time by which the upstream work must be over (None: no host limit)."""
+        host = self.ctx.deadline
+        return None if host is None else host - _SETTLE_RESERVE_S
+
+    @asynccontextmanager
+    async def time_limit(self) -> AsyncIterator[None]:
+        """Bound upstream work by :attr:`deadline`: a call cut here is settled and answered
+        with 504, where a host that reached its own timeout would kill it unbilled."""
+        deadline = self.deadline
+        if deadline is None:
+            yield
+            return
+        limit = asyncio.timeout_at(deadline)
+        try:
+            async with limit:
+                yield
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise providers.out_of_time(self.request.provider) from None
 
     async def settle(
         self,
@@ -299,7 +327,8 @@ def upstream_failure(call_error: providers.UpstreamError) -> ApiError:
 async def chat(call: Call) -> dict[str, Any]:
     """gateway-chat: one upstream completion, settled before the answer goes out."""
     try:
-        completion = await providers.complete(call.request)
+        async with call.time_limit():
+            completion = await providers.complete(call.request)
     except providers.UpstreamError as error:
         await call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
         raise upstream_failure(error) from None

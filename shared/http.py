@@ -6,13 +6,15 @@ A module in ``functions/`` defines async handlers and calls :func:`function`::
     app, handler = function(__name__, GET=get)
 
 ``app`` is a plain ASGI callable (mounted by the local server, or run by any ASGI host)
-and ``handler`` the AWS Lambda entry point. The wrapper owns what every endpoint shares:
-request ids, the JSON error envelope, method checks, body limits, CORS, ``Server-Timing``
-and one monitor row per request, written after the response has gone out.
+and ``handler`` the AWS Lambda entry point (see ``shared.aws_lambda``). The wrapper owns
+what every endpoint shares: request ids, the JSON error envelope, method checks, body
+limits, CORS, ``Server-Timing`` and one monitor row per request, written after the
+response has gone out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import logging
@@ -29,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shared import config, db, monitor, numbers
+from shared import aws_lambda, config, db, monitor, numbers
 
 log = logging.getLogger("kaixu.http")
 
@@ -90,6 +92,7 @@ class Ctx:
         "actor",
         "api_key_id",
         "customer_id",
+        "deadline",
         "deferred",
         "function",
         "level",
@@ -117,6 +120,10 @@ class Ctx:
         self.actor: str | None = None  # who is acting, once an auth hook has passed
         self.deferred: list[Callable[[], Awaitable[None]]] = []
         self.monitored = False  # set when the handler wrote its own monitor row (gateway SETTLE)
+        # The event-loop time at which the host stops this invocation (a Lambda's timeout),
+        # None where nothing will: long work (an upstream call) must be over before it.
+        left = aws_lambda.remaining_s(request.scope, request.headers)
+        self.deadline = None if left is None else asyncio.get_running_loop().time() + left
 
     @property
     def headers(self) -> Headers:
@@ -221,10 +228,13 @@ Auth = Callable[[Ctx], str | Awaitable[str]]  # a hook that needs the database i
 class FunctionApp:
     """The ASGI app of one function: dispatch by method, wrap in the shared behaviour."""
 
-    def __init__(self, name: str, handlers: dict[str, Handler], auth: Auth | None = None) -> None:
+    def __init__(
+        self, name: str, handlers: dict[str, Handler], auth: Auth | None = None, scheduled: bool = False
+    ) -> None:
         self.name = name
         self.handlers = handlers
         self.auth = auth
+        self.scheduled = scheduled  # also run by a schedule, which needs no credential
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan and websockets: nothing to do
@@ -259,7 +269,9 @@ class FunctionApp:
                     f"Use {allowed} for {self.name}.",
                     headers={"allow": f"{allowed}, OPTIONS"},
                 )
-            if self.auth is not None:
+            if self.scheduled and aws_lambda.from_schedule(ctx.request.scope):
+                ctx.actor = "schedule"
+            elif self.auth is not None:
                 actor = self.auth(ctx)
                 ctx.actor = await actor if inspect.isawaitable(actor) else actor
             result = await handler(ctx)
@@ -304,11 +316,13 @@ def function_name(module_name: str) -> str:
 
 
 def function(
-    module_name: str, *, auth: Auth | None = None, **handlers: Handler
+    module_name: str, *, auth: Auth | None = None, scheduled: bool = False, **handlers: Handler
 ) -> tuple[FunctionApp, Mangum]:
     """Build a function's ASGI app and its Lambda handler from handlers keyed by method.
 
     ``auth`` (e.g. ``admin_auth.require_admin``) runs before every handler and names the
-    actor in ``ctx.actor``, or raises the 401 the client sees."""
-    app = FunctionApp(function_name(module_name), {m.upper(): h for m, h in handlers.items()}, auth)
-    return app, Mangum(app, lifespan="off")
+    actor in ``ctx.actor``, or raises the 401 the client sees. A ``scheduled`` function is
+    also invoked by the deploy's EventBridge schedule, as a POST that skips ``auth``."""
+    name = function_name(module_name)
+    app = FunctionApp(name, {m.upper(): h for m, h in handlers.items()}, auth, scheduled)
+    return app, aws_lambda.handler(app, scheduled=scheduled)

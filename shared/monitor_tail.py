@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from shared import config, db, params
+from shared import aws_lambda, config, db, params
 from shared.closing_stream import ClosingStreamingResponse
-from shared.http import Ctx
+from shared.http import ApiError, Ctx
 from shared.streaming import SSE_HEADERS, frame
 
 log = logging.getLogger("kaixu.monitor_tail")
@@ -167,6 +167,13 @@ async def _stream(tail: Tail, after_id: int, backlog: list[Frame]) -> AsyncGener
 
 async def open_tail(ctx: Ctx) -> ClosingStreamingResponse:
     """GET ?tail=1&after_id=N: SSE ``hello``, then every row above N as it is written."""
+    if aws_lambda.buffers_responses(ctx.request.scope):
+        raise ApiError(
+            400,
+            "STREAMING_UNAVAILABLE",
+            "This host buffers whole responses, so a live tail would never arrive; "
+            "open it on the streaming origin (the deploy's StreamUrl).",
+        )
     after_id = params.int_param(ctx, "after_id", minimum=0)
     owner = hub()
     tail, boundary = await owner.open()

@@ -2,10 +2,11 @@
 
 The upstream is opened before the response starts, so a provider that refuses the call
 gives the client a real HTTP error. Once streaming, the call is settled by whichever comes
-first: the end of the upstream stream (``done`` frame), an upstream error (``error``
-frame), or the client hanging up (:meth:`StreamSession.finish`, which the response runs
-whatever happens). A hang-up is billed for what was streamed: the provider's usage if it
-arrived, else an estimate recorded as such.
+first: the end of the upstream stream (``done`` frame), an upstream error or the host's
+deadline (``error`` frame; see ``Call.deadline``), or the client hanging up
+(:meth:`StreamSession.finish`, which the response runs whatever happens). A hang-up is
+billed for what was streamed: the provider's usage if it arrived, else an estimate recorded
+as such.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class StreamSession:
 
     async def open(self) -> None:
         try:
-            self.upstream = await self._opener.__aenter__()
+            async with self.call.time_limit():
+                self.upstream = await self._opener.__aenter__()
             self._open = True
         except providers.UpstreamError as error:
             await self.call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
@@ -76,16 +78,23 @@ class StreamSession:
         await queue.put(_END)
 
     async def _texts(self) -> AsyncIterator[str | None]:
-        """Upstream text deltas, with ``None`` whenever the stream was quiet for a ping interval."""
+        """Upstream text deltas, with ``None`` whenever the stream was quiet for a ping
+        interval; cut with the out-of-time error at the call's deadline, if it has one."""
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
         self._reader = asyncio.ensure_future(self._relay(queue))
         interval = config.settings().stream_ping_s
+        deadline = self.call.deadline
+        loop = asyncio.get_running_loop()
         while True:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise providers.out_of_time(self.call.request.provider)
             try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(interval if left is None else min(interval, left)):
                     item = await queue.get()
             except TimeoutError:
-                yield None
+                if left is None or left > interval:
+                    yield None  # a quiet interval, not the deadline
                 continue
             if item is _END:
                 return

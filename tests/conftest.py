@@ -9,6 +9,8 @@ talk HTTP to it exactly as a client would.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ import uvicorn
 from psycopg.types.json import Jsonb
 
 from shared import config, keys, migrate
+from tests.deploy_support import ARCH
+from tests.fakes.lambda_runtime import Deployment, bare_python, runtime_client
 from tests.fakes.server import LoopbackServer
 from tests.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams
 
@@ -175,3 +179,23 @@ def make_key(db: psycopg.Connection) -> Callable[..., IssuedKey]:
         return IssuedKey(customer_id, key_id, new.secret)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """The Lambda artifact, built by the deploy's own command, and a Lambda-like interpreter."""
+    root = tmp_path_factory.mktemp("lambda")
+    built = subprocess.run(
+        [sys.executable, "-m", "shared.deploy", "build", "--arch", ARCH, "--out", str(root / "artifact")],
+        cwd=config.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "function + layer unzipped:" in built.stdout, built.stdout
+    return Deployment(
+        code=root / "artifact" / "code",
+        layer=root / "artifact" / "layer",
+        python=bare_python(root / "python"),
+        runtime=runtime_client(root / "runtime"),
+    )

@@ -95,7 +95,7 @@ def test_the_push_cap_refuses_a_deploy_that_would_pass_it(push_env: PushEnv, adm
     ok(_set_cap(admin, customer, None))  # no cap
     ok(push_env.init({"/b.html": b"b"}), 201)
     audit = push_env.db.execute(
-        "SELECT details FROM audit_events WHERE action = 'push.billing_set'"
+        "SELECT details FROM audit_events WHERE action = 'push.billing_set' ORDER BY id"
     ).fetchall()
     assert [a["details"]["monthly_cap_cents"] for a in audit] == [15, None]
 

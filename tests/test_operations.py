@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import psycopg
+
 from shared import config, keys
+from tests.conftest import IssuedKey
 from tests.test_gateway import body
 
 
@@ -68,17 +71,21 @@ def test_cli_creates_customers_keys_and_topups_that_the_gateway_honours(database
     assert duplicate.returncode == 1 and "DUPLICATE_EMAIL" in duplicate.stderr
 
 
-def test_maintenance_needs_its_secret_and_releases_stale_reservations(client, db, make_key, configure):
-    assert client.post("maintenance").status_code == 503
-    configure(KAIXU_MAINTENANCE_SECRET="m-secret")
-    assert client.post("maintenance", headers={"x-kaixu-maintenance-secret": "nope"}).status_code == 401
-    key = make_key()
+def hold_stale_reservation(db: psycopg.Connection, key: IssuedKey) -> None:
+    """A call admitted for 5 000 000 nanos an hour ago whose process died before SETTLE."""
     admitted = db.execute(
         "SELECT * FROM kx_admit(%s, 'openai', 'gpt-4o-mini', NULL, NULL, 5000000, 100)",
         (keys.hash_key(key.secret),),
     ).fetchone()
     assert admitted["status"] == 0
     db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
+
+
+def test_maintenance_needs_its_secret_and_releases_stale_reservations(client, db, make_key, configure):
+    assert client.post("maintenance").status_code == 503
+    configure(KAIXU_MAINTENANCE_SECRET="m-secret")
+    assert client.post("maintenance", headers={"x-kaixu-maintenance-secret": "nope"}).status_code == 401
+    hold_stale_reservation(db, make_key())
     assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 5_000_000
     response = client.post("maintenance", headers={"x-kaixu-maintenance-secret": "m-secret"})
     assert response.status_code == 200 and response.json()["item"]["released_reservations"] == 1

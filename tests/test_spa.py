@@ -403,3 +403,34 @@ def test_phone_width_layout(page, server, db, admin_env) -> None:
     expect(page.locator("#panel-billing")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "11-phone-billing")
+
+
+def test_streams_open_on_the_deployments_stream_origin(page, server, db, configure, admin_env) -> None:
+    """Deployed, config.json names the streaming function's origin: the live tail, CSV exports
+    and the stream examples use it (Netlify's proxy would cut them), everything else this site."""
+    stream_origin = server.replace("127.0.0.1", "localhost")  # another origin, the same server
+    configure(ALLOWED_ORIGINS=server)
+    db.execute("INSERT INTO customers (email) VALUES ('streams@example.com')")
+    page.route("**/config.json", lambda route: route.fulfill(json={"stream_origin": stream_origin + "/"}))
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    log_in(page)
+    section = open_panel(page, "monitor")
+    section.get_by_role("button", name="Start live tail").click()
+    expect(section.locator("#monitor-status")).to_contain_text("connected")
+    section.get_by_role("button", name="Stop live tail").click()
+    section = open_panel(page, "exports")
+    with page.expect_download() as info:
+        section.get_by_role("button", name="Customers CSV").click()
+    assert "streams@example.com" in Path(info.value.path()).read_text(encoding="utf-8")
+    section = open_panel(page, "integration")
+    expect(section.locator("#example-curl")).to_contain_text(
+        f"{stream_origin}/.netlify/functions/gateway-stream"
+    )
+    expect(section.locator("#example-curl-chat")).to_contain_text(f"{server}/.netlify/functions/gateway-chat")
+    functions = [url for url in sent if "/.netlify/functions/" in url]
+    assert any(
+        url.startswith(f"{stream_origin}/.netlify/functions/admin-monitor?tail=1") for url in functions
+    )
+    assert any(url.startswith(f"{stream_origin}/.netlify/functions/admin-export") for url in functions)
+    assert any(url.startswith(f"{server}/.netlify/functions/admin-customers") for url in functions)

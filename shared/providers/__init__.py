@@ -31,6 +31,7 @@ __all__ = [
     "complete",
     "is_configured",
     "open_stream",
+    "out_of_time",
 ]
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini())}
@@ -60,6 +61,11 @@ async def complete(req: ChatRequest) -> Completion:
         raise errors.unreadable(provider.label, headers)
     text, usage, response_id = provider.parse_completion(parsed)
     return Completion(text, usage, errors.request_id(headers) or response_id)
+
+
+def out_of_time(provider: str) -> UpstreamError:
+    """The error of a call cut at its host's deadline."""
+    return errors.out_of_time(_provider(provider).label)
 
 
 def open_stream(req: ChatRequest) -> UpstreamStream:

@@ -143,6 +143,15 @@ def from_transport(
     return UpstreamError(502, "UPSTREAM_UNREACHABLE", f"Could not reach {label} ({kind}).")
 
 
+def out_of_time(label: str) -> UpstreamError:
+    """The call was cut because its host (a Lambda invocation) was about to stop it."""
+    return UpstreamError(
+        504,
+        "UPSTREAM_TIMEOUT",
+        f"{label} did not finish within this function's time limit; the call was cut and settled.",
+    )
+
+
 def unreadable(label: str, headers: Mapping[str, str]) -> UpstreamError:
     """A 2xx reply we cannot read (not JSON): the provider (or a proxy) misbehaved."""
     return UpstreamError(

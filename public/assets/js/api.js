@@ -18,9 +18,21 @@ export class ApiError extends Error {
   }
 }
 
+// Where this deployment serves streams, from config.json (written by the Netlify build): the
+// monitor's live tail, CSV exports and the "try it" stream go there, because Netlify's proxy
+// cuts a request at 26 s. Empty, or no file, means this site's own origin.
+const deployment = fetch("config.json", { cache: "no-store" })
+  .then((response) => (response.ok ? response.json() : {}))
+  .catch(() => ({}));
+
+/** The origin streams are opened on: the API base chosen on the login screen, else the deployment's. */
+export async function streamBase() {
+  const configured = (await deployment).stream_origin || "";
+  return session.apiBase() || configured.replace(/\/+$/, "") || window.location.origin;
+}
+
 /** The absolute URL of a function, with the non-empty query parameters. */
-export function functionUrl(name, query) {
-  const base = session.apiBase() || window.location.origin;
+export function functionUrl(name, query, base = session.apiBase() || window.location.origin) {
   const url = new URL(`${base}${FUNCTIONS_PATH}${name}`);
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, String(value));
@@ -64,9 +76,13 @@ function networkError(error) {
 
 /**
  * One request. Admin calls (the default) send the Bearer token; a 401 ends the session.
- * Returns the Response when it is a success; throws ApiError otherwise.
+ * ``stream`` sends it to the stream origin. Returns the Response when it is a success;
+ * throws ApiError otherwise.
  */
-export async function request(name, { method = "GET", query, body, headers = {}, signal, admin = true } = {}) {
+export async function request(
+  name,
+  { method = "GET", query, body, headers = {}, signal, admin = true, stream = false } = {},
+) {
   const finalHeaders = { ...headers };
   if (admin) {
     const current = session.token();
@@ -83,7 +99,8 @@ export async function request(name, { method = "GET", query, body, headers = {},
   }
   let response;
   try {
-    response = await fetch(functionUrl(name, query), { method, headers: finalHeaders, body: payload, signal });
+    const url = functionUrl(name, query, stream ? await streamBase() : undefined);
+    response = await fetch(url, { method, headers: finalHeaders, body: payload, signal });
   } catch (error) {
     throw networkError(error);
   }
@@ -120,7 +137,7 @@ function filenameFrom(response, fallback) {
  * (a plain link could not carry the Authorization header). onProgress(bytesSoFar).
  */
 export async function download(name, query, { onProgress, fallbackName = "download.csv" } = {}) {
-  const response = await request(name, { query });
+  const response = await request(name, { query, stream: true });
   const chunks = [];
   let received = 0;
   if (response.body && response.body.getReader) {

@@ -1,7 +1,7 @@
 // Integration: copyable examples for client developers, and a "try it" form that streams
 // a reply through gateway-stream with a Kaixu key (fetch + ReadableStream + SSE frames).
 
-import { FUNCTIONS_PATH, request } from "../api.js";
+import { FUNCTIONS_PATH, request, streamBase } from "../api.js";
 import { fillModelOptions } from "../allowlist.js";
 import { $, $$, fieldValue, fmtCents, intValue } from "../dom.js";
 import { apiBase } from "../session.js";
@@ -18,18 +18,18 @@ const stopButton = $("[data-try-stop]", form);
 let models = [];
 let controller = null;
 
-function examples(base) {
+function examples(base, streamOrigin) {
   const body = '{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"max_tokens":256,"temperature":0.7}';
   const curl = (fn, stream) =>
     [
-      `curl ${stream ? "-N " : ""}-X POST "${base}${FUNCTIONS_PATH}${fn}" \\`,
+      `curl ${stream ? "-N " : ""}-X POST "${stream ? streamOrigin : base}${FUNCTIONS_PATH}${fn}" \\`,
       '  -H "Authorization: Bearer $KAIXU_KEY" \\',
       '  -H "Content-Type: application/json" \\',
       '  -H "x-kaixu-app: my-app" -H "x-kaixu-build: 1.0.0" \\',
       `  -d '${body}'`,
     ].join("\n");
   const fetchExample = `// Stream a reply: fetch + ReadableStream, split into SSE frames.
-const res = await fetch("${base}${FUNCTIONS_PATH}gateway-stream", {
+const res = await fetch("${streamOrigin}${FUNCTIONS_PATH}gateway-stream", {
   method: "POST",
   headers: {
     "Authorization": \`Bearer \${KAIXU_KEY}\`,
@@ -70,9 +70,9 @@ for (;;) {
   return { curl: curl("gateway-stream", true), curlChat: curl("gateway-chat", false), fetch: fetchExample };
 }
 
-function renderExamples() {
+async function renderExamples() {
   const base = apiBase() || window.location.origin;
-  const ex = examples(base);
+  const ex = examples(base, await streamBase());
   $("#example-curl").textContent = ex.curl;
   $("#example-curl-chat").textContent = ex.curlChat;
   $("#example-fetch").textContent = ex.fetch;
@@ -131,6 +131,7 @@ async function streamReply(event) {
       body: tryBody(),
       headers: tryHeaders(),
       signal: controller.signal,
+      stream: true,
     });
     let finished = false;
     for await (const frame of readEvents(response)) {
@@ -194,7 +195,7 @@ export default {
     $("select[name=provider]", form).addEventListener("change", syncModels);
   },
   async show() {
-    renderExamples();
+    await renderExamples();
     if (!models.length) {
       try {
         models = await pricedModels();

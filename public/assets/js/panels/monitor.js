@@ -86,6 +86,7 @@ async function startTail() {
     const response = await request("admin-monitor", {
       query: { tail: 1, after_id: maxId || undefined },
       signal: controller.signal,
+      stream: true,
     });
     for await (const frame of readEvents(response)) {
       if (frame.event === "hello") setStatus(status, "Live tail: connected. New events appear at the top.", "ok");
