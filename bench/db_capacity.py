@@ -44,8 +44,8 @@ def seed(database_url: str, customers: int) -> list[bytes]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         for n in range(customers):
             customer = conn.execute(
-                "INSERT INTO customers (email, monthly_cap_cents, rpm_limit) VALUES (%s, 10000000000, 0) "
-                "RETURNING id",
+                "INSERT INTO customers (email, monthly_cap_cents, rpm_limit, max_concurrent) "
+                "VALUES (%s, 10000000000, 0, 0) RETURNING id",
                 (f"capacity-{time.time_ns()}-{n}@example.com",),
             ).fetchone()[0]
             key = keys.generate()
@@ -62,7 +62,9 @@ async def worker(database_url: str, key_hash: bytes, until: float, latencies: li
         cursor = conn.cursor()
         while time.perf_counter() < until:
             started = time.perf_counter()
-            await cursor.execute(_ADMIT, (key_hash, "openai", "gpt-4o-mini", None, None, RESERVE_NANOS, 0))
+            await cursor.execute(
+                _ADMIT, (key_hash, "openai", "gpt-4o-mini", None, None, RESERVE_NANOS, 0, 40, 6000, 0)
+            )
             reservation, customer, key, month = _admission(cursor, await cursor.fetchone())
             await cursor.execute(
                 _SETTLE,

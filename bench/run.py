@@ -128,6 +128,8 @@ def seed(database_url: str) -> str:
             "1000000000",
             "--rpm",
             "10000000",
+            "--max-concurrent",
+            "0",
         ],
         env=env,
         cwd=ROOT,

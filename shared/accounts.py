@@ -57,6 +57,7 @@ async def create_customer(
     plan: str = "starter",
     monthly_cap_cents: int | None = None,
     rpm_limit: int | None = None,
+    max_concurrent: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], keys.NewKey]:
     """Create a customer and its master key in one transaction."""
     email = check_email(email)
@@ -64,12 +65,14 @@ async def create_customer(
     try:
         async with db.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO customers (email, plan, monthly_cap_cents, rpm_limit) "
-                "VALUES (%s, %s, %s, %s) RETURNING *",
-                (email, plan, cap, rpm_limit),
+                "INSERT INTO customers (email, plan, monthly_cap_cents, rpm_limit, max_concurrent) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING *",
+                (email, plan, cap, rpm_limit, max_concurrent),
             )
             customer = await cur.fetchone()
-            key, new = await insert_key(conn, customer["id"], "master", {"label": "master"})
+            key, new = await insert_key(
+                conn, customer["id"], "master", {"label": "master", "role": keys.MASTER_ROLE}
+            )
             await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", {"email": email})
     except psycopg.errors.UniqueViolation as exc:
         raise ApiError(409, "DUPLICATE_EMAIL", f"A customer with email {email} already exists.") from exc
@@ -82,6 +85,7 @@ async def create_key(customer_id: int, *, actor: str, **settings: Any) -> tuple[
         raise bad_request(sorted(unknown)[0], f"{sorted(unknown)[0]} is not a key setting.")
     async with db.connection() as conn, conn.transaction():
         await require_customer(conn, customer_id)
-        key, new = await insert_key(conn, customer_id, "sub", settings)
-        await audit.record(conn, actor, "key.create", f"key:{key['id']}", {"customer_id": customer_id})
+        key, new = await insert_key(conn, customer_id, "sub", {"role": keys.DEFAULT_ROLE, **settings})
+        details = {"customer_id": customer_id, "role": key["role"]}
+        await audit.record(conn, actor, "key.create", f"key:{key['id']}", details)
     return key, new

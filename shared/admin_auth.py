@@ -5,10 +5,14 @@ Admin calls carry ``Authorization: Bearer <token>`` (from admin-login) or the
 expiring, and signed with their own secret: ``ADMIN_TOKEN_SECRET``, or, when that is unset,
 a key derived from the password, so changing the password signs every admin out.
 Failed logins are limited per client address (5 per 15 minutes) and every attempt is audited.
+Past ``ADMIN_LOGIN_GLOBAL_BUDGET`` failures in that window from all addresses together (a
+guesser with many addresses), every attempt waits first, longer as failures grow: guessing
+slows to a crawl while the operator, with the right password, still gets in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -27,6 +31,8 @@ TOKEN_PREFIX = "kxa1"
 ACTOR = "admin"
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 15 * 60
+GLOBAL_DELAY_S = 0.5  # the first wait past the global budget, doubled every 10 failures more
+MAX_GLOBAL_DELAY_S = 8.0
 
 
 def _b64(data: bytes) -> str:
@@ -72,7 +78,7 @@ def _token_is_valid(token: str) -> bool:
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return False
     body = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_sign(body), parts[2]):
+    if not hmac.compare_digest(_sign(body).encode(), parts[2].encode()):  # bytes: any header text
         return False
     try:
         payload = orjson.loads(_unb64(parts[1]))
@@ -100,9 +106,21 @@ async def require_admin(ctx: Ctx) -> str:
     raise ApiError(401, "UNAUTHORIZED", "Admin credentials are missing, wrong or expired; log in again.")
 
 
+async def _global_delay_s() -> float:
+    """How long an attempt waits while failures from every address exceed the budget."""
+    row = await db.fetch_one(
+        "SELECT count(*) AS failures FROM audit_events WHERE action = 'admin.login_failed' "
+        "AND created_at > now() - make_interval(secs => %s)",
+        (FAILURE_WINDOW_S,),
+    )
+    over = row["failures"] - config.settings().admin_login_global_budget
+    return 0.0 if over < 0 else min(GLOBAL_DELAY_S * 2 ** (over // 10), MAX_GLOBAL_DELAY_S)
+
+
 async def _attempt(ctx: Ctx, password: str, *, record_success: bool) -> bool:
     """Whether ``password`` is right, checked under a per-address lock so parallel guesses
     cannot pass the limit; failures are audited, and a locked-out address gets 429."""
+    await asyncio.sleep(await _global_delay_s())
     subject = throttle.subject_hash(ctx.client_ip)
     async with db.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('admin-login:' || %s))", (subject,))

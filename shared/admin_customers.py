@@ -11,12 +11,15 @@ from typing import Any
 from shared import accounts, db, params, policy, pricing
 from shared.http import ApiError, Ctx, JSONResponse, bad_request
 
-_CREATE_SPEC = {name: policy.CUSTOMER_POLICY[name] for name in ("plan", "monthly_cap_cents", "rpm_limit")}
+_CREATE_SPEC = {
+    name: policy.CUSTOMER_POLICY[name]
+    for name in ("plan", "monthly_cap_cents", "rpm_limit", "max_concurrent")
+}
 
 _SELECT = """
 SELECT c.id, c.email, c.plan, c.monthly_cap_cents, c.is_active, c.max_devices_per_key,
        c.require_install_id, c.allowed_providers, c.allowed_models, c.rpm_limit, c.rpd_limit,
-       c.created_at, c.updated_at,
+       c.max_concurrent, c.created_at, c.updated_at,
        (SELECT count(*) FROM api_keys k WHERE k.customer_id = c.id AND k.revoked_at IS NULL) AS active_keys,
        EXISTS (SELECT 1 FROM customer_netlify_tokens t WHERE t.customer_id = c.id) AS has_netlify_token,
        coalesce(mu.spent_nanos, 0) AS month_spent_nanos, coalesce(mu.topup_cents, 0) AS month_topup_cents

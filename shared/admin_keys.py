@@ -26,6 +26,7 @@ COLUMNS = (
     "rpm_limit",
     "rpd_limit",
     "max_devices",
+    "max_concurrent",
     "require_install_id",
     "allowed_providers",
     "allowed_models",

@@ -14,32 +14,39 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared import accounts, config, db, migrate, topups
+from shared import accounts, config, db, keys, migrate, topups
 from shared.http import ApiError, bad_request
 
 ACTOR = "cli"
 
 
 async def _create_customer(args: argparse.Namespace) -> dict[str, Any]:
-    customer, _key, new = await accounts.create_customer(
-        args.email, actor=ACTOR, plan=args.plan, monthly_cap_cents=args.cap_cents, rpm_limit=args.rpm
+    customer, key, new = await accounts.create_customer(
+        args.email,
+        actor=ACTOR,
+        plan=args.plan,
+        monthly_cap_cents=args.cap_cents,
+        rpm_limit=args.rpm,
+        max_concurrent=args.max_concurrent,
     )
-    return {"customer_id": customer["id"], "key": new.secret}
+    return {"customer_id": customer["id"], "key": new.secret, "role": key["role"]}
 
 
 async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
     settings = {
+        "role": args.role,
         "label": args.label,
         "monthly_cap_cents": args.cap_cents,
         "rpm_limit": args.rpm,
         "rpd_limit": args.rpd,
         "max_devices": args.max_devices,
+        "max_concurrent": args.max_concurrent,
         "require_install_id": True if args.require_install_id else None,
     }
     key, new = await accounts.create_key(
         args.customer_id, actor=ACTOR, **{k: v for k, v in settings.items() if v is not None}
     )
-    return {"key_id": key["id"], "key": new.secret}
+    return {"key_id": key["id"], "key": new.secret, "role": key["role"]}
 
 
 async def _topup(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,15 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     customer.add_argument("--plan", default="starter")
     customer.add_argument("--cap-cents", type=int, help="monthly cap in cents")
     customer.add_argument("--rpm", type=int, help="default requests per minute for its keys")
+    customer.add_argument("--max-concurrent", type=int, help="calls in flight at once (0: unlimited)")
     customer.set_defaults(run=_create_customer)
 
     key = commands.add_parser("create-key", help="issue a sub-key for a customer")
     key.add_argument("customer_id", type=int)
     key.add_argument("--label")
+    key.add_argument(
+        "--role",
+        choices=keys.ROLES,
+        default=keys.DEFAULT_ROLE,
+        help=f"what the key may do (default {keys.DEFAULT_ROLE}: call models; deployer also deploys sites)",
+    )
     key.add_argument("--cap-cents", type=int, help="monthly cap override in cents")
     key.add_argument("--rpm", type=int, help="requests per minute")
     key.add_argument("--rpd", type=int, help="requests per day")
     key.add_argument("--max-devices", type=int, help="device seats")
+    key.add_argument("--max-concurrent", type=int, help="calls in flight at once for this key")
     key.add_argument("--require-install-id", action="store_true")
     key.set_defaults(run=_create_key)
 

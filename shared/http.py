@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shared import aws_lambda, config, db, monitor, numbers
+from shared import aws_lambda, client_address, config, db, monitor, numbers
 
 log = logging.getLogger("kaixu.http")
 
@@ -143,16 +143,15 @@ class Ctx:
 
     @property
     def client_ip(self) -> str:
-        """The caller's address as the server resolved it (uvicorn from X-Forwarded-For of
-        trusted proxies, API Gateway from its source IP), or from ``CLIENT_IP_HEADER`` when an
-        operator names a header their edge sets (e.g. ``x-nf-client-connection-ip`` behind
-        Netlify). Client-supplied headers are never trusted by default: a lockout keyed on
-        them could be dodged by changing a header."""
-        header = config.settings().client_ip_header
-        if header and (value := self.request.headers.get(header)):
-            return value.split(",")[0].strip()[:64]
+        """The caller's address: the socket peer (API Gateway's source IP under Lambda), or,
+        when that peer is one of ``TRUSTED_PROXIES``, the right-most untrusted hop of the
+        ``CLIENT_IP_HEADER`` it forwarded (see ``shared.client_address``)."""
+        cfg = config.settings()
         client = self.request.client
-        return client.host if client else ""
+        peer = client.host if client else ""
+        return client_address.resolve(
+            peer, self.request.headers.get(cfg.client_ip_header), cfg.trusted_proxies
+        )
 
     def defer(self, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` after the response has gone out (e.g. alert webhooks): off the hot path."""
@@ -322,7 +321,10 @@ def function(
 
     ``auth`` (e.g. ``admin_auth.require_admin``) runs before every handler and names the
     actor in ``ctx.actor``, or raises the 401 the client sees. A ``scheduled`` function is
-    also invoked by the deploy's EventBridge schedule, as a POST that skips ``auth``."""
+    also invoked by the deploy's EventBridge schedule, as a POST that skips ``auth``.
+    In production a function refuses to load with unsafe admin settings (so a Lambda fails
+    its init and a server its start): see ``config.production_problems``."""
+    config.require_safe_production()
     name = function_name(module_name)
     app = FunctionApp(name, {m.upper(): h for m, h in handlers.items()}, auth, scheduled)
     return app, aws_lambda.handler(app, scheduled=scheduled)

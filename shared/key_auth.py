@@ -1,6 +1,7 @@
 """Kaixu-key authentication with roles, for endpoints a customer's tools call (KaixuPush).
 
-A key carries a role (``api_keys.role``): viewer < deployer < admin < owner. Each endpoint
+A key carries a role (``api_keys.role``, see ``keys.ROLES``): viewer < caller < deployer <
+admin < owner. Each endpoint
 names the least role it needs, per method if they differ::
 
     function(__name__, auth=key_auth.require_role("viewer", POST="admin"), GET=get, POST=post)
@@ -17,8 +18,7 @@ from collections.abc import Awaitable, Callable
 from shared import db, keys
 from shared.http import ApiError, Ctx
 
-ROLES = ("viewer", "deployer", "admin", "owner")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+_RANK = {role: rank for rank, role in enumerate(keys.ROLES)}
 
 _LOOKUP = """
 SELECT k.id, k.customer_id, k.role, k.revoked_at IS NOT NULL AS revoked, c.is_active

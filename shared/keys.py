@@ -16,6 +16,12 @@ from shared import config
 from shared.http import ApiError
 
 PREFIX = "kx_live_"
+# What a key may do, least to most: read (KaixuPush status, billing), call models, deploy
+# sites, manage the account (register projects), everything (the master key). New keys get
+# the least power that is useful, ``caller``; more must be asked for.
+ROLES = ("viewer", "caller", "deployer", "admin", "owner")
+DEFAULT_ROLE = "caller"
+MASTER_ROLE = "owner"
 _MAX_KEY_LENGTH = 100
 
 

@@ -72,11 +72,11 @@ def _apply_one(conn: psycopg.Connection, migration: Migration) -> bool:
         return True
 
 
-def migrate(database_url: str) -> list[str]:
+def migrate(database_url: str, directory: Path = SQL_DIR) -> list[str]:
     """Apply every pending migration; return the names applied by this call."""
     applied = []
     with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
-        for migration in discover():
+        for migration in discover(directory):
             if _apply_one(conn, migration):
                 applied.append(migration.name)
     return applied

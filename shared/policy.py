@@ -20,10 +20,10 @@ from psycopg.types.json import Jsonb
 
 from shared import audit, fields
 from shared.http import bad_request
+from shared.keys import ROLES
 
 PROVIDERS = ("openai", "anthropic", "gemini")
 WILDCARD = "*"
-ROLES = ("viewer", "deployer", "admin", "owner")
 MAX_CAP_CENTS = 10**9
 MAX_LIMIT = 10**7
 MAX_MODEL_NAME = 200
@@ -123,6 +123,7 @@ CUSTOMER_POLICY: Mapping[str, Field] = {
     "allowed_models": _MODEL_MAP,
     "rpm_limit": _LIMIT,
     "rpd_limit": _LIMIT,
+    "max_concurrent": _LIMIT,
 }
 
 # Key overrides: null means "use the customer's value".
@@ -133,6 +134,7 @@ KEY_SETTINGS: Mapping[str, Field] = {
     "rpm_limit": _LIMIT,
     "rpd_limit": _LIMIT,
     "max_devices": _LIMIT,
+    "max_concurrent": _LIMIT,
     "require_install_id": Field(_boolean, nullable=True),
     "allowed_providers": _PROVIDER_LIST,
     "allowed_models": _MODEL_MAP,

@@ -69,6 +69,7 @@ def server(database_url: str) -> Iterator[str]:
         log_config=uvicorn.config.LOGGING_CONFIG,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # forwarding headers are the app's to judge (TRUSTED_PROXIES)
     )
     yield http.start()
     http.stop()

@@ -138,6 +138,7 @@ def function_settings(database_url: str, upstreams: FakeUpstreams, **extra: str)
     settings = {
         "DATABASE_URL": database_url,
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "ADMIN_TOKEN_SECRET": "a-token-secret-for-the-deploy-tests",
         "KEY_PEPPER": config.settings().key_pepper,
         "DB_POOL_MAX": "2",
         "DB_TIMEOUT_S": "3",

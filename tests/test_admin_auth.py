@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from shared import admin_auth
+from shared import admin_auth, config
 from tests.admin_support import ADMIN_PASSWORD, FUNCTIONS, audit_rows, ok
 
 ATTACKER = {"x-forwarded-for": "198.51.100.7"}  # the test server trusts its loopback proxy
@@ -107,4 +110,61 @@ def test_the_password_header_is_no_side_door_for_guessing(http, db):
     assert right.status_code == 429  # locked out, even with the right password
     assert (
         http.get("admin-audit", headers={**OPERATOR, "x-admin-password": ADMIN_PASSWORD}).status_code == 200
+    )
+
+
+def test_a_token_that_is_not_ascii_is_refused_not_a_crash(http):
+    for token in ("kxa1.abc.\xe9t\xe9", "\xe9\xe9\xe9"):
+        response = http.get("admin-audit", headers={"authorization": f"Bearer {token}".encode("latin-1")})
+        assert response.status_code == 401 and response.json()["code"] == "UNAUTHORIZED"
+
+
+def test_hops_a_client_adds_to_x_forwarded_for_do_not_dodge_the_lockout(http):
+    """Our proxy appends the real address; whatever the client put left of it is its own."""
+    spoofed = [{"x-forwarded-for": f"192.0.2.{i}, 198.51.100.7"} for i in range(7)]
+    assert [login(http, "wrong", headers).status_code for headers in spoofed] == [401] * 5 + [429] * 2
+    assert login(http, ADMIN_PASSWORD, OPERATOR).status_code == 200
+
+
+def test_a_forwarding_header_from_an_untrusted_peer_is_ignored(http, configure, db):
+    configure(ADMIN_PASSWORD=ADMIN_PASSWORD, TRUSTED_PROXIES="10.0.0.1")  # not the test client
+    statuses = [login(http, "wrong", {"x-forwarded-for": f"192.0.2.{i}"}).status_code for i in range(7)]
+    assert statuses == [401] * 5 + [429] * 2  # all from the one real peer
+    assert len({row["target"] for row in audit_rows(db, "admin.login_failed")}) == 1
+
+
+def test_past_the_global_budget_every_attempt_waits_but_the_right_password_still_works(http, configure, db):
+    configure(ADMIN_PASSWORD=ADMIN_PASSWORD, ADMIN_LOGIN_GLOBAL_BUDGET="3")
+    for i in range(3):  # three guessers, one failure each: no address is locked out
+        assert login(http, "wrong", {"x-forwarded-for": f"192.0.2.{i}"}).status_code == 401
+    started = time.monotonic()
+    assert login(http, ADMIN_PASSWORD, OPERATOR).status_code == 200
+    assert time.monotonic() - started >= admin_auth.GLOBAL_DELAY_S
+
+
+def test_production_refuses_to_start_with_a_weak_admin_setup(tmp_path):
+    weak = {"ADMIN_PASSWORD": "short", "ADMIN_TOKEN_SECRET": ""}
+    for env, message in (
+        (weak, "ADMIN_PASSWORD must be at least 16 characters"),
+        (
+            {"ADMIN_PASSWORD": "a long enough password", "ADMIN_TOKEN_SECRET": ""},
+            "ADMIN_TOKEN_SECRET must be set",
+        ),
+    ):
+        run = _start_in_production(env)
+        assert run.returncode != 0 and message in run.stderr, run.stderr
+    good = {"ADMIN_PASSWORD": "a long enough password", "ADMIN_TOKEN_SECRET": "s" * 32}
+    assert _start_in_production(good).returncode == 0
+    assert _start_in_production({"ADMIN_PASSWORD": "", "ADMIN_TOKEN_SECRET": ""}).returncode == 0  # no admin
+
+
+def _start_in_production(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Load what a Lambda's init and a server's start load: every function module."""
+    return subprocess.run(
+        [sys.executable, "-c", "import shared.asgi"],
+        env={**os.environ, "KAIXU_ENV": "production", **env},
+        cwd=config.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )

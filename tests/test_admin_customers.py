@@ -20,6 +20,7 @@ ITEM_FIELDS = {
     "allowed_models",
     "rpm_limit",
     "rpd_limit",
+    "max_concurrent",
     "created_at",
     "updated_at",
     "active_keys",

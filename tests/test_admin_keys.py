@@ -27,6 +27,7 @@ KEY_FIELDS = {
     "rpm_limit",
     "rpd_limit",
     "max_devices",
+    "max_concurrent",
     "require_install_id",
     "allowed_providers",
     "allowed_models",
@@ -43,6 +44,7 @@ SETTINGS = {
     "rpm_limit": 30,
     "rpd_limit": 900,
     "max_devices": 2,
+    "max_concurrent": 4,
     "require_install_id": False,
     "allowed_providers": ["openai", "anthropic"],
     "allowed_models": {"openai": ["gpt-4o-mini"], "anthropic": ["*"]},
@@ -82,7 +84,8 @@ def test_create_sub_key_with_every_setting_shows_the_secret_once(admin, db):
     [event] = audit_rows(db, "key.create")
     assert event["actor"] == "admin" and event["target"] == f"key:{item['id']}"
     plain = new_key(admin, customer["id"])
-    assert plain["role"] == "deployer" and plain["label"] is None and plain["allowed_models"] is None
+    # Least power unless asked: a plain key calls models, it cannot deploy.
+    assert plain["role"] == "caller" and plain["label"] is None and plain["allowed_models"] is None
 
 
 def test_create_for_an_unknown_customer_is_404_and_writes_nothing(admin, db):
@@ -176,7 +179,7 @@ def test_patch_overrides_are_audited_and_enforced(admin, db, server, upstreams):
         "label": "old",
         "allowed_providers": None,
         "monthly_cap_cents": None,
-        "role": "deployer",
+        "role": "caller",
     }
     assert event["details"]["after"] == changes
     refused = chat(server, sub["key"])

@@ -127,7 +127,7 @@ def _requests(customer_id: int, secret: str) -> dict[str, tuple[dict[str, Any], 
 
 
 def test_every_function_of_the_template_answers_under_the_lambda_runtime(start, make_key, db):
-    key = make_key(customer={"monthly_cap_cents": 1000})
+    key = make_key(customer={"monthly_cap_cents": 1000}, role="deployer")
     requests = _requests(key.customer_id, key.secret)
     handlers = _handlers()
     assert set(requests) == set(handlers), "a function of the template has no request here"

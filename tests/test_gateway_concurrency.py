@@ -130,7 +130,7 @@ def test_top_ups_during_traffic_never_deadlock(server, db, make_key, upstreams, 
     """Top-ups lock the customer, then its month row; admissions hold the month row: no lock
     may be taken in the other order, or one side dies as a deadlock victim."""
     configure(ADMIN_PASSWORD="pw")
-    key = make_key(rpm_limit=1000)
+    key = make_key(customer={"max_concurrent": 0}, rpm_limit=1000)
     topup = ("admin-topups", {"customer_id": key.customer_id, "amount_cents": 1}, {"x-admin-password": "pw"})
     calls = [("gateway-chat", body(), key.auth)] * 40
     responses = fire(

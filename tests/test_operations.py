@@ -72,16 +72,19 @@ def test_cli_creates_customers_keys_and_topups_that_the_gateway_honours(database
 
 
 def hold_stale_reservation(db: psycopg.Connection, key: IssuedKey) -> None:
-    """A call admitted for 5 000 000 nanos an hour ago whose process died before SETTLE."""
+    """A call admitted an hour ago (5,000,000 nanos held, its 40-token prompt worth 6,000)
+    whose process died before SETTLE."""
     admitted = db.execute(
-        "SELECT * FROM kx_admit(%s, 'openai', 'gpt-4o-mini', NULL, NULL, 5000000, 100)",
+        "SELECT * FROM kx_admit(%s, 'openai', 'gpt-4o-mini', NULL, NULL, 5000000, 100, 40, 6000, 0)",
         (keys.hash_key(key.secret),),
     ).fetchone()
     assert admitted["status"] == 0
     db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
 
 
-def test_maintenance_needs_its_secret_and_releases_stale_reservations(client, db, make_key, configure):
+def test_maintenance_needs_its_secret_and_releases_stale_reservations_billing_their_prompt(
+    client, db, make_key, configure
+):
     assert client.post("maintenance").status_code == 503
     configure(KAIXU_MAINTENANCE_SECRET="m-secret")
     assert client.post("maintenance", headers={"x-kaixu-maintenance-secret": "nope"}).status_code == 401
@@ -89,9 +92,11 @@ def test_maintenance_needs_its_secret_and_releases_stale_reservations(client, db
     assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 5_000_000
     response = client.post("maintenance", headers={"x-kaixu-maintenance-secret": "m-secret"})
     assert response.status_code == 200 and response.json()["item"]["released_reservations"] == 1
-    assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 0
-    event = db.execute("SELECT outcome, cost_nanos FROM usage_events").fetchone()
-    assert event == {"outcome": "abandoned", "cost_nanos": 0}
+    rollup = db.execute("SELECT reserved_nanos, spent_nanos, input_tokens FROM monthly_usage").fetchone()
+    assert rollup == {"reserved_nanos": 0, "spent_nanos": 6000, "input_tokens": 40}
+    event = db.execute("SELECT outcome, cost_nanos, input_tokens, estimated FROM usage_events").fetchone()
+    # The provider read the prompt before the process died: it bills it, so we do.
+    assert event == {"outcome": "abandoned", "cost_nanos": 6000, "input_tokens": 40, "estimated": True}
 
 
 def test_a_call_that_outlives_the_reaper_is_still_billed_once(

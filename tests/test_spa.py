@@ -88,7 +88,9 @@ def create_sub_key(page: Any) -> str:
     section = open_panel(page, "keys")
     expect(section.get_by_label("Customer ID", exact=True)).not_to_have_value("")
     expect(section.locator("#keys-table tbody tr")).to_have_count(1)  # the master key, loaded by itself
+    expect(row(section, "keys-table", "master")).to_contain_text("role: owner")
     form = section.locator("#key-create")
+    expect(form.get_by_label("Role", exact=True)).to_have_value("caller")  # least power unless asked
     form.get_by_label("Label", exact=True).fill("mobile")
     form.get_by_label("Cap override (cents)", exact=True).fill("500")
     form.get_by_label("openai", exact=True).check()
@@ -108,6 +110,7 @@ def create_sub_key(page: Any) -> str:
     mobile = row(section, "keys-table", "mobile")
     expect(mobile).to_contain_text("$5.00")
     expect(mobile).to_contain_text("openai: gpt-4o-mini")
+    expect(mobile).to_contain_text("role: caller")
     screenshot(page, "03-keys")
     return sub_key
 

@@ -60,6 +60,7 @@ SECRET_KEYS = (
 # Settings every function gets that are not secrets. Values keep each function inside its
 # timeout: Netlify calls, inline upload jobs and deploy preparation end well before 29 s.
 SETTINGS: dict[str, Any] = {
+    "KAIXU_ENV": "production",
     "KAIXU_BUILD": {"Ref": "BuildLabel"},
     "ALLOWED_ORIGINS": {"Ref": "SiteOrigin"},
     "PUBLIC_APP_ORIGIN": {"Ref": "SiteOrigin"},

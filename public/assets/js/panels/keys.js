@@ -73,7 +73,7 @@ async function revokeKey(row, button) {
 
 /** The create body: only the fields the admin filled in (the rest inherit). */
 function createBody() {
-  const body = { customer_id: customerId() };
+  const body = { customer_id: customerId(), role: fieldValue(createForm, "role") || "caller" };
   const label = fieldValue(createForm, "label");
   if (label) body.label = label;
   for (const name of ["monthly_cap_cents", "rpm_limit", "max_devices"]) {
@@ -129,7 +129,8 @@ export default {
       columns: [
         (row) => h("td", {}, h("strong", {}, String(row.id)), h("span", { class: "sub" }, row.kind)),
         (row) => h("td", { class: "mono" }, `…${row.key_last4}`),
-        (row) => row.label || "",
+        // The seed's columns stay as they were: the role rides under the label.
+        (row) => h("td", {}, row.label || "", h("span", { class: "sub" }, `role: ${row.role}`)),
         (row) => h("td", { class: "num" }, inherit(row.monthly_cap_cents, fmtCents)),
         (row) => h("td", { class: "num" }, inherit(row.rpm_limit)),
         (row) => h("td", { class: "num" }, inherit(row.max_devices)),
