@@ -9,4 +9,4 @@ async def get(ctx: Ctx) -> JSONResponse:
     return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
 
-app, handler = function(__name__, GET=get)
+app, handler = function(__name__, monitor_requests=False, GET=get)

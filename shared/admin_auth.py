@@ -73,18 +73,31 @@ def issue_token(now: float | None = None) -> tuple[str, datetime]:
     return f"{body}.{_sign(body)}", datetime.fromtimestamp(expires, UTC)
 
 
-def _token_is_valid(token: str) -> bool:
+def _token_expiry(token: str) -> int | None:
+    """When a valid admin token expires (epoch seconds); None for anything else."""
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        return False
+        return None
     body = f"{parts[0]}.{parts[1]}"
     if not hmac.compare_digest(_sign(body).encode(), parts[2].encode()):  # bytes: any header text
-        return False
+        return None
     try:
         payload = orjson.loads(_unb64(parts[1]))
-    except (ValueError, orjson.JSONDecodeError):
-        return False
-    return payload.get("typ") == "admin" and int(payload.get("exp", 0)) > time.time()
+        expires = int(payload.get("exp", 0))
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        return None
+    return expires if payload.get("typ") == "admin" and expires > time.time() else None
+
+
+def _bearer(ctx: Ctx) -> str:
+    scheme, _, token = ctx.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def session_ends_at(ctx: Ctx) -> float:
+    """When the admin session behind this (authorised) request ends: its token's expiry, or a
+    token's lifetime from now for the password header. Long-lived streams stop there."""
+    return _token_expiry(_bearer(ctx)) or time.time() + config.settings().admin_token_ttl_s
 
 
 def _password_matches(given: str) -> bool:
@@ -96,9 +109,8 @@ async def require_admin(ctx: Ctx) -> str:
     header counts as a login attempt: same lockout, failures audited, so it is no side door
     for guessing."""
     _password()
-    authorization = ctx.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token and _token_is_valid(token.strip()):
+    token = _bearer(ctx)
+    if token and _token_expiry(token) is not None:
         return ACTOR
     given = ctx.headers.get("x-admin-password")
     if given and await _attempt(ctx, given, record_success=False):

@@ -103,6 +103,8 @@ class Settings:
     maintenance_secret: str = field(default_factory=lambda: _str("KAIXU_MAINTENANCE_SECRET"))
     client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))
     client_error_per_min: int = field(default_factory=lambda: _int("CLIENT_ERROR_PER_MIN", 30))
+    client_error_global_per_min: int = field(default_factory=lambda: _int("CLIENT_ERROR_GLOBAL_PER_MIN", 300))
+    monitor_retention_days: int = field(default_factory=lambda: _int("MONITOR_RETENTION_DAYS", 30))
 
     stripe_secret_key: str = field(default_factory=lambda: _str("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: str = field(default_factory=lambda: _str("STRIPE_WEBHOOK_SECRET"))

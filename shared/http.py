@@ -228,12 +228,18 @@ class FunctionApp:
     """The ASGI app of one function: dispatch by method, wrap in the shared behaviour."""
 
     def __init__(
-        self, name: str, handlers: dict[str, Handler], auth: Auth | None = None, scheduled: bool = False
+        self,
+        name: str,
+        handlers: dict[str, Handler],
+        auth: Auth | None = None,
+        scheduled: bool = False,
+        monitor_requests: bool = True,
     ) -> None:
         self.name = name
         self.handlers = handlers
         self.auth = auth
         self.scheduled = scheduled  # also run by a schedule, which needs no credential
+        self.monitor_requests = monitor_requests  # a monitor row per request (never for preflights)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan and websockets: nothing to do
@@ -246,7 +252,7 @@ class FunctionApp:
         headers["server-timing"] = f"app;dur={ctx.elapsed_ms():.2f}"
         headers.update(_cors_headers(request.headers.get("origin")))
         await response(scope, receive, send)
-        if not ctx.monitored:
+        if self.monitor_requests and not ctx.monitored and scope["method"] != "OPTIONS":
             await monitor.record_response(ctx, scope["method"], response.status_code)
         for job in ctx.deferred:
             try:
@@ -315,7 +321,12 @@ def function_name(module_name: str) -> str:
 
 
 def function(
-    module_name: str, *, auth: Auth | None = None, scheduled: bool = False, **handlers: Handler
+    module_name: str,
+    *,
+    auth: Auth | None = None,
+    scheduled: bool = False,
+    monitor_requests: bool = True,
+    **handlers: Handler,
 ) -> tuple[FunctionApp, Mangum]:
     """Build a function's ASGI app and its Lambda handler from handlers keyed by method.
 
@@ -323,8 +334,9 @@ def function(
     actor in ``ctx.actor``, or raises the 401 the client sees. A ``scheduled`` function is
     also invoked by the deploy's EventBridge schedule, as a POST that skips ``auth``.
     In production a function refuses to load with unsafe admin settings (so a Lambda fails
-    its init and a server its start): see ``config.production_problems``."""
+    its init and a server its start): see ``config.production_problems``. An endpoint polled
+    by machines (``health``) passes ``monitor_requests=False``: a row per probe would bury the rest."""
     config.require_safe_production()
     name = function_name(module_name)
-    app = FunctionApp(name, {m.upper(): h for m, h in handlers.items()}, auth, scheduled)
+    app = FunctionApp(name, {m.upper(): h for m, h in handlers.items()}, auth, scheduled, monitor_requests)
     return app, aws_lambda.handler(app, scheduled=scheduled)

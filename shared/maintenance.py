@@ -5,7 +5,8 @@
   returns to the cap; the call is recorded as ``abandoned``;
 - retry cap-alert webhooks that failed;
 - KaixuPush: due upload jobs, expired staged parts, deploys still being finalised;
-- prune expired throttle windows and old idempotency keys.
+- prune expired throttle windows and old idempotency keys, and monitor rows older than
+  ``MONITOR_RETENTION_DAYS`` (a bounded batch per run, so one run never holds the table long).
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ async def release_stale_reservations() -> int:
     return released
 
 
+_PRUNE_BATCH = 20_000
+
+
+async def prune_monitor() -> int:
+    """Delete the oldest monitor rows past the retention, at most a batch a run."""
+    days = config.settings().monitor_retention_days
+    if days <= 0:
+        return 0
+    return await db.execute(
+        "DELETE FROM gateway_events WHERE id IN (SELECT id FROM gateway_events "
+        "WHERE created_at < now() - make_interval(days => %s) ORDER BY id LIMIT %s)",
+        (days, _PRUNE_BATCH),
+    )
+
+
 async def run_once() -> dict[str, Any]:
     return {
         "released_reservations": await release_stale_reservations(),
@@ -43,4 +59,5 @@ async def run_once() -> dict[str, Any]:
         **await kaixupush_jobs.upkeep(),
         "pruned_throttle_windows": await throttle.prune(),
         "pruned_idempotency_keys": await idempotency.prune(),
+        "pruned_monitor_rows": await prune_monitor(),
     }

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from shared import aws_lambda, config, db, params
+from shared import admin_auth, aws_lambda, config, db, params
 from shared.closing_stream import ClosingStreamingResponse
 from shared.http import ApiError, Ctx
 from shared.streaming import SSE_HEADERS, frame
@@ -148,13 +148,20 @@ def hub() -> Hub:
     return current
 
 
-async def _stream(tail: Tail, after_id: int, backlog: list[Frame]) -> AsyncGenerator[bytes, None]:
+async def _stream(
+    tail: Tail, after_id: int, backlog: list[Frame], ends_at: float
+) -> AsyncGenerator[bytes, None]:
+    """Rows as they come, until the admin session that opened the tail ends."""
     sent_early = {row_id for row_id, _ in backlog}
     yield frame("hello", {"after_id": after_id})
     for _, data in backlog:
         yield data
     while True:
-        frames = await tail.next(config.settings().stream_ping_s)
+        left = ends_at - time.time()
+        if left <= 0:
+            yield frame("error", {"error": "Your admin session ended; log in again.", "code": "SESSION_EXPIRED"})
+            return
+        frames = await tail.next(min(config.settings().stream_ping_s, left))
         if tail.overflowed:
             yield frame("error", {"error": "The tail fell too far behind.", "code": "TAIL_OVERFLOW"})
             return
@@ -189,7 +196,7 @@ async def open_tail(ctx: Ctx) -> ClosingStreamingResponse:
         owner.close(tail)
         raise
     return ClosingStreamingResponse(
-        _stream(tail, start, _frames(rows[::-1])),
+        _stream(tail, start, _frames(rows[::-1]), admin_auth.session_ends_at(ctx)),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
         on_close=lambda: owner.close(tail),

@@ -133,10 +133,12 @@ def test_prune_deletes_only_older_rows_and_is_audited(client, db):
 class TailReader:
     """Reads an SSE tail in a thread, collecting (event, data) frames."""
 
-    def __init__(self, server: str, after_id: int | None = None) -> None:
+    def __init__(self, server: str, after_id: int | None = None, headers: dict | None = None) -> None:
         self.frames: list[tuple[str, dict]] = []
+        self.done = False  # the server ended the stream
         self._params = {"tail": "1"} | ({"after_id": str(after_id)} if after_id is not None else {})
         self._url = f"{server}/.netlify/functions/admin-monitor"
+        self._headers = headers or PASSWORD_HEADERS
         self._client = httpx.Client(timeout=httpx.Timeout(10, read=30))
         self.status: int | None = None
         self.headers: httpx.Headers | None = None
@@ -146,7 +148,8 @@ class TailReader:
 
     def _run(self) -> None:
         """Hangs up at the first line after close() (the tests make the server ping every 0.2 s)."""
-        with self._client.stream("GET", self._url, params=self._params, headers=PASSWORD_HEADERS) as response:
+        headers = self._headers
+        with self._client.stream("GET", self._url, params=self._params, headers=headers) as response:
             self.status, self.headers = response.status_code, response.headers
             event = None
             for line in response.iter_lines():
@@ -156,6 +159,7 @@ class TailReader:
                     event = line[7:]
                 elif line.startswith("data: "):
                     self.frames.append((event, json.loads(line[6:])))
+        self.done = True
 
     def rows(self, kind: str = "test") -> list[str]:
         return [data["summary"] for event, data in self.frames if event == "row" and data["kind"] == kind]

@@ -241,16 +241,18 @@ def test_every_response_has_a_request_id(client):
     assert hostile.headers["x-kaixu-request-id"] != "<script>alert(1)</script>"
 
 
-def test_each_request_writes_exactly_one_monitor_row(client, db):
+def test_each_request_writes_exactly_one_monitor_row(client, db, configure):
+    configure(ADMIN_PASSWORD="a monitor test password")
     tags = {"x-kaixu-app": "billing-app", "x-kaixu-build": "2026.11.30"}
-    ok = client.get("health", headers={**tags, "x-kaixu-request-id": "mon-ok"})
-    refused = client.put("health", headers={**tags, "x-kaixu-request-id": "mon-405"})
+    admin = {**tags, "x-admin-password": "a monitor test password"}
+    ok = client.get("admin-models", headers={**admin, "x-kaixu-request-id": "mon-ok"})
+    refused = client.put("admin-models", headers={**admin, "x-kaixu-request-id": "mon-405"})
     assert (ok.status_code, refused.status_code) == (200, 405)
     for request_id, status, level in (("mon-ok", 200, "info"), ("mon-405", 405, "warn")):
         rows = wait_for(lambda rid=request_id: _events_for(db, rid))
         assert len(rows) == 1, rows
         row = rows[0]
-        assert (row["function_name"], row["status"], row["level"]) == ("health", status, level)
+        assert (row["function_name"], row["status"], row["level"]) == ("admin-models", status, level)
         assert (row["app"], row["build"]) == ("billing-app", "2026.11.30")
         assert row["duration_ms"] is not None
 
