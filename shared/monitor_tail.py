@@ -159,7 +159,9 @@ async def _stream(
     while True:
         left = ends_at - time.time()
         if left <= 0:
-            yield frame("error", {"error": "Your admin session ended; log in again.", "code": "SESSION_EXPIRED"})
+            yield frame(
+                "error", {"error": "Your admin session ended; log in again.", "code": "SESSION_EXPIRED"}
+            )
             return
         frames = await tail.next(min(config.settings().stream_ping_s, left))
         if tail.overflowed:
