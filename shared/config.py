@@ -99,6 +99,8 @@ class Settings:
     gemini_api_key: str = field(default_factory=lambda: _str("GEMINI_API_KEY"))
     upstream_timeout_s: float = field(default_factory=lambda: _float("UPSTREAM_TIMEOUT_S", 120.0))
     stream_ping_s: float = field(default_factory=lambda: _float("STREAM_PING_S", 15.0))
+    stream_usage_wait_s: float = field(default_factory=lambda: _float("STREAM_USAGE_WAIT_S", 10.0))
+    stream_write_timeout_s: float = field(default_factory=lambda: _float("STREAM_WRITE_TIMEOUT_S", 30.0))
 
     maintenance_secret: str = field(default_factory=lambda: _str("KAIXU_MAINTENANCE_SECRET"))
     client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))

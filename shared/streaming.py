@@ -20,6 +20,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from shared import config, providers
+from shared.closing_stream import stream_to_reader
 from shared.gateway import Call, upstream_failure
 from shared.http import dumps
 from shared.providers import Usage
@@ -40,8 +41,10 @@ class StreamSession:
         self.call = call
         self._opener = providers.open_stream(call.request)
         self.upstream: providers.UpstreamStream | None = None
-        self.streamed_bytes = 0
+        self.generated_bytes = 0  # text the provider sent: relayed, or read after the client left
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
         self._reader: asyncio.Future[None] | None = None
+        self._keeper: asyncio.Future[None] | None = None
         self._open = False
 
     async def open(self) -> None:
@@ -49,6 +52,7 @@ class StreamSession:
             async with self.call.time_limit():
                 self.upstream = await self._opener.__aenter__()
             self._open = True
+            self._keeper = asyncio.ensure_future(self._keep_reserved())
         except providers.UpstreamError as error:
             await self.call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
             raise upstream_failure(error) from None
@@ -58,13 +62,20 @@ class StreamSession:
             )
             raise
 
+    async def _keep_reserved(self) -> None:
+        """Show the reaper the call is alive on a timer: a stream whose reader is slow, or
+        whose provider is quiet, must not lose its reservation."""
+        while True:
+            await asyncio.sleep(_KEEP_RESERVED_EVERY_S)
+            await self.call.keep_reserved()
+
     def billable_usage(self) -> tuple[Usage, bool]:
         """The usage to bill, and whether it is an estimate (the stream did not complete)."""
         upstream = self.upstream
         usage = upstream.usage if upstream else None
         if upstream and upstream.finished and usage:
             return usage, False
-        return self.call.estimated_usage(usage, self.streamed_bytes), True
+        return self.call.estimated_usage(usage, self.generated_bytes), True
 
     async def _relay(self, queue: asyncio.Queue[object]) -> None:
         """Read the upstream in its own task, so waiting for text never cancels a read."""
@@ -80,7 +91,7 @@ class StreamSession:
     async def _texts(self) -> AsyncIterator[str | None]:
         """Upstream text deltas, with ``None`` whenever the stream was quiet for a ping
         interval; cut with the out-of-time error at the call's deadline, if it has one."""
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
+        queue = self._queue
         self._reader = asyncio.ensure_future(self._relay(queue))
         interval = config.settings().stream_ping_s
         deadline = self.call.deadline
@@ -108,16 +119,12 @@ class StreamSession:
             "meta",
             {"provider": call.request.provider, "model": call.request.model, "month": call.month_before},
         )
-        touched = time.monotonic()
         try:
             async for text in self._texts():
-                if time.monotonic() - touched > _KEEP_RESERVED_EVERY_S:
-                    touched = time.monotonic()
-                    await call.keep_reserved()
                 if text is None:
                     yield frame("ping", {"t": int(time.time() * 1000)})
                     continue
-                self.streamed_bytes += len(text.encode())
+                self.generated_bytes += len(text.encode())
                 yield frame("delta", {"text": text})
         except providers.UpstreamError as error:
             await self._close_upstream()
@@ -138,6 +145,9 @@ class StreamSession:
         yield frame("done", {"usage": call.usage_view(usage), "month": month})
 
     async def _close_upstream(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
         if self._reader is not None:  # a read in flight: stop it before closing its generator
             self._reader.cancel()
             await asyncio.wait((self._reader,))
@@ -146,8 +156,28 @@ class StreamSession:
             self._open = False  # self.upstream stays: its usage is what gets billed
             await self._opener.__aexit__(None, None, None)
 
+    async def _read_the_rest(self) -> None:
+        """The client left mid-stream: read what the provider still sends, for at most
+        ``STREAM_USAGE_WAIT_S`` and never past the deadline, so that the call is billed from the
+        provider's own usage (hidden reasoning included), as the provider bills us."""
+        if self._reader is None:  # the stream had already ended
+            return
+        loop = asyncio.get_running_loop()
+        wait = config.settings().stream_usage_wait_s
+        if self.call.deadline is not None:
+            wait = min(wait, self.call.deadline - loop.time())
+        if wait <= 0:
+            return
+        try:
+            async with asyncio.timeout(wait):
+                while (item := await self._queue.get()) is not _END and isinstance(item, str):
+                    self.generated_bytes += len(item.encode())
+        except TimeoutError:
+            pass
+
     async def finish(self) -> None:
         """Runs when the response ends for any reason; settles a call the client abandoned."""
+        await self._read_the_rest()
         await self._close_upstream()
         usage, estimated = self.billable_usage()
         await self.call.settle(
@@ -160,7 +190,8 @@ class StreamSession:
 
 
 class EventStreamResponse(StreamingResponse):
-    """A streaming response whose session is always finished, even when the client leaves."""
+    """A streaming response whose session is always finished, even when the client leaves or
+    stops reading."""
 
     def __init__(self, session: StreamSession) -> None:
         super().__init__(session.frames(), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -168,7 +199,7 @@ class EventStreamResponse(StreamingResponse):
 
     async def stream_response(self, send: Send) -> None:
         try:
-            await super().stream_response(send)
+            await stream_to_reader(self, send)
         finally:
             await asyncio.shield(asyncio.ensure_future(self.session.finish()))
 

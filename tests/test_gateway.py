@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from shared import pricing
+from shared import gateway, pricing
+from shared.chat_request import ChatRequest
 from shared.providers import Usage
 from tests.conftest import wait_for
 
@@ -172,12 +173,10 @@ def test_midstream_error_sends_an_error_frame_and_bills_what_streamed(
     assert db.execute("SELECT count(*) AS n FROM reservations").fetchone()["n"] == 0
 
 
-def test_client_disconnect_mid_stream_is_billed_and_cancels_upstream(server, db, make_key, upstreams):
-    key = make_key()
-    upstreams.script("anthropic", deltas=[f"word{i} " for i in range(40)], chunk_delay_s=0.05)
+def _leave_after_three_deltas(server: str, key, provider: str = "anthropic") -> None:
     with (
         httpx.Client(base_url=f"{server}/.netlify/functions/", timeout=10) as http,
-        http.stream("POST", "gateway-stream", json=body("anthropic"), headers=key.auth) as response,
+        http.stream("POST", "gateway-stream", json=body(provider), headers=key.auth) as response,
     ):
         seen = 0
         for line in response.iter_lines():
@@ -185,12 +184,42 @@ def test_client_disconnect_mid_stream_is_billed_and_cancels_upstream(server, db,
                 seen += 1
                 if seen == 3:
                     break
+
+
+def test_after_a_client_hangs_up_the_rest_is_read_and_billed_from_the_providers_usage(
+    server, db, make_key, upstreams
+):
+    """The provider bills the whole reply (hidden reasoning included): so do we, from its figures."""
+    key = make_key()
+    upstreams.script(
+        "anthropic", deltas=[f"word{i} " for i in range(40)], chunk_delay_s=0.02, output_tokens=40
+    )
+    _leave_after_three_deltas(server, key)
+    rows = wait_for(lambda: db.execute("SELECT * FROM usage_events").fetchall(), timeout=10)
+    assert [(r["outcome"], r["estimated"], r["input_tokens"], r["output_tokens"]) for r in rows] == [
+        ("client_disconnect", False, 12, 40)
+    ]
+    assert upstreams.streams_cancelled == 0  # read to its end, so the provider's usage arrived
+    assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 0
+
+
+def test_a_provider_too_slow_after_a_hang_up_is_cut_and_billed_the_prompt_bound(
+    server, db, make_key, upstreams, configure
+):
+    configure(STREAM_USAGE_WAIT_S="0.3")
+    key = make_key()
+    # OpenAI reports usage only at the end of a stream: a call cut before it has no figures.
+    upstreams.script("openai", deltas=[f"word{i} " for i in range(40)], chunk_delay_s=0.2)
+    _leave_after_three_deltas(server, key, "openai")
     assert upstreams.wait_for(lambda: upstreams.streams_cancelled == 1, timeout=5)
     rows = wait_for(lambda: db.execute("SELECT * FROM usage_events").fetchall())
     assert len(rows) == 1
     event = rows[0]
+    request = ChatRequest.model_validate(body("openai"))
+    bound = gateway.prompt_token_bound(request, pricing.lookup("openai", request.model))
     assert event["outcome"] == "client_disconnect" and event["estimated"] is True
-    assert event["input_tokens"] == 12 and event["output_tokens"] >= 3 and event["cost_nanos"] > 0
+    assert event["input_tokens"] == bound > 12  # never less than the provider read
+    assert event["output_tokens"] >= 3 and event["cost_nanos"] > 0
     assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 0
 
 

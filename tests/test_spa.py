@@ -22,6 +22,7 @@ from tests import browser_support
 from tests.admin_support import chat
 from tests.browser_support import ADMIN_PASSWORD, PHONE, log_in, open_panel, screenshot
 from tests.conftest import wait_for
+from tests.test_operations import hold_stale_reservation
 
 browser_support.require_chromium()
 
@@ -437,3 +438,14 @@ def test_streams_open_on_the_deployments_stream_origin(page, server, db, configu
     )
     assert any(url.startswith(f"{stream_origin}/.netlify/functions/admin-export") for url in functions)
     assert any(url.startswith(f"{server}/.netlify/functions/admin-customers") for url in functions)
+
+
+def test_estimated_charges_are_marked_in_the_usage_list(page, server, db, make_key, admin_env) -> None:
+    key = make_key()
+    hold_stale_reservation(db, key)
+    db.execute("SELECT kx_release_reservation(id) FROM reservations")  # what maintenance does
+    log_in(page)
+    section = open_panel(page, "usage")
+    section.get_by_label("Customer ID", exact=True).fill(str(key.customer_id))
+    section.locator("#usage-load button[type=submit]").click()
+    expect(section.locator("#usage-table tbody tr").first).to_contain_text("estimated (abandoned)")
