@@ -1,13 +1,20 @@
-"""stripe-webhook: credit a paid Checkout Session, exactly once.
+"""stripe-webhook: credit a paid Checkout Session exactly once; take it back on a refund or dispute.
 
 The raw body is verified with the SDK (``Stripe-Signature``: HMAC-SHA256 with
 ``STRIPE_WEBHOOK_SECRET``, at most 300 s old). A session credits when it is paid:
 ``checkout.session.completed`` with ``payment_status == "paid"``, or
 ``checkout.session.async_payment_succeeded`` (delayed methods complete unpaid first). The
 amount is what Stripe charged (``amount_total``, in the configured currency), the customer
-comes from the session's metadata (else ``client_reference_id``) and must exist, and the
+comes from the session's ``metadata.customer_id``, which only a session this gateway created
+carries (a bare ``client_reference_id`` can come from any payment link), and must exist; the
 month is the one the session asked for only while that is this month or the next, else
 the current month: a payment never raises the cap of a month already over.
+
+Money that goes back takes its credit back: ``charge.refunded`` and ``charge.dispute.created``
+find the credit by the payment intent and book a negative top-up (on the credited month while
+it is this month or the next, else this one), never more in all than the payment credited;
+each reversal is audited with what was asked and what was taken, and a month's credit that
+goes below zero says so in its audit entry (the customer's cap drops with it).
 
 The event id and the session id are claimed (``stripe_events``) in the credit's own
 transaction, so redeliveries, replays and concurrent duplicates credit once. Events that
@@ -30,6 +37,7 @@ from shared.stripe_billing import topup_months
 ACTOR = "stripe"
 TOLERANCE_S = 300
 _PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+_REVERSALS = {"charge.refunded": "charge", "charge.dispute.created": "dispute"}
 _IGNORED = {"received": True, "ignored": True}
 
 
@@ -56,8 +64,7 @@ def _verified_event(payload: bytes, signature: str | None) -> dict[str, Any]:
 
 def _customer_id(session: dict[str, Any]) -> int | None:
     metadata = session.get("metadata") or {}
-    raw = metadata.get("customer_id") or session.get("client_reference_id")
-    return numbers.whole(raw)
+    return numbers.whole(metadata.get("customer_id")) if isinstance(metadata, dict) else None
 
 
 def _month(session: dict[str, Any]) -> str:
@@ -90,7 +97,7 @@ def _problem(event: dict[str, Any], session: dict[str, Any]) -> str | None:
     if str(session.get("currency", "")).lower() != config.settings().stripe_currency:
         return f"currency {session.get('currency')!r} is not {config.settings().stripe_currency!r}"
     if _customer_id(session) is None:
-        return "the session names no customer"
+        return "the session carries no metadata.customer_id (it was not created by this gateway)"
     return None
 
 
@@ -109,9 +116,17 @@ async def _credit(event: dict[str, Any], session: dict[str, Any]) -> dict[str, A
         if await cur.fetchone() is None:
             return await _ignore(conn, event, session, f"customer {customer_id} does not exist")
         cur = await conn.execute(
-            "INSERT INTO stripe_events (event_id, session_id, event_type, customer_id, amount_cents, month) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
-            (event["id"], session["id"], event["type"], customer_id, amount, month),
+            "INSERT INTO stripe_events (event_id, session_id, event_type, customer_id, amount_cents, month, "
+            "payment_intent) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
+            (
+                event["id"],
+                session["id"],
+                event["type"],
+                customer_id,
+                amount,
+                month,
+                _text(session, "payment_intent"),
+            ),
         )
         if await cur.fetchone() is None:
             return {"received": True, "duplicate": True}
@@ -130,8 +145,89 @@ async def _credit(event: dict[str, Any], session: dict[str, Any]) -> dict[str, A
     return {"received": True, "credited": True, "topup_id": topup["id"]}
 
 
+def _text(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _taken_back(event: dict[str, Any]) -> tuple[dict[str, Any], str, int] | None:
+    """For a refund or a dispute: the Stripe object, its payment intent, and the cents this
+    event says went back (a refund's running total, a dispute's amount); else None."""
+    kind = _REVERSALS.get(str(event.get("type")))
+    obj = (event.get("data") or {}).get("object")
+    if kind is None or not isinstance(obj, dict) or obj.get("object") != kind:
+        return None
+    intent = _text(obj, "payment_intent")
+    amount = obj.get("amount_refunded" if kind == "charge" else "amount")
+    if intent is None or isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        return None
+    return obj, intent, amount
+
+
+async def _reverse(event: dict[str, Any], obj: dict[str, Any], intent: str, amount: int) -> dict[str, Any]:
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT customer_id, amount_cents, month FROM stripe_events WHERE payment_intent = %s FOR UPDATE",
+            (intent,),
+        )
+        credit = await cur.fetchone()
+        if credit is None:
+            return await _ignore(conn, event, obj, f"no credit was paid by payment {intent}")
+        cur = await conn.execute(
+            "SELECT coalesce(sum(reversed_cents), 0)::bigint AS done FROM stripe_reversals"
+            " WHERE payment_intent = %s",
+            (intent,),
+        )
+        done = (await cur.fetchone())["done"]
+        total = amount if event["type"] == "charge.refunded" else done + amount  # refunds count up
+        reversed_cents = max(0, min(total, credit["amount_cents"]) - done)
+        month = _month({"metadata": {"month": credit["month"]}})
+        cur = await conn.execute(
+            "INSERT INTO stripe_reversals (event_id, event_type, payment_intent, customer_id, month,"
+            " asked_cents, reversed_cents) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            (event["id"], event["type"], intent, credit["customer_id"], month, amount, reversed_cents),
+        )
+        if await cur.fetchone() is None:
+            return {"received": True, "duplicate": True}
+        details: dict[str, Any] = {
+            "payment_intent": intent,
+            "asked_cents": amount,
+            "reversed_cents": reversed_cents,
+        }
+        if reversed_cents:
+            topup = await topups.credit(
+                conn,
+                credit["customer_id"],
+                -reversed_cents,
+                actor=ACTOR,
+                source="stripe_reversal",
+                month=month,
+            )
+            await conn.execute(
+                "UPDATE stripe_reversals SET topup_id = %s WHERE event_id = %s", (topup["id"], event["id"])
+            )
+            cur = await conn.execute(
+                "SELECT topup_cents FROM monthly_usage WHERE customer_id = %s AND month = %s",
+                (credit["customer_id"], month),
+            )
+            left = (await cur.fetchone())["topup_cents"]
+            details.update(month=month, topup_cents_left=left, below_zero=left < 0)
+        await audit.record(
+            conn,
+            ACTOR,
+            event["type"].replace("charge.", "stripe."),
+            f"customer:{credit['customer_id']}",
+            details,
+        )
+    return {"received": True, "reversed_cents": reversed_cents}
+
+
 async def receive(ctx: Ctx) -> dict[str, Any]:
     event = _verified_event(await ctx.body(), ctx.headers.get("stripe-signature"))
+    taken_back = _taken_back(event)
+    if taken_back is not None and isinstance(event.get("id"), str):
+        return await _reverse(event, *taken_back)
     session = _paid_session(event)
     if session is None:
         return _IGNORED

@@ -29,7 +29,8 @@ async def credit(
     month: str,
     stripe_session_id: str | None = None,
 ) -> dict[str, Any]:
-    """Credit ``month``'s cap, record the top-up and audit it, on the caller's transaction."""
+    """Credit ``month``'s cap (a negative amount takes credit back: a Stripe refund), record
+    the top-up and audit it, on the caller's transaction."""
     await accounts.require_customer(conn, customer_id)
     cur = await conn.execute(
         f"INSERT INTO topups (customer_id, month, amount_cents, source, actor, stripe_session_id) "

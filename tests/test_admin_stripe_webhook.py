@@ -202,7 +202,7 @@ def test_other_events_and_unusable_sessions_are_acknowledged_without_credit(admi
     assert reasons == [
         "customer 999 does not exist",
         "currency 'jpy' is not 'usd'",
-        "the session names no customer",
+        "the session carries no metadata.customer_id (it was not created by this gateway)",
     ]
 
 
@@ -215,11 +215,100 @@ def test_the_credited_month_is_the_asked_one_only_if_current_or_next(admin, db, 
     assert [t["month"] for t in _credits(db)] == [current, following, current]
 
 
-def test_client_reference_id_names_the_customer_when_metadata_does_not(admin, db, webhook):
+def test_a_session_without_our_metadata_credits_nothing(admin, db, webhook):
+    """A payment link anyone made can carry a client_reference_id; only our sessions carry
+    metadata.customer_id."""
     customer = new_customer(admin)
     event = session_event(customer["id"], metadata={})
-    assert ok(deliver(webhook, event))["credited"] is True
-    assert _credits(db)[0]["customer_id"] == customer["id"]
+    assert ok(deliver(webhook, event))["ignored"] is True
+    assert _credits(db) == []
+    [ignored] = audit_rows(db, "stripe.event_ignored")
+    assert "metadata.customer_id" in ignored["details"]["reason"]
+
+
+def charge_event(event_type: str, intent: str, cents: int) -> dict[str, Any]:
+    """A refund (``charge.refunded``, its running total) or a dispute (its amount)."""
+    if event_type == "charge.refunded":
+        obj = {
+            "id": "ch_" + secrets.token_hex(8),
+            "object": "charge",
+            "payment_intent": intent,
+            "amount": 500,
+            "amount_refunded": cents,
+            "refunded": cents == 500,
+            "currency": "usd",
+        }
+    else:
+        obj = {
+            "id": "dp_" + secrets.token_hex(8),
+            "object": "dispute",
+            "payment_intent": intent,
+            "amount": cents,
+            "currency": "usd",
+            "status": "needs_response",
+        }
+    return {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "type": event_type,
+        "data": {"object": obj},
+    }
+
+
+def _cap(admin, customer_id: int) -> int:
+    summary = ok(admin.get("admin-usage", params={"customer_id": customer_id, "view": "summary"}))["item"]
+    return summary["totals"]["cap_cents"]
+
+
+def test_a_refund_takes_back_what_it_returned_and_never_more(admin, db, webhook):
+    customer = new_customer(admin, monthly_cap_cents=1000)
+    assert ok(deliver(webhook, session_event(customer["id"], payment_intent="pi_refund")))["credited"] is True
+    assert _cap(admin, customer["id"]) == 1500
+    partial = charge_event("charge.refunded", "pi_refund", 200)
+    assert ok(deliver(webhook, partial))["reversed_cents"] == 200
+    assert ok(deliver(webhook, partial))["duplicate"] is True  # redelivered: once
+    assert ok(deliver(webhook, charge_event("charge.refunded", "pi_refund", 500)))["reversed_cents"] == 300
+    dispute = charge_event("charge.dispute.created", "pi_refund", 500)  # nothing left to take
+    assert ok(deliver(webhook, dispute))["reversed_cents"] == 0
+    assert [(t["amount_cents"], t["source"]) for t in _credits(db)] == [
+        (500, "stripe"),
+        (-200, "stripe_reversal"),
+        (-300, "stripe_reversal"),
+    ]
+    assert _cap(admin, customer["id"]) == 1000
+    audits = audit_rows(db, "stripe.refunded")
+    assert [a["details"]["reversed_cents"] for a in audits] == [200, 300]
+
+
+def test_a_dispute_takes_the_credit_back(admin, db, webhook):
+    customer = new_customer(admin, monthly_cap_cents=1000)
+    ok(deliver(webhook, session_event(customer["id"], payment_intent="pi_dispute")))
+    assert (
+        ok(deliver(webhook, charge_event("charge.dispute.created", "pi_dispute", 500)))["reversed_cents"]
+        == 500
+    )
+    assert _cap(admin, customer["id"]) == 1000
+    [audit] = audit_rows(db, "stripe.dispute.created")
+    assert audit["details"]["below_zero"] is False
+
+
+def test_a_reversal_of_an_old_credit_lands_on_this_month_and_says_it_went_below_zero(admin, db, webhook):
+    customer = new_customer(admin, monthly_cap_cents=1000)
+    db.execute(
+        "INSERT INTO stripe_events (event_id, session_id, event_type, customer_id, amount_cents, month,"
+        " payment_intent) VALUES ('evt_old', 'cs_old', 'checkout.session.completed', %s, 500, '2020-01',"
+        " 'pi_old')",
+        (customer["id"],),
+    )
+    assert ok(deliver(webhook, charge_event("charge.refunded", "pi_old", 500)))["reversed_cents"] == 500
+    assert _cap(admin, customer["id"]) == 500  # this month's cap carries what was refunded
+    [audit] = audit_rows(db, "stripe.refunded")
+    assert audit["details"]["below_zero"] is True and audit["details"]["month"] == accounts.current_month()
+
+
+def test_a_refund_of_a_payment_we_never_credited_is_ignored_and_audited(admin, db, webhook):
+    assert ok(deliver(webhook, charge_event("charge.refunded", "pi_unknown", 500)))["ignored"] is True
+    assert _credits(db) == [] and len(audit_rows(db, "stripe.event_ignored")) == 1
 
 
 @pytest.fixture

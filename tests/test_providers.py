@@ -406,6 +406,18 @@ def test_configured_key_is_scrubbed_from_quoted_messages(fake: FakeUpstreams) ->
     assert len(error.message) < 400
 
 
+def test_the_operators_provider_account_never_reaches_a_customer(fake: FakeUpstreams) -> None:
+    message = (
+        "Rate limit reached for gpt-4o-mini in organization org-AbCdEf123456 on tokens per min "
+        "(project proj_Zyx987654321abc, user user-Q1w2E3r4T5y6)."
+    )
+    fake.script("openai", status=429, error_body={"error": {"message": message, "type": "tokens"}})
+    error = fails(lambda: providers.complete(request("openai")))
+    assert "org-AbCdEf" not in error.message and "proj_Zyx" not in error.message
+    assert "user-Q1w2" not in error.message and "[account]" in error.message
+    assert "Rate limit reached for gpt-4o-mini" in error.message  # the useful part stays
+
+
 def test_timeout_before_answer_is_504(fake: FakeUpstreams, monkeypatch: pytest.MonkeyPatch) -> None:
     set_env(monkeypatch, UPSTREAM_TIMEOUT_S="0.2")
     fake.script(delay_s=0.8)

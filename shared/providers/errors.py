@@ -18,6 +18,9 @@ import httpx
 
 MAX_QUOTE = 300
 _KEY_LIKE = re.compile(r"\b(?:sk-[\w*.-]{4,}|AIza[\w-]{8,})")
+# The operator's account at the provider (OpenAI organisation, project and user ids) is none
+# of a customer's business, and tells an attacker which account a leaked key would drain.
+_ACCOUNT_LIKE = re.compile(r"\b(?:org|proj|user)[-_](?=[A-Za-z]*\d)[A-Za-z0-9]{8,}\b")  # ids have digits
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
 
 
@@ -58,11 +61,13 @@ class ErrorDetails:
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove our keys (and anything key-shaped) from provider text, then truncate it."""
+    """Remove our keys (and anything key-shaped) and our account ids from provider text, then
+    truncate it."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
     text = _KEY_LIKE.sub("[redacted]", " ".join(text.split()))
+    text = _ACCOUNT_LIKE.sub("[account]", text)
     return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 1] + "…"
 
 
