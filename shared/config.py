@@ -160,6 +160,23 @@ class Settings:
         default_factory=lambda: _float("KAIXUPUSH_WORKER_BUDGET_S", 20.0)
     )
     kaixupush_retention_h: float = field(default_factory=lambda: _float("KAIXUPUSH_RETENTION_H", 48.0))
+    kaixupush_max_file_bytes: int = field(default_factory=lambda: _int("KAIXUPUSH_MAX_FILE_BYTES", 1 << 30))
+    kaixupush_push_staging_max_bytes: int = field(
+        default_factory=lambda: _int("KAIXUPUSH_PUSH_STAGING_MAX_BYTES", 4 << 30)
+    )
+    kaixupush_customer_staging_max_bytes: int = field(
+        default_factory=lambda: _int("KAIXUPUSH_CUSTOMER_STAGING_MAX_BYTES", 8 << 30)
+    )
+    kaixupush_open_jobs_per_push: int = field(
+        default_factory=lambda: _int("KAIXUPUSH_OPEN_JOBS_PER_PUSH", 16)
+    )
+    kaixupush_concurrent_per_customer: int = field(
+        default_factory=lambda: _int("KAIXUPUSH_CONCURRENT_PER_CUSTOMER", 4)
+    )
+    kaixupush_status_cache_s: float = field(default_factory=lambda: _float("KAIXUPUSH_STATUS_CACHE_S", 3.0))
+    kaixupush_netlify_calls_per_min: int = field(
+        default_factory=lambda: _int("KAIXUPUSH_NETLIFY_CALLS_PER_MIN", 300)
+    )
 
     @property
     def uses_pooler(self) -> bool:

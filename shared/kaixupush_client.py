@@ -7,7 +7,10 @@ uploads only what Netlify says it lacks (whole files up to the gateway's part si
 ones in parts, a few at a time, with a progress bar on stderr), then calls
 ``kaixupush-complete`` and prints the site's URL. Running it again on an unchanged folder
 uploads nothing. Hidden files and folders (``.git``, ``.env``...) are skipped, except
-``.well-known``. ``KAIXU_BASE_URL`` (default ``http://127.0.0.1:8888``) names the gateway.
+``.well-known``. A symbolic link is deployed as the file it points to only when that file is
+inside the folder; a link to anything outside it (``secret -> ~/.aws/credentials``) stops
+the deploy before anything is sent, naming the link (links to folders are not followed).
+``KAIXU_BASE_URL`` (default ``http://127.0.0.1:8888``) names the gateway.
 
 This module runs on the customer's machine, not in the gateway: it reads its own two
 environment variables and imports nothing from the server side.
@@ -67,16 +70,45 @@ def _visible(relative: Path) -> bool:
     return all(not part.startswith(".") or part == ".well-known" for part in relative.parts)
 
 
+def _escapes(source: Path, root: Path) -> Path | None:
+    """Where ``source`` really is when that is outside ``root`` (a symbolic link out of the
+    folder, or inside a linked folder), else None."""
+    target = source.resolve()
+    return None if target.is_relative_to(root) else target
+
+
 def scan(folder: Path) -> list[LocalFile]:
-    """Every file to deploy, with its size and SHA-1, in path order."""
-    found = []
+    """Every file to deploy, with its size and SHA-1, in path order; PushError if a file is a
+    link to outside the folder (it would publish whatever it points to)."""
+    root = folder.resolve()
+    found, outside = [], []
     for source in sorted(folder.rglob("*")):
         relative = source.relative_to(folder)
-        if source.is_file() and _visible(relative):
-            found.append(
-                LocalFile("/" + relative.as_posix(), source, source.stat().st_size, _sha1_of(source))
-            )
+        if not source.is_file() or not _visible(relative):
+            continue
+        if (target := _escapes(source, root)) is not None:
+            outside.append(f"{relative.as_posix()} -> {target}")
+            continue
+        real = source.resolve()  # read what was checked, even if the link changes later
+        found.append(LocalFile("/" + relative.as_posix(), real, real.stat().st_size, _sha1_of(real)))
+    if outside:
+        shown = "; ".join(outside[:5]) + ("; ..." if len(outside) > 5 else "")
+        raise PushError(
+            f"{len(outside)} file(s) in {folder} are symbolic links to outside the folder and would "
+            f"publish what they point to: {shown}. Remove them or copy the files into the folder."
+        )
     return found
+
+
+def _check_sizes(todo: list[LocalFile], limit: int | None) -> None:
+    """Refuse, before sending anything, a file larger than the gateway takes."""
+    too_big = [local for local in todo if limit is not None and local.size > limit]
+    if too_big:
+        first = too_big[0]
+        raise PushError(
+            f"{first.path} is {first.size} bytes; the gateway takes files up to {limit} bytes"
+            + (f" ({len(too_big) - 1} more file(s) are too large)" if len(too_big) > 1 else "")
+        )
 
 
 class Progress:
@@ -193,6 +225,7 @@ class Deployer:
         for local in files:
             by_digest.setdefault(local.sha1, local)
         todo = [by_digest[sha1] for sha1 in self._required(init)]
+        _check_sizes(todo, init.get("max_file_bytes"))
         progress = Progress(len(todo), sum(f.size for f in todo), self.out)
         upload = self._uploader(init["push_id"], int(init["part_bytes"]), progress)
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:

@@ -9,13 +9,16 @@ at a site the fake Netlify knows, and points the gateway at the fake.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -48,6 +51,9 @@ def netlify(netlify_server: FakeNetlify, configure: Callable[..., Any]) -> FakeN
         KAIXUPUSH_JOB_BACKOFF_S="0.05",
         KAIXUPUSH_WORKER_SECRET="worker-secret",
         KAIXUPUSH_DEPLOYS_PER_MIN="20",
+        KAIXUPUSH_STATUS_CACHE_S="0",  # every refresh asks the fake (tests of the cache set it)
+        KAIXUPUSH_NETLIFY_CALLS_PER_MIN="0",  # no budget (the budget's own tests set one)
+        KAIXUPUSH_CONCURRENT_PER_CUSTOMER="16",  # tests of other limits send many inits at once
     )
     return netlify_server
 
@@ -100,8 +106,11 @@ class PushEnv:
         return parts
 
     def finish_parts(self, push_id: str, data: bytes, parts: int) -> httpx.Response:
+        return self.finish_parts_of(push_id, sha1(data), parts)
+
+    def finish_parts_of(self, push_id: str, digest: str, parts: int) -> httpx.Response:
         return self.call(
-            "POST", "kaixupush-upload-complete", json={"push_id": push_id, "sha1": sha1(data), "parts": parts}
+            "POST", "kaixupush-upload-complete", json={"push_id": push_id, "sha1": digest, "parts": parts}
         )
 
     def complete(self, push_id: str, wait: float = 5) -> httpx.Response:
@@ -147,3 +156,35 @@ def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 def random_bytes(size: int, seed: int = 0) -> bytes:
     """Incompressible test content, quick to make even for tens of megabytes."""
     return os.urandom(size) if seed == 0 else hashlib.shake_256(str(seed).encode()).digest(size)
+
+
+class PeakRss:
+    """The highest resident set size of this process (where the test server and the fakes
+    run) while the block runs, sampled every few milliseconds: ``growth`` is that peak above
+    the RSS at entry, in bytes."""
+
+    def __init__(self, every_s: float = 0.002) -> None:
+        self._process = psutil.Process()
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self.baseline = self.peak = 0
+
+    def __enter__(self) -> PeakRss:
+        gc.collect()
+        self.baseline = self.peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(self._every_s)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline

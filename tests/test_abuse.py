@@ -12,6 +12,7 @@ from tests.admin_support import ADMIN_PASSWORD
 from tests.conftest import wait_for
 from tests.test_admin_monitor import TailReader
 from tests.test_gateway import body
+from tests.test_operations import hold_stale_reservation
 
 FAKE_KEY = {"authorization": "Bearer kx_live_" + "A" * 43}
 
@@ -111,3 +112,19 @@ def test_the_live_tail_ends_with_the_admin_session(server, configure):
         )
     finally:
         reader.close()
+
+
+def test_a_settlement_naming_another_customers_reservation_releases_nothing(db, make_key):
+    victim, other = make_key(), make_key()
+    hold_stale_reservation(db, victim)
+    reservation = db.execute("SELECT id, month FROM reservations").fetchone()
+    db.execute(
+        "SELECT * FROM kx_settle(%s, %s, %s, %s, 'openai', 'gpt-4o-mini', NULL, 0, 0, 0, 'ok', false,"
+        " 'forged', 'gateway-chat', NULL, NULL, 200, 1.0, NULL, NULL)",
+        (reservation["id"], other.customer_id, other.key_id, reservation["month"]),
+    )
+    held = db.execute(
+        "SELECT reserved_nanos FROM monthly_usage WHERE customer_id = %s", (victim.customer_id,)
+    )
+    assert db.execute("SELECT count(*) AS n FROM reservations").fetchone()["n"] == 1
+    assert held.fetchone()["reserved_nanos"] == 5_000_000  # the victim's hold is still there

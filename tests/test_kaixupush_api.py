@@ -321,7 +321,7 @@ def test_concurrent_uploads_of_one_file_send_it_once(push_env: PushEnv) -> None:
 # ----------------------------------------------------------------------------- Netlify and deploy limits
 
 
-def test_netlify_failures_at_init_are_reported_and_not_counted(
+def test_netlify_failures_at_init_are_reported_and_counted(
     push_env: PushEnv, configure: Callable[..., Any]
 ) -> None:
     configure(KAIXUPUSH_DEPLOYS_PER_MIN="1")
@@ -331,7 +331,11 @@ def test_netlify_failures_at_init_are_reported_and_not_counted(
     assert refused.json()["netlify_status"] == 422
     row = push_env.db.execute("SELECT state, error FROM push_pushes").fetchone()
     assert row["state"] == "init_failed" and "Invalid deploy" in row["error"]
-    ok(push_env.init({"/a.html": b"a"}), 201)  # the refused deploy did not use the one slot
+    limited = push_env.init({"/a.html": b"a"})  # the refused deploy cost a Netlify call: it counts
+    assert limited.status_code == 429 and limited.json()["code"] == "PUSH_RATE_LIMITED"
+    assert push_env.netlify.count("create") == 1
+    push_env.db.execute("UPDATE push_pushes SET created_at = created_at - interval '2 minutes'")
+    ok(push_env.init({"/a.html": b"a"}), 201)
 
 
 def test_netlify_errors_never_leak_the_token(push_env: PushEnv) -> None:
@@ -448,8 +452,11 @@ def test_an_init_whose_process_died_is_swept(push_env: PushEnv, configure: Calla
     ]
     assert "abandoned" in rows[0]["error"] and rows[0]["finished_at"] is not None
     assert rows[1]["finished_at"] is None  # younger than twice NETLIFY_TIMEOUT_S: maybe still running
+    held = push_env.init({"/a.html": b"a"}, headers={"idempotency-key": "dead"})
+    assert held.json()["code"] == "PUSH_RATE_LIMITED"  # a failed init still holds its slot
+    push_env.db.execute("UPDATE push_pushes SET created_at = created_at - interval '2 minutes'")
     retried = ok(push_env.init({"/a.html": b"a"}, headers={"idempotency-key": "dead"}), 201)
-    assert retried["push_id"] != dead["push_id"]  # the key is free and the slot no longer held
+    assert retried["push_id"] != dead["push_id"]  # the key is free once the init failed
 
 
 def test_a_late_netlify_answer_for_a_swept_init_is_refused(

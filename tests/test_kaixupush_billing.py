@@ -157,3 +157,34 @@ def test_set_cap_validation_and_pricing_versions(push_env: PushEnv, admin: httpx
         push_env.db.execute("DELETE FROM push_invoices WHERE pricing_version = 2")
         push_env.db.execute("DELETE FROM push_pricing_versions WHERE version = 2")
     assert push_env.call("GET", "admin-kaixupush-invoices").status_code == 401
+
+
+def _billed_bytes(push_env: PushEnv) -> int:
+    row = push_env.db.execute(
+        "SELECT coalesce(sum(bytes), 0)::bigint AS n FROM push_usage_events WHERE kind = 'file_upload'"
+    ).fetchone()
+    return row["n"]
+
+
+def test_a_digest_at_several_paths_is_sent_once_and_billed_as_sent(push_env: PushEnv) -> None:
+    data = random_bytes(10_000, seed=7)
+    files = {"/a.bin": data, "/copy/a.bin": data, "/b.bin": data}
+    init = ok(push_env.init(files), 201)
+    assert init["required"] == [sha1(data)]
+    ok(push_env.upload(init["push_id"], "/copy/a.bin", data))
+    sent = push_env.netlify.uploads()
+    assert len(sent) == 1  # Netlify asks per SHA-1: one upload serves every path
+    assert _billed_bytes(push_env) == sum(r["bytes"] for r in sent) == len(data)
+    assert ok(push_env.complete(init["push_id"]))["state"] == "ready"
+
+
+def test_a_chunked_digest_at_several_paths_is_sent_once_and_billed_as_sent(
+    push_env: PushEnv, configure: Any
+) -> None:
+    configure(KAIXUPUSH_PART_BYTES="1000")
+    data = random_bytes(2500, seed=8)
+    init = ok(push_env.init({"/x.bin": data, "/y.bin": data}), 201)
+    parts = push_env.send_parts(init["push_id"], data, 1000)
+    assert ok(push_env.finish_parts(init["push_id"], data, parts))["status"] == "done"
+    sent = push_env.netlify.uploads()
+    assert len(sent) == 1 and _billed_bytes(push_env) == sum(r["bytes"] for r in sent) == len(data)

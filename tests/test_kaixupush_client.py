@@ -161,3 +161,50 @@ def test_the_client_waits_for_an_init_still_in_progress(
     busy = _FirstInitAnswered(409, {"code": "IDEMPOTENCY_IN_PROGRESS"}, forward_first=False)
     assert _deploy_through(busy, push_env, server, tmp_path)["state"] == "ready"
     assert len(busy.init_keys) == 2 and push_env.netlify.count("create") == 1
+
+
+def test_the_client_never_publishes_a_link_to_outside_the_folder(
+    push_env: PushEnv,
+    configure: Callable[..., Any],
+    server: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
+    secret = tmp_path / "home" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("AWS_SECRET_ACCESS_KEY=...")
+    site = tmp_path / "dist"
+    (site / "docs").mkdir(parents=True)
+    (site / "index.html").write_text("<p>hi</p>")
+    (site / "docs" / "page.html").write_text("<p>docs</p>")
+    (site / "same.html").symlink_to(site / "index.html")  # inside the folder: deployed as a file
+    (site / "leak.txt").symlink_to(secret)
+    (site / "home").symlink_to(secret.parent, target_is_directory=True)
+    code, out, progress = _run(site, capsys)
+    assert code == 1 and out == ""
+    assert "leak.txt" in progress and "outside" in progress and "symbolic link" in progress
+    assert push_env.netlify.count("create") == 0  # refused before anything was sent
+    assert not any(b"AWS_SECRET" in blob for blob in push_env.netlify.blobs.values())
+    (site / "leak.txt").unlink()
+    (site / "home").unlink()
+    code, out, progress = _run(site, capsys)
+    assert code == 0, progress
+    deploy = next(iter(push_env.netlify.deploys.values()))
+    assert sorted(deploy.files) == ["/docs/page.html", "/index.html", "/same.html"]
+
+
+def test_the_client_names_a_file_over_the_gateway_limit_before_sending_it(
+    push_env: PushEnv,
+    configure: Callable[..., Any],
+    server: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server, KAIXUPUSH_MAX_FILE_BYTES="1000")
+    (tmp_path / "index.html").write_text("hi")
+    (tmp_path / "video.bin").write_bytes(random_bytes(1001, seed=9))
+    code, out, progress = _run(tmp_path, capsys)
+    assert out == ""
+    assert code == 1 and "/video.bin is 1001 bytes" in progress and "1000" in progress
+    assert push_env.netlify.count("upload") == 0

@@ -4,8 +4,10 @@ The flow follows Netlify's file-digest deploy: ``init`` sends the manifest (path
 Netlify answers which digests it does not have yet; those files are uploaded whole
 (``uploads.upload_file``) or in parts that a durable job assembles and verifies
 (``uploads`` + ``jobs``); ``deploy.complete`` waits for Netlify to publish. One module per
-concern: ``paths`` (path rules), ``manifest`` (the init body), ``netlify_api`` (the HTTP
-client), ``staging`` (parts in PostgreSQL or S3), ``jobs`` (the queue), ``billing`` (events,
-caps, invoices), ``limits`` (deploy rate limit), ``pushes`` (the push record), ``deploy``,
-``uploads``, ``projects`` and ``admin`` (the admin views).
+concern: ``paths`` (path rules), ``manifest`` (the init body, checked as it arrives with
+``json_stream``), ``netlify_api`` (the HTTP client and the per-token call budget),
+``staging`` (parts in PostgreSQL or S3, and the staging quotas), ``jobs`` (the queue and the
+upkeep), ``billing`` (events, caps, invoices), ``limits`` (deploy rate limit, concurrent
+work per customer), ``pushes`` (the push record, its upload window and cached refreshes),
+``deploy``, ``uploads``, ``projects`` and ``admin`` (the admin views).
 """

@@ -9,11 +9,16 @@ Every event is written together with its month's ``push_invoices`` row, recomput
 all the month's events under a per-customer-and-month lock, so the row is always exactly
 the formula over the events, whatever ran concurrently.
 
+The bytes billed are the bytes sent to Netlify: each required digest is sent once, however
+many paths of the manifest have it (``delivery``).
+
 The cap (``monthly_cap_cents``, NULL = none) is checked before money is committed: a deploy
 at init (its fee plus the bytes the client declared), bytes at upload. The projection
-counts what is already charged, deploys still in flight (each may become a billed deploy)
-and bytes held by uploads in progress or staged parts, of any month (the original counted
-staged bytes only for pushes created this month).
+counts what is already charged, deploys still in flight (each may become a billed deploy:
+those within their upload window, and those whose files were all sent while the upkeep still
+follows them, see ``pushes.FINALIZE_GRACE_S``) and bytes held by uploads in progress or
+staged parts, of any month (the original counted staged bytes only for pushes created this
+month).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from shared import accounts, config, db, params, pricing
 from shared.http import ApiError, Ctx
 
 GIB = 1 << 30
+FINALIZE_GRACE_S = 86_400  # after the upload window, a push whose files were all sent is followed a day
+# more (here, not in pushes, because pushes imports this module)
 EVENT_KINDS = ("deploy_init", "file_upload", "deploy_ready", "deploy_error")
 _ACTIVE_JOBS = ("receiving", "queued", "running", "retry_wait")
 
@@ -47,9 +54,14 @@ FROM push_usage_events WHERE customer_id = %s AND month = %s
 """
 _IN_FLIGHT = """
 SELECT
-  (SELECT count(*) FROM push_pushes
-   WHERE customer_id = %(customer)s AND finished_at IS NULL
-     AND created_at > now() - make_interval(secs => %(retention_s)s))::bigint AS deploys_in_flight,
+  (SELECT count(*) FROM push_pushes p
+   WHERE p.customer_id = %(customer)s AND p.finished_at IS NULL
+     AND (p.created_at > now() - make_interval(secs => %(retention_s)s)
+          OR (p.created_at > now() - make_interval(secs => %(finalize_s)s)
+              AND NOT EXISTS (SELECT 1 FROM unnest(p.required) r(sha1) WHERE NOT EXISTS (
+                  SELECT 1 FROM push_files f
+                  WHERE f.push_row_id = p.id AND f.sha1 = r.sha1 AND f.status = 'done')))))::bigint
+  AS deploys_in_flight,
   (SELECT coalesce(sum(f.bytes), 0) FROM push_files f JOIN push_pushes p ON p.id = f.push_row_id
    WHERE p.customer_id = %(customer)s AND f.status = 'uploading')::bigint AS bytes_uploading,
   (SELECT coalesce(sum(s.size), 0) FROM push_parts s JOIN push_jobs j ON j.id = s.job_id
@@ -179,11 +191,13 @@ async def projection(conn: psycopg.AsyncConnection, customer_id: int) -> dict[st
     """What the month would cost if everything in flight ends billed."""
     plan = await plan_for(conn, customer_id)
     usage = await month_events(conn, customer_id, accounts.current_month())
+    retention_s = config.settings().kaixupush_retention_h * 3600
     cur = await conn.execute(
         _IN_FLIGHT,
         {
             "customer": customer_id,
-            "retention_s": config.settings().kaixupush_retention_h * 3600,
+            "retention_s": retention_s,
+            "finalize_s": retention_s + FINALIZE_GRACE_S,
             "active": list(_ACTIVE_JOBS),
         },
     )

@@ -1,10 +1,13 @@
 """Handing a verified file to Netlify and recording it, for whole and chunked uploads alike.
 
-A digest is sent once per push. A direct upload first *claims* it (a ``push_files`` row in
+A digest is sent once per push, to one path: Netlify asks for content by SHA-1 (the deploy's
+``required`` list) and stores it once for every path of the manifest that has it, so sending
+it again to each such path would only multiply the transfer. The usage event bills exactly
+the bytes sent. A direct upload first *claims* the digest (a ``push_files`` row in
 ``uploading``), which makes a concurrent duplicate a 409 instead of a second transfer and
-holds the bytes against the cap while they travel. Whatever path delivered it, recording
-the file as ``done`` happens once: only the transition writes the usage event (billed
-bytes), the audit row and nothing else.
+holds the bytes against the cap while they travel. Whatever delivered it, recording the
+file as ``done`` happens once: only the transition writes the usage event, the audit row
+and nothing else.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import audit, db
+from shared.http import ApiError
 from shared.kaixupush import billing, limits, pushes
 from shared.kaixupush.netlify_api import BodyFactory, Netlify
 
@@ -62,15 +66,17 @@ async def is_done(push_row_id: int, sha1: str) -> bool:
 async def send(
     netlify: Netlify, push: dict[str, Any], sha1: str, size: int, body: bytes | BodyFactory
 ) -> int:
-    """PUT the content to every manifest path that has it; the number of paths sent."""
-    paths = await pushes.paths_for(push["id"], sha1)
-    for path in paths:
-        await netlify.upload_file(push["deploy_id"], path, size, body)
-    return len(paths)
+    """PUT the content once, to one manifest path that has it; the bytes sent (to bill)."""
+    path = await pushes.first_path(push["id"], sha1)
+    if path is None:  # the manifest was pruned: the push finished meanwhile
+        raise ApiError(409, "PUSH_CLOSED", f"Push {push['push_id']} no longer takes files.")
+    await netlify.upload_file(push["deploy_id"], path, size, body)
+    return size
 
 
 async def finish(push: dict[str, Any], sha1: str, size: int, mode: str, actor: str) -> bool:
-    """Mark the digest delivered; bill and audit it if this call made it so."""
+    """Mark the digest delivered; bill (``size``: the bytes :func:`send` sent) and audit it
+    if this call made it so."""
     async with db.connection() as conn, conn.transaction():
         cur = await conn.execute(
             "INSERT INTO push_files AS f (push_row_id, sha1, bytes, mode, status, uploaded_at) "

@@ -1,26 +1,32 @@
 """Starting and finishing a deploy: kaixupush-init, -complete and -status.
 
-init admits the deploy first (project, Netlify token, then under the customer's push lock:
-the push cap, then the deploy rate limit) and records it as ``creating``; only then is
-Netlify asked to create it, so a refusal costs Netlify nothing and an admitted deploy
-holds its place against concurrent inits. If Netlify refuses, the push is marked
-``init_failed`` and counts against neither limit.
+init takes one of the customer's places for concurrent work (``limits.busy``) before it
+reads a byte of the body, which is checked while it arrives (``manifest.read_init``). It
+admits the deploy first (project, Netlify token, then under the customer's push lock: the
+push cap, then the deploy rate limit) and records it as ``creating``; only then is Netlify
+asked to create it, so a refusal costs Netlify nothing and an admitted deploy holds its
+place against concurrent inits. If Netlify refuses, the push is marked ``init_failed``: it
+is never billed (nor counted against the cap) but it does count against the deploy rate
+limit, since it cost a Netlify call.
 
 An Idempotency-Key is checked again under the customer's lock, so concurrent retries with
 one key make one push. A push whose process died before Netlify answered stays ``creating``
 until :func:`sweep_abandoned` (run by the upkeep) marks it ``init_failed``: the creation call
 retries only within ``NETLIFY_TIMEOUT_S`` and its last attempt is bounded by that timeout, so
 an older ``creating`` push is dead (an answer arriving later still is refused, not recorded).
+
+complete and status read the deploy through ``pushes.poll`` (at most one Netlify call per
+push per ``KAIXUPUSH_STATUS_CACHE_S``). The upkeep finalises pushes whose files were all
+sent, for the upload window and a day more, so a deploy that becomes ready is billed even if
+nobody asks; pushes older than that end ``expired`` (finished, never billed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
@@ -31,10 +37,7 @@ from shared.kaixupush import billing, limits, manifest, projects, pushes
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, deploy_token, resolve_token, to_api_error
 
 MAX_WAIT_S = 120
-
-
-def _request_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+PRUNE_AFTER_S = 3600  # a finished push keeps its manifest this long (requests already under way)
 
 
 def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
         "file_count": push["file_count"],
         "url": push["url"],
         "part_bytes": config.settings().kaixupush_part_bytes,
+        "max_file_bytes": config.settings().kaixupush_max_file_bytes,
     }
 
 
@@ -190,10 +194,15 @@ async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> di
 
 async def init(ctx: Ctx) -> Response:
     """POST {project_id, branch?, title?, draft?, bytes?, files: {path: sha1}} (gzip accepted)."""
-    body = await manifest.read_json_object(ctx)
-    req = manifest.parse_init(body)
     key = idempotency.header_key(ctx)
-    fingerprint = _request_hash(body)
+    async with limits.busy(ctx.customer_id):
+        return await _init(ctx, key)
+
+
+async def _init(ctx: Ctx, key: str | None) -> Response:
+    """The init itself, inside the customer's place for concurrent work."""
+    req = await manifest.read_init(ctx)
+    fingerprint = manifest.fingerprint(req)
     if key:
         async with db.connection() as conn:
             if earlier := await _replay(conn, ctx, key, fingerprint):
@@ -274,25 +283,32 @@ async def complete(ctx: Ctx) -> Response:
 
 
 async def status(ctx: Ctx) -> dict[str, Any]:
-    """GET ?push_id=: the push, refreshed from Netlify while it is not finished. If Netlify
-    cannot be asked, the last known state is returned with ``refreshed: false``."""
+    """GET ?push_id=: the push, refreshed from Netlify while it is not finished, at most once
+    per KAIXUPUSH_STATUS_CACHE_S (else as last recorded: ``refreshed: false``). If Netlify
+    cannot be asked, the last known state comes with ``refresh_error``."""
     push = await pushes.load(ctx.customer_id, ctx.query.get("push_id"))
-    refreshed, problem = push["finished_at"] is None and push["deploy_id"] is not None, None
-    if refreshed:
+    refreshed, problem = False, None
+    if push["finished_at"] is None and push["deploy_id"] is not None:
         try:
-            push = await pushes.refresh(
-                push, Netlify(await resolve_token(ctx.customer_id)), ctx.actor or "key"
-            )
+            netlify = Netlify(await resolve_token(ctx.customer_id))
+            push, refreshed = await pushes.poll(push, netlify, ctx.actor or "key")
         except NetlifyError as error:
-            refreshed, problem = False, error.describe()
+            problem = error.describe()
         except ApiError as error:
-            refreshed, problem = False, error.message
+            problem = error.message
     return {"item": {**await pushes.view(push), "refreshed": refreshed, "refresh_error": problem}}
+
+
+def _finalize_window_s() -> float:
+    """How long after its creation a push whose files were all sent is followed: the upload
+    window (a last file may arrive at its end) and a day for Netlify to publish it."""
+    return pushes.retention_s() + pushes.FINALIZE_GRACE_S
 
 
 async def finalize_pending(limit: int = 20) -> int:
     """Refresh pushes whose files are all delivered but whose deploy is not final yet, so a
-    deploy that became ready is recorded (and billed) even if its client went away."""
+    deploy that became ready is recorded (and billed) even if its client went away, however
+    late in its upload window the last file came."""
     rows = await db.fetch_all(
         f"SELECT {pushes.COLUMNS} FROM push_pushes p WHERE finished_at IS NULL AND deploy_id IS NOT NULL "
         "AND updated_at < now() - interval '10 seconds' "
@@ -301,7 +317,7 @@ async def finalize_pending(limit: int = 20) -> int:
         "WHERE NOT EXISTS (SELECT 1 FROM push_files f "
         "WHERE f.push_row_id = p.id AND f.sha1 = r.sha1 AND f.status = 'done')) "
         "ORDER BY updated_at LIMIT %s",
-        (config.settings().kaixupush_retention_h * 3600, limit),
+        (_finalize_window_s(), limit),
     )
     finished = 0
     for push in rows:
@@ -312,3 +328,29 @@ async def finalize_pending(limit: int = 20) -> int:
             continue
         finished += push["finished_at"] is not None
     return finished
+
+
+async def expire_pushes(limit: int = 500) -> int:
+    """End pushes still open past their finalisation window as ``expired``: their files can no
+    longer be sent, and a deploy Netlify has not published within a day of its last possible
+    file is not going to be. They are never billed and stop counting as deploys in flight."""
+    rows = await db.fetch_all(
+        "UPDATE push_pushes SET state = %s, finished_at = now(), updated_at = now(), "
+        "error = 'expired: the deploy was not ready when its upload window and the day after it had passed' "
+        "WHERE id IN (SELECT id FROM push_pushes WHERE finished_at IS NULL "
+        "AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s) "
+        "AND finished_at IS NULL RETURNING id",
+        (pushes.EXPIRED, _finalize_window_s(), limit),
+    )
+    return len(rows)
+
+
+async def prune_manifests(limit: int = 200) -> int:
+    """Empty the manifests of pushes finished over an hour ago (up to 20,000 paths each, needed
+    only to send files): a bounded batch per run."""
+    return await db.execute(
+        "UPDATE push_pushes SET manifest = '{}'::jsonb WHERE id IN (SELECT id FROM push_pushes "
+        "WHERE finished_at IS NOT NULL AND manifest <> '{}'::jsonb "
+        "AND finished_at < now() - make_interval(secs => %s) ORDER BY finished_at LIMIT %s)",
+        (PRUNE_AFTER_S, limit),
+    )

@@ -10,8 +10,13 @@ exponential backoff (``KAIXUPUSH_JOB_BACKOFF_S`` doubling, at most
 ``KAIXUPUSH_JOB_BACKOFF_MAX_S``) and never before Netlify's ``Retry-After``; ``failed`` for
 good after any other 4xx, a digest mismatch, a missing part or ``KAIXUPUSH_JOB_MAX_ATTEMPTS``
 attempts, with the reason in ``last_error``. upload-complete runs the job at once (bounded
-by ``KAIXUPUSH_INLINE_S``); ``kaixupush-worker`` and the maintenance run are the safety net,
-and also expire parts left unused for ``KAIXUPUSH_RETENTION_H`` hours.
+by ``KAIXUPUSH_INLINE_S``); ``kaixupush-worker`` and the maintenance run are the safety net.
+
+A job is delivered only within its push's upload window (``pushes.require_open``), and the
+upkeep expires every job of a push older than ``KAIXUPUSH_RETENTION_H`` and deletes its parts:
+the window counts from the push's creation, so parts that keep arriving do not keep the
+staging alive. The upkeep (:func:`upkeep`, run by ``kaixupush-worker`` and ``maintenance``)
+also finalises and expires pushes and prunes the manifests of finished ones.
 """
 
 from __future__ import annotations
@@ -49,11 +54,11 @@ WHERE status = 'running' AND locked_until < now() AND attempts >= %s
 """
 _EXPIRE = """
 UPDATE push_jobs SET status = 'expired', updated_at = now(),
-       last_error = coalesce(last_error, 'parts expired unused')
-WHERE id IN (SELECT id FROM push_jobs
-             WHERE status IN ('receiving', 'queued', 'retry_wait', 'failed')
-               AND updated_at < now() - make_interval(secs => %s)
-             ORDER BY updated_at LIMIT 500)
+       last_error = coalesce(last_error, 'parts expired: the push upload window closed')
+WHERE id IN (SELECT j.id FROM push_jobs j JOIN push_pushes p ON p.id = j.push_row_id
+             WHERE j.status IN ('receiving', 'queued', 'retry_wait', 'failed')
+               AND p.created_at < now() - make_interval(secs => %s)
+             ORDER BY j.id LIMIT 500)
 RETURNING id
 """
 
@@ -132,8 +137,11 @@ async def _deliver(job: dict[str, Any], deadline: float, actor: str) -> None:
             raise Permanent(exc.message) from None
         size = await _check_parts(job)
         netlify = Netlify(await resolve_token(push["customer_id"]), deadline=deadline)
-        await delivery.send(netlify, push, job["sha1"], size, lambda: _stream(job))
-        await delivery.finish(push, job["sha1"], size, "chunked", actor)
+        try:
+            sent = await delivery.send(netlify, push, job["sha1"], size, lambda: _stream(job))
+        except ApiError as exc:
+            raise Permanent(exc.message) from None
+        await delivery.finish(push, job["sha1"], sent, "chunked", actor)
         await db.execute("UPDATE push_jobs SET bytes = %s WHERE id = %s", (size, job["id"]))
 
 
@@ -211,17 +219,20 @@ async def process_due_jobs(budget_s: float | None = None) -> dict[str, int]:
 
 
 async def expire_staged() -> int:
-    """Expire jobs whose parts sat unused past the retention period; delete their parts."""
-    rows = await db.fetch_all(_EXPIRE, (config.settings().kaixupush_retention_h * 3600,))
+    """Expire the unfinished jobs of pushes whose upload window closed; delete their parts."""
+    rows = await db.fetch_all(_EXPIRE, (pushes.retention_s(),))
     await staging.delete_parts([row["id"] for row in rows])
     return len(rows)
 
 
 async def upkeep() -> dict[str, int]:
-    """What the worker and the maintenance run do: due jobs, expiry, pending deploys, and
-    inits whose process died before Netlify answered."""
+    """What the worker and the maintenance run do: due jobs, expiry of staged parts, pending
+    deploys, inits whose process died before Netlify answered, pushes past their window and
+    the manifests of finished pushes."""
     counts = await process_due_jobs()
     counts["expired_jobs"] = await expire_staged()
     counts["finalized_pushes"] = await deploy.finalize_pending()
     counts["abandoned_inits"] = await deploy.sweep_abandoned()
+    counts["expired_pushes"] = await deploy.expire_pushes()
+    counts["pruned_manifests"] = await deploy.prune_manifests()
     return {f"kaixupush_{name}": value for name, value in counts.items()}

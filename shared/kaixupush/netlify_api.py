@@ -7,12 +7,20 @@ when Netlify certainly did not act on it (429, or a connection that never opened
 is left is raised as :class:`NetlifyError`, which says whether a later retry could help
 and how long Netlify asked to wait: the job queue schedules its next attempt from that.
 The token never appears in an error: Netlify's message is cut short and scrubbed.
+
+Every attempt first spends one call of the token's budget (``KAIXUPUSH_NETLIFY_CALLS_PER_MIN``
+on average, bursts of ten seconds' worth: a token bucket in PostgreSQL, keyed by a
+keyed hash of the token, shared by every process). An attempt over budget never reaches
+Netlify: it fails like a 429 Netlify would have sent, with the wait as its Retry-After, so
+the same retries and job backoff apply, and the operator's token (shared by the customers
+without one of their own) is never pushed into Netlify's own limits by one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shared import config, crypto, netlify_tokens, numbers
+from shared import config, crypto, db, netlify_tokens, numbers, throttle
 from shared.http import ApiError
 from shared.kaixupush import paths
 from shared.providers import transport
@@ -38,13 +46,20 @@ class NetlifyError(Exception):
     """A Netlify call that failed for good (after the retries this call was allowed)."""
 
     def __init__(
-        self, status: int | None, message: str, *, retry_after: float | None = None, sent: bool = True
+        self,
+        status: int | None,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        sent: bool = True,
+        budget: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status  # None: no HTTP answer (network failure, timeout)
         self.message = message
         self.retry_after = retry_after
         self.sent = sent  # False when the request certainly never reached Netlify
+        self.budget = budget  # True: refused by the gateway's own budget for the token
 
     @property
     def retryable(self) -> bool:
@@ -122,8 +137,41 @@ def backoff_s(attempt: int) -> float:
     return base * (1 + random.random() * 0.2)
 
 
+def _over_budget(wait_s: float) -> NetlifyError:
+    return NetlifyError(
+        429,
+        "the gateway's budget of Netlify calls for this token is spent",
+        retry_after=wait_s,
+        sent=False,
+        budget=True,
+    )
+
+
+async def spend_budget(token: str) -> None:
+    """Spend one call of the token's budget, or raise the 429 an attempt over it gets."""
+    per_min = config.settings().kaixupush_netlify_calls_per_min
+    if per_min <= 0:
+        return
+    row = await db.fetch_one(
+        "SELECT kx_netlify_take(%s, %s, %s) AS wait_s",
+        (throttle.subject_hash("netlify-token:" + token), per_min / 60, max(1.0, per_min / 6)),
+    )
+    if row["wait_s"] > 0:
+        raise _over_budget(float(row["wait_s"]))
+
+
 def to_api_error(error: NetlifyError) -> ApiError:
     """What a caller of the gateway sees when Netlify failed."""
+    if error.budget:
+        wait = max(1, math.ceil(error.retry_after or 1))
+        return ApiError(
+            429,
+            "NETLIFY_RATE_LIMITED",
+            f"The gateway's budget of Netlify calls for this account is spent; retry in {wait} s.",
+            headers={"retry-after": str(wait)},
+            retry_after_s=wait,
+            scope="gateway",
+        )
     if error.status == 429:
         wait = max(1, round(error.retry_after or 30))
         return ApiError(
@@ -132,6 +180,7 @@ def to_api_error(error: NetlifyError) -> ApiError:
             "Netlify is rate limiting this account; retry later.",
             headers={"retry-after": str(wait)},
             retry_after_s=wait,
+            scope="netlify",
         )
     if error.status is None:
         return ApiError(502, "NETLIFY_UNREACHABLE", f"Netlify could not be reached: {error.message}")
@@ -224,6 +273,7 @@ class Netlify:
         }
         if attempt > 1:
             sent_headers["x-nf-retry-count"] = str(attempt - 1)
+        await spend_budget(self._token)
         body = content() if callable(content) else content
         http = transport.client()
         try:

@@ -1,32 +1,52 @@
 """The push record: one Netlify deploy made through the gateway, and its state changes.
 
 A push belongs to one customer; another customer's push id is simply not found. Its state
-is Netlify's deploy state (refreshed from Netlify, never trusted from the client) plus two
-of the gateway's own: ``creating`` before Netlify answered and ``init_failed`` when it
-refused. ``ready`` and ``error`` are final: the push's billing event (``deploy_ready`` is
-charged, ``deploy_error`` is not) is written once, in the transaction that records it.
+is Netlify's deploy state (refreshed from Netlify, never trusted from the client) plus three
+of the gateway's own: ``creating`` before Netlify answered, ``init_failed`` when it refused
+and ``expired`` (set by the upkeep) for a push that was not ready in time. ``ready`` and
+``error`` are final: the push's billing event (``deploy_ready`` is charged, ``deploy_error``
+is not) is written once, in the transaction that records it.
+
+Files may be sent to a push for ``KAIXUPUSH_RETENTION_H`` from its creation, however recently
+the last one came (:func:`require_open`): after that Netlify can no longer be handed the last
+file, so a deploy cannot be finished once nobody watches it any more. A deploy whose files
+were all sent in time is followed for a day more (:data:`FINALIZE_GRACE_S`), so it is billed
+when it becomes ready even if its client never asks.
+
+Netlify is asked for a push's state at most once per ``KAIXUPUSH_STATUS_CACHE_S`` (every
+process together: the claim is an update of ``polled_at``); other refreshes answer from the
+database, so polling ``kaixupush-status`` cannot spend the Netlify token.
 """
 
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from shared import audit, db
+from shared import audit, config, db
 from shared.http import ApiError
 from shared.kaixupush import billing
 from shared.kaixupush.manifest import SHA1
 from shared.kaixupush.netlify_api import Netlify
 
 FINAL_STATES = ("ready", "error")
+EXPIRED = "expired"
 PREPARING = ("creating", "new", "enqueued", "preparing")
+FINALIZE_GRACE_S = billing.FINALIZE_GRACE_S  # after the upload window: for Netlify to publish
 COLUMNS = (
     "id, push_id, customer_id, api_key_id, project_row_id, project_id, netlify_site_id, branch, title, "
     "draft, deploy_id, state, url, error, file_count, required, ready_at, finished_at, created_at, updated_at"
 )
 _UPLOADED = "SELECT count(*) AS n FROM push_files WHERE push_row_id = %s AND status = 'done'"
+_CLAIM_POLL = """
+UPDATE push_pushes SET polled_at = now()
+WHERE id = %s AND finished_at IS NULL
+  AND (polled_at IS NULL OR polled_at <= now() - make_interval(secs => %s))
+RETURNING id
+"""
 
 
 def new_push_id() -> str:
@@ -45,13 +65,32 @@ async def load(customer_id: int, push_id: object) -> dict[str, Any]:
     return row
 
 
+def retention_s() -> float:
+    return config.settings().kaixupush_retention_h * 3600
+
+
+def upload_deadline(push: dict[str, Any]) -> datetime:
+    """Until when files may be sent to the push: a fixed time after its creation."""
+    return push["created_at"] + timedelta(seconds=retention_s())
+
+
 def require_open(push: dict[str, Any]) -> None:
-    """Files can be sent while Netlify's deploy waits for them, not before or after."""
+    """Files can be sent while Netlify's deploy waits for them and the push's upload window
+    is open, not before or after."""
     if push["deploy_id"] is None or push["finished_at"] is not None or push["state"] == "init_failed":
         raise ApiError(
             409,
             "PUSH_CLOSED",
             f"Push {push['push_id']} is {push['state']}; files can no longer be sent to it.",
+        )
+    deadline = upload_deadline(push)
+    if datetime.now(UTC) >= deadline:
+        raise ApiError(
+            409,
+            "PUSH_EXPIRED",
+            f"Push {push['push_id']} expired: files could be sent to it until {deadline.isoformat()} "
+            f"({config.settings().kaixupush_retention_h:g} h after its creation); start a new deploy.",
+            expired_at=deadline,
         )
 
 
@@ -63,12 +102,23 @@ async def manifest_digest(push_row_id: int, path: str) -> str | None:
 
 
 async def paths_for(push_row_id: int, sha1: str) -> list[str]:
-    """Every manifest path with this content: Netlify is sent each of them."""
+    """Every manifest path with this content."""
     rows = await db.fetch_all(
         "SELECT key FROM push_pushes, jsonb_each_text(manifest) WHERE id = %s AND value = %s ORDER BY key",
         (push_row_id, sha1),
     )
     return [row["key"] for row in rows]
+
+
+async def first_path(push_row_id: int, sha1: str) -> str | None:
+    """One manifest path with this content (the first in order): Netlify asks for content by
+    SHA-1, and one upload of it serves every path that has it."""
+    row = await db.fetch_one(
+        "SELECT key FROM push_pushes, jsonb_each_text(manifest) WHERE id = %s AND value = %s "
+        "ORDER BY key LIMIT 1",
+        (push_row_id, sha1),
+    )
+    return row["key"] if row else None
 
 
 async def missing(push: dict[str, Any]) -> list[str]:
@@ -170,8 +220,19 @@ async def _record_final(conn: psycopg.AsyncConnection, push: dict[str, Any], act
         )
 
 
-async def refresh(push: dict[str, Any], netlify: Netlify, actor: str) -> dict[str, Any]:
-    """Ask Netlify for the deploy's state and record it (a finished push is left as it is)."""
+async def poll(push: dict[str, Any], netlify: Netlify, actor: str) -> tuple[dict[str, Any], bool]:
+    """The push brought up to date: from Netlify (recorded; True) when nobody asked Netlify
+    for it within ``KAIXUPUSH_STATUS_CACHE_S``, else as the database has it (False). A
+    finished push is left as it is."""
     if push["deploy_id"] is None or push["finished_at"] is not None:
-        return push
-    return await apply_deploy(push, await netlify.get_deploy(push["deploy_id"]), actor)
+        return push, False
+    claimed = await db.fetch_one(_CLAIM_POLL, (push["id"], config.settings().kaixupush_status_cache_s))
+    if claimed is None:
+        current = await db.fetch_one(f"SELECT {COLUMNS} FROM push_pushes WHERE id = %s", (push["id"],))
+        return current or push, False
+    return await apply_deploy(push, await netlify.get_deploy(push["deploy_id"]), actor), True
+
+
+async def refresh(push: dict[str, Any], netlify: Netlify, actor: str) -> dict[str, Any]:
+    """:func:`poll` without saying whether Netlify was asked."""
+    return (await poll(push, netlify, actor))[0]

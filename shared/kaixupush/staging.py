@@ -6,6 +6,17 @@ under ``KAIXUPUSH_S3_PREFIX<job>/<part>`` (``KAIXUPUSH_S3_ENDPOINT_URL`` points 
 S3-compatible server; credentials come the usual AWS way). Each part remembers where it
 went, so changing the setting never loses parts already staged. Parts are read back one at
 a time, so assembling a file never holds more than one part in memory.
+
+What may be staged is bounded whether or not the customer has a push cap. A file's job is
+admitted (at its first part) with its whole size reserved: ``parts x KAIXUPUSH_PART_BYTES``,
+which the part rules make an upper bound of what it can stage. Only digests Netlify asked
+for get a job, a file is at most ``KAIXUPUSH_MAX_FILE_BYTES``, and the reservations of a
+push's open jobs (those that hold or will hold parts: receiving, queued, running,
+retry_wait, failed) stay within ``KAIXUPUSH_PUSH_STAGING_MAX_BYTES``, a customer's within
+``KAIXUPUSH_CUSTOMER_STAGING_MAX_BYTES``, and a push has at most
+``KAIXUPUSH_OPEN_JOBS_PER_PUSH`` open jobs (:func:`check_room`). Reserving the whole file up
+front means an admitted file can always be completed: files never wait for each other's
+room. Parts live at most ``KAIXUPUSH_RETENTION_H`` after their push was created (``jobs``).
 """
 
 from __future__ import annotations
@@ -17,12 +28,92 @@ from typing import Any
 import psycopg
 
 from shared import config, db
+from shared.http import ApiError
 
 _S3_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+ROOM_RETRY_S = 10
+# Open jobs of the customer other than the one being (re)admitted; the status list is the
+# predicate of the partial index push_jobs_customer_open.
+_RESERVED = """
+SELECT coalesce(sum(parts::bigint) FILTER (WHERE push_row_id = %(push)s), 0)::bigint AS push_parts,
+       coalesce(sum(parts::bigint), 0)::bigint AS customer_parts,
+       count(*) FILTER (WHERE push_row_id = %(push)s) AS push_jobs
+FROM push_jobs
+WHERE customer_id = %(customer)s AND id <> %(job)s
+  AND status IN ('receiving', 'queued', 'running', 'retry_wait', 'failed')
+"""
 
 
 class MissingPart(Exception):
     """A part the job needs is not staged (expired, or its S3 object is gone)."""
+
+
+def file_too_large(limit: int, declared: int, reason: str) -> ApiError:
+    return ApiError(
+        413,
+        "FILE_TOO_LARGE",
+        f"This file would be at least {declared} bytes; {reason} is {limit} bytes.",
+        max_file_bytes=limit,
+        declared_bytes=declared,
+    )
+
+
+def check_file_size(parts: int) -> int:
+    """The most a file of ``parts`` parts can stage; 413 FILE_TOO_LARGE if even its smallest
+    possible size passes KAIXUPUSH_MAX_FILE_BYTES (refused before any byte is read)."""
+    cfg = config.settings()
+    smallest = (parts - 1) * cfg.kaixupush_part_bytes + 1
+    if smallest > cfg.kaixupush_max_file_bytes:
+        raise file_too_large(cfg.kaixupush_max_file_bytes, smallest, "the largest file allowed")
+    return parts * cfg.kaixupush_part_bytes
+
+
+def _no_room(scope: str, limit: int, reserved: int, needed: int) -> ApiError:
+    return ApiError(
+        429,
+        "STAGING_QUOTA",
+        f"The {scope}'s files being received already hold {reserved} of its {limit} bytes of "
+        f"staging; this file needs {needed} more. Retry once some files are delivered.",
+        headers={"retry-after": str(ROOM_RETRY_S)},
+        scope=scope,
+        limit_bytes=limit,
+        reserved_bytes=reserved,
+        needed_bytes=needed,
+        retry_after_s=ROOM_RETRY_S,
+    )
+
+
+async def check_room(
+    conn: psycopg.AsyncConnection, push: dict[str, Any], parts: int, job_id: int | None
+) -> None:
+    """Whether a file of ``parts`` parts may be admitted to the push (``job_id``: the job being
+    re-opened, whose old reservation is replaced). The caller holds the customer's lock."""
+    cfg = config.settings()
+    needed = check_file_size(parts)
+    push_cap, customer_cap = cfg.kaixupush_push_staging_max_bytes, cfg.kaixupush_customer_staging_max_bytes
+    if needed > min(push_cap, customer_cap):
+        raise file_too_large(min(push_cap, customer_cap), needed, "the staging quota")
+    cur = await conn.execute(
+        _RESERVED, {"push": push["id"], "customer": push["customer_id"], "job": job_id or 0}
+    )
+    held = await cur.fetchone()
+    if held["push_jobs"] >= cfg.kaixupush_open_jobs_per_push:
+        raise ApiError(
+            429,
+            "PUSH_JOBS_LIMIT",
+            f"At most {cfg.kaixupush_open_jobs_per_push} files of a push may be in transfer at once; "
+            "finish one first.",
+            headers={"retry-after": str(ROOM_RETRY_S)},
+            limit=cfg.kaixupush_open_jobs_per_push,
+            retry_after_s=ROOM_RETRY_S,
+        )
+    for scope, cap, reserved_parts in (
+        ("push", push_cap, held["push_parts"]),
+        ("customer", customer_cap, held["customer_parts"]),
+    ):
+        reserved = reserved_parts * cfg.kaixupush_part_bytes
+        if reserved + needed > cap:
+            raise _no_room(scope, cap, reserved, needed)
 
 
 @functools.lru_cache(maxsize=4)

@@ -3,15 +3,19 @@ kaixupush-upload-complete), and what each required file's state is (kaixupush-fi
 
 Every upload names a digest of the push's manifest that Netlify asked for. A whole file is
 checked against ``x-content-sha1`` before it goes anywhere; a file larger than
-``KAIXUPUSH_PART_BYTES`` must come in parts.
+``KAIXUPUSH_PART_BYTES`` must come in parts, and no file may pass ``KAIXUPUSH_MAX_FILE_BYTES``
+(413 FILE_TOO_LARGE, for parts as soon as ``parts`` says so, before a byte is read). Files
+are taken only within the push's upload window (409 PUSH_EXPIRED after it).
 
 Part rules (checked on every part, so a bad part is refused on arrival): parts are numbered
 ``0 .. parts-1``; every part except the last is exactly ``KAIXUPUSH_PART_BYTES`` long and the
 last one 1 to ``KAIXUPUSH_PART_BYTES`` bytes (409 PART_SIZE otherwise); ``parts`` may not
 change while the file is being received (409 PARTS_MISMATCH); an optional
 ``x-content-sha1`` header is the SHA-1 of that part and is verified (400 PART_SHA1_MISMATCH).
-Sending a part again replaces it. upload-complete refuses missing parts (409
-PARTS_INCOMPLETE naming them), then queues the file's job and runs it at once: the whole
+Sending a part again replaces it. A file's first part admits its job within the staging
+quotas (see ``staging``: 413 FILE_TOO_LARGE, 429 STAGING_QUOTA or PUSH_JOBS_LIMIT). upload-complete
+refuses missing parts (409 PARTS_INCOMPLETE naming them), then queues the file's job and runs
+it at once, within the customer's places for concurrent work (``limits.busy``): the whole
 file's SHA-1 is verified before Netlify sees a byte.
 """
 
@@ -87,7 +91,8 @@ def _require_required(push: dict[str, Any], sha1: str) -> None:
         )
 
 
-async def _body(ctx: Ctx) -> bytes:
+async def _part_body(ctx: Ctx) -> bytes:
+    """A part: at most KAIXUPUSH_PART_BYTES, refused as soon as the body passes it."""
     limit = config.settings().kaixupush_part_bytes
     try:
         return await ctx.body(limit)
@@ -95,6 +100,19 @@ async def _body(ctx: Ctx) -> bytes:
         if error.status == 413:
             error.message = f"The body is larger than {limit} bytes: send it with kaixupush-upload-chunk."
             error.extra["max_bytes"] = limit
+        raise
+
+
+async def _whole_body(ctx: Ctx) -> bytes:
+    """A whole file: a part's size at most, and never more than KAIXUPUSH_MAX_FILE_BYTES."""
+    largest = config.settings().kaixupush_max_file_bytes
+    if largest >= config.settings().kaixupush_part_bytes:
+        return await _part_body(ctx)
+    try:
+        return await ctx.body(largest)
+    except ApiError as error:
+        if error.status == 413:
+            raise staging.file_too_large(largest, largest + 1, "the largest file allowed") from None
         raise
 
 
@@ -121,7 +139,7 @@ async def upload(ctx: Ctx) -> dict[str, Any]:
     _require_required(push, sha1)
     if await delivery.is_done(push["id"], sha1):
         return _skipped(push, sha1, path=path)
-    data = await _body(ctx)
+    data = await _whole_body(ctx)
     if (got := _sha1(data)) != sha1:
         raise ApiError(
             400, "SHA1_MISMATCH", "The body's SHA-1 is not the x-content-sha1 header.", expected=sha1, got=got
@@ -135,14 +153,14 @@ async def upload(ctx: Ctx) -> dict[str, Any]:
             409, "UPLOAD_IN_PROGRESS", "Another request is sending this file right now.", sha1=sha1
         )
     try:
-        await delivery.send(netlify, push, sha1, len(data), data)
+        sent = await delivery.send(netlify, push, sha1, len(data), data)
     except NetlifyError as error:
         await delivery.release(push, sha1)
         raise to_api_error(error) from None
     except BaseException:
         await delivery.release(push, sha1)
         raise
-    await delivery.finish(push, sha1, len(data), "direct", ctx.actor or "key")
+    await delivery.finish(push, sha1, sent, "direct", ctx.actor or "key")
     return {"uploaded": True, "push_id": push["push_id"], "path": path, "sha1": sha1, "bytes": len(data)}
 
 
@@ -165,18 +183,13 @@ def _check_part_size(part: int, parts: int, size: int) -> None:
         )
 
 
-async def _job_for_part(
-    conn: psycopg.AsyncConnection, push: dict[str, Any], sha1: str, path: str, parts: int
-) -> dict[str, Any] | None:
-    """The file's job, locked, ready to take a part; None if the file is already delivered."""
-    cur = await conn.execute(
-        "INSERT INTO push_jobs (push_row_id, customer_id, sha1, path, parts) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (push_row_id, sha1) DO UPDATE SET updated_at = now() RETURNING *",
-        (push["id"], push["customer_id"], sha1, path, parts),
-    )
-    job = await cur.fetchone()
+def _job_state(job: dict[str, Any] | None, parts: int) -> str:
+    """'take' (the job receives parts as it is), 'admit' (it must be created or re-opened
+    within the quotas) or 'done'; 409 if it is busy or being sent in another number of parts."""
+    if job is None or job["status"] in ("failed", "expired"):  # a new part re-opens a failed file
+        return "admit"
     if job["status"] == "done":
-        return None
+        return "done"
     if job["status"] in _BUSY:
         raise ApiError(
             409,
@@ -184,15 +197,7 @@ async def _job_for_part(
             f"This file is already {job['status']}; wait for its job.",
             job_status=job["status"],
         )
-    if job["status"] in ("failed", "expired"):  # a new part re-opens the file (e.g. after a bad part)
-        if job["parts"] != parts:
-            await conn.execute("DELETE FROM push_parts WHERE job_id = %s", (job["id"],))
-        await conn.execute(
-            "UPDATE push_jobs SET status = 'receiving', parts = %s, attempts = 0, last_error = NULL "
-            "WHERE id = %s",
-            (parts, job["id"]),
-        )
-    elif job["parts"] != parts:
+    if job["parts"] != parts:
         raise ApiError(
             409,
             "PARTS_MISMATCH",
@@ -200,7 +205,74 @@ async def _job_for_part(
             expected_parts=job["parts"],
             parts=parts,
         )
-    return job
+    return "take"
+
+
+async def _find_job(conn: psycopg.AsyncConnection, push: dict[str, Any], sha1: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "SELECT * FROM push_jobs WHERE push_row_id = %s AND sha1 = %s FOR UPDATE", (push["id"], sha1)
+    )
+    return await cur.fetchone()
+
+
+async def _admit_job(push: dict[str, Any], sha1: str, path: str, parts: int) -> dict[str, Any] | None:
+    """The file's job, ready to take parts (None once the file is delivered). A new or
+    re-opened job is admitted under the customer's lock, within the staging quotas, before
+    the part's bytes are read: a refusal writes nothing."""
+    job = await db.fetch_one(
+        "SELECT * FROM push_jobs WHERE push_row_id = %s AND sha1 = %s", (push["id"], sha1)
+    )
+    state = _job_state(job, parts)
+    if state != "admit":
+        return job if state == "take" else None
+    async with db.connection() as conn, conn.transaction():
+        await limits.lock_customer(conn, push["customer_id"])
+        job = await _find_job(conn, push, sha1)
+        state = _job_state(job, parts)  # another request may have admitted it meanwhile
+        if state != "admit":
+            return job if state == "take" else None
+        await staging.check_room(conn, push, parts, job["id"] if job else None)
+        if job is None:
+            cur = await conn.execute(
+                "INSERT INTO push_jobs (push_row_id, customer_id, sha1, path, parts) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING *",
+                (push["id"], push["customer_id"], sha1, path, parts),
+            )
+            return await cur.fetchone()
+        if job["parts"] != parts:
+            await conn.execute("DELETE FROM push_parts WHERE job_id = %s", (job["id"],))
+        cur = await conn.execute(
+            "UPDATE push_jobs SET status = 'receiving', parts = %s, attempts = 0, last_error = NULL, "
+            "updated_at = now() WHERE id = %s RETURNING *",
+            (parts, job["id"]),
+        )
+        return await cur.fetchone()
+
+
+async def _stage(
+    push: dict[str, Any], sha1: str, parts: int, part: int, data: bytes, part_sha1: str
+) -> int | None:
+    """Stage the part in the file's job (capped customers: within the cap); the parts received
+    so far, or None if the file was delivered meanwhile."""
+    async with db.connection() as conn, conn.transaction():
+        capped = (await billing.plan_for(conn, push["customer_id"])).monthly_cap_cents is not None
+        if capped:
+            await limits.lock_customer(conn, push["customer_id"])
+        job = await _find_job(conn, push, sha1)
+        state = _job_state(job, parts)
+        if state == "done":
+            return None
+        if state == "admit":  # failed or expired since it was admitted: send the part again
+            raise ApiError(
+                409, "JOB_BUSY", "This file's job changed while the part arrived; send it again.", sha1=sha1
+            )
+        if capped:
+            extra = len(data) - await staging.previous_size(conn, job["id"], part)
+            await billing.check_cap(conn, push["customer_id"], extra_bytes=max(0, extra))
+        await staging.put_part(conn, job["id"], part, data, part_sha1)
+        await conn.execute("UPDATE push_jobs SET updated_at = now() WHERE id = %s", (job["id"],))
+        cur = await conn.execute("SELECT count(*) AS n FROM push_parts WHERE job_id = %s", (job["id"],))
+        return (await cur.fetchone())["n"]
 
 
 async def upload_chunk(ctx: Ctx) -> dict[str, Any]:
@@ -213,11 +285,15 @@ async def upload_chunk(ctx: Ctx) -> dict[str, Any]:
         raise ApiError(400, "INVALID_INPUT", f"A file may have at most {MAX_PARTS} parts.", field="parts")
     if part >= parts:
         raise ApiError(400, "INVALID_INPUT", f"part must be from 0 to {parts - 1}.", field="part")
+    staging.check_file_size(parts)
     path = await _target(push, ctx.query.get("path"), sha1)
     _require_required(push, sha1)
     if await delivery.is_done(push["id"], sha1):
         return _skipped(push, sha1, part=part)
-    data = await _body(ctx)
+    job = await _admit_job(push, sha1, path, parts)
+    if job is None:
+        return _skipped(push, sha1, part=part)
+    data = await _part_body(ctx)
     _check_part_size(part, parts, len(data))
     part_sha1 = _sha1(data)
     if (claimed := _header_sha1(ctx, required=False)) and claimed != part_sha1:
@@ -229,19 +305,9 @@ async def upload_chunk(ctx: Ctx) -> dict[str, Any]:
             expected=claimed,
             got=part_sha1,
         )
-    async with db.connection() as conn, conn.transaction():
-        capped = (await billing.plan_for(conn, push["customer_id"])).monthly_cap_cents is not None
-        if capped:
-            await limits.lock_customer(conn, push["customer_id"])
-        job = await _job_for_part(conn, push, sha1, path, parts)
-        if job is None:
-            return _skipped(push, sha1, part=part)
-        if capped:
-            extra = len(data) - await staging.previous_size(conn, job["id"], part)
-            await billing.check_cap(conn, push["customer_id"], extra_bytes=max(0, extra))
-        await staging.put_part(conn, job["id"], part, data, part_sha1)
-        cur = await conn.execute("SELECT count(*) AS n FROM push_parts WHERE job_id = %s", (job["id"],))
-        received = (await cur.fetchone())["n"]
+    received = await _stage(push, sha1, parts, part, data, part_sha1)
+    if received is None:
+        return _skipped(push, sha1, part=part)
     return {
         "push_id": push["push_id"],
         "sha1": sha1,
@@ -309,6 +375,13 @@ async def upload_complete(ctx: Ctx) -> Response:
     push = await _open_push(ctx, body.get("push_id"))
     sha1 = check_sha1(body.get("sha1"), "sha1")
     parts = fields.int_field(body, "parts", minimum=1, maximum=MAX_PARTS)
+    staging.check_file_size(parts)
+    async with limits.busy(ctx.customer_id):
+        return await _complete_job(ctx, push, sha1, parts)
+
+
+async def _complete_job(ctx: Ctx, push: dict[str, Any], sha1: str, parts: int) -> Response:
+    """Queue the file's job and run it inline (bounded by KAIXUPUSH_INLINE_S)."""
     async with db.connection() as conn, conn.transaction():
         job = await _queue(conn, ctx, push, sha1, parts)
     if job["status"] != "done":

@@ -12,6 +12,13 @@ Reuse is safe without polling a pooled socket first: a connection the server clo
 EOF before reuse, and a request on a reused connection that gets no byte back before the
 connection drops is retried once on a fresh one (the keep-alive race every HTTP/1.1 client
 handles). Failures are httpx's exception types, so callers handle one family of errors.
+
+A request body given as bytes (every provider call) goes out in one write, as above. A body
+given as a stream (a file on its way to Netlify, which may be a gigabyte) is written piece
+by piece, each piece only once the socket has taken the last one (``pause_writing`` /
+``resume_writing``), so a slow server holds back the producer instead of the process
+buffering the file. A stream cannot be sent twice, so it always gets a fresh connection
+(which then joins the pool) rather than risking the keep-alive race on a reused one.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import asyncio
 import functools
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import httptools
@@ -182,6 +189,17 @@ class _Connection(asyncio.Protocol):
             self.transport.write(body)  # type: ignore[union-attr]
         return self._writable
 
+    def start(self, head: bytes) -> None:
+        """Start a new message whose body follows piece by piece (see :func:`_send_stream`)."""
+        self.message = _Message()
+        self.received = 0
+        self.transport.write(head)  # type: ignore[union-attr]
+
+    def write(self, data: bytes) -> asyncio.Future[bool] | None:
+        """Write more of the request; the future (if any) resolves once the socket takes more."""
+        self.transport.write(data)  # type: ignore[union-attr]
+        return self._writable
+
     async def wait(self, timeout: float | None) -> None:
         """Until something arrives; TimeoutError after ``timeout`` seconds of silence."""
         if self._reading_paused:
@@ -302,6 +320,32 @@ class ConnectionPool:
             raise
         return Response(self, origin, conn, timeout)
 
+    async def request_stream(
+        self, origin: Origin, head: bytes, body: AsyncIterable[bytes], chunked: bool, timeout: float | None
+    ) -> Response:
+        """Send one request whose body is written as ``body`` produces it (``chunked``: framed
+        as chunks, else the head carries its content-length), on a fresh connection."""
+        await self._take_slot(timeout)
+        try:
+            conn = await self._connect(origin, timeout)
+            try:
+                await _send_stream(conn, head, body, chunked, timeout)
+                await _read_head(conn, timeout)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+        return Response(self, origin, conn, timeout)
+
+    async def _take_slot(self, timeout: float | None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("No upstream connection became free in time.") from None
+
     def release(self, origin: Origin, conn: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
         conn.message = None
@@ -378,6 +422,50 @@ async def _send(conn: _Connection, head: bytes, body: bytes, timeout: float | No
             raise httpx.WriteTimeout("Timed out sending the request.") from None
 
 
+async def _send_stream(
+    conn: _Connection, head: bytes, body: AsyncIterable[bytes], chunked: bool, timeout: float | None
+) -> None:
+    """Write the head, then each piece of ``body`` once the socket has taken the previous one.
+    A server that answers before the body is all sent (a refusal) stops the sending: its answer
+    is read as usual, and the connection, left mid-request, is not reused."""
+    conn.start(head)
+    async for piece in body:
+        if not piece:
+            continue
+        if _answered(conn):
+            return
+        if chunked:
+            conn.write(b"%x\r\n" % len(piece))
+            conn.write(piece)
+            writable = conn.write(b"\r\n")
+        else:
+            writable = conn.write(piece)
+        await _drained(conn, writable, timeout)
+    if chunked and not _answered(conn):
+        await _drained(conn, conn.write(b"0\r\n\r\n"), timeout)
+
+
+def _answered(conn: _Connection) -> bool:
+    message = conn.message
+    assert message is not None
+    if message.headers_done:
+        message.keep_alive = False  # the request was cut short: this connection is done
+        return True
+    return False
+
+
+async def _drained(conn: _Connection, writable: asyncio.Future[bool] | None, timeout: float | None) -> None:
+    """Wait until the socket takes more; WriteError if the connection went away unanswered."""
+    if writable is not None:
+        try:
+            async with asyncio.timeout(timeout):
+                await writable
+        except TimeoutError:
+            raise httpx.WriteTimeout("Timed out sending the request.") from None
+    if not conn.usable and not _answered(conn):
+        raise conn.error or httpx.WriteError("The connection closed while the request was being sent.")
+
+
 async def _read_head(conn: _Connection, timeout: float | None) -> None:
     message = conn.message
     assert message is not None
@@ -414,7 +502,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         head = _head(request.method.encode(), url.raw_path, request.headers.raw)
         timeout = request.extensions.get("timeout", {}).get("read")
-        response = await self.pool.request(origin, head, await request.aread(), timeout)
+        if isinstance(request.stream, httpx.ByteStream):  # already in memory: one write
+            response = await self.pool.request(origin, head, await request.aread(), timeout)
+        else:  # produced while it is sent: never read whole
+            chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+            stream: AsyncIterable[bytes] = request.stream  # type: ignore[assignment]
+            response = await self.pool.request_stream(origin, head, stream, chunked, timeout)
         return httpx.Response(
             response.status,
             headers=response.raw_headers,

@@ -10,8 +10,10 @@ A real HTTP server (uvicorn on 127.0.0.1 in a background thread) speaking the pa
 - ``GET /sites/{site}/deploys/{id}`` and ``GET /deploys/{id}``.
 - ``PUT /deploys/{id}/files/{path}`` (``application/octet-stream``): the path must be in the
   deploy and the SHA-1 of the received bytes must be the manifest's (else 422); the bytes
-  are stored. State: ``uploading`` while digests are missing, then ``processing`` (for
-  ``processing_polls`` reads), then ``ready`` (or ``error`` with ``deploy_error`` set).
+  are read as they arrive and kept (up to ``KEEP_BLOB_BYTES``; larger ones are only hashed,
+  so the fake never holds a large file in the test process). State: ``uploading`` while
+  digests are missing, then ``processing`` (for ``processing_polls`` reads), then ``ready``
+  (or ``error`` with ``deploy_error`` set).
 - Bearer tokens are checked (401 otherwise) and recorded per request.
 
 Scripting (thread-safe)::
@@ -42,6 +44,7 @@ from starlette.routing import Route
 from tests.fakes.server import LoopbackServer
 
 DEFAULT_TOKEN = "nfp_fake_netlify_token_0123456789"
+KEEP_BLOB_BYTES = 64 * 1024 * 1024  # larger uploads are hashed, counted and not kept
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -280,7 +283,7 @@ class FakeNetlify:
     async def _upload(self, request: Request) -> JSONResponse:
         if refused := await self._gate(request, "upload"):
             return refused
-        data = await request.body()
+        digest, received, kept = await self._read_streamed(request)
         with self._lock:
             deploy = self.deploys.get(request.path_params["deploy_id"])
             path = "/" + request.path_params["path"]
@@ -290,29 +293,46 @@ class FakeNetlify:
                 return self._error(request, "upload", 415, "send application/octet-stream")
             if path not in deploy.files:
                 return self._error(request, "upload", 422, f"{path} is not part of this deploy")
-            if request.headers.get("content-length") != str(len(data)):
+            if request.headers.get("content-length") != str(received):
                 return self._error(request, "upload", 411, "a Content-Length header is required")
             size = request.query_params.get("size")
-            if size is not None and int(size) != len(data):
+            if size is not None and int(size) != received:
                 return self._error(request, "upload", 422, "size does not match the body")
-            digest = hashlib.sha1(data).hexdigest()
             if digest != deploy.files[path]:
                 return self._error(request, "upload", 422, f"SHA1 mismatch for {path}: got {digest}")
-            self.blobs[digest] = data
+            if kept is not None:
+                self.blobs[digest] = kept
             self.sites[deploy.site_id].add(digest)
             deploy.uploaded.add(digest)
             if deploy.state == "uploading" and not set(deploy.required) - self.sites[deploy.site_id]:
                 deploy.state, deploy.processing_left = "processing", self.processing_polls
-            self._record(request, "upload", 200, len(data))
+            self._record(request, "upload", 200, received)
             return JSONResponse(
                 {
                     "id": digest,
                     "path": path,
                     "sha": digest,
                     "mime_type": "application/octet-stream",
-                    "size": len(data),
+                    "size": received,
                 }
             )
+
+    async def _read_streamed(self, request: Request) -> tuple[str, int, bytes | None]:
+        """(sha1, size, the bytes if at most KEEP_BLOB_BYTES) of a body read as it arrives, so
+        the fake (which runs in the test process) never holds a large file in memory."""
+        declared = request.headers.get("content-length", "")
+        keep = declared.isdigit() and int(declared) <= KEEP_BLOB_BYTES
+        digest, received, pieces = hashlib.sha1(), 0, []
+        async for chunk in request.stream():
+            digest.update(chunk)
+            received += len(chunk)
+            if keep and received <= KEEP_BLOB_BYTES:
+                pieces.append(chunk)
+        return (
+            digest.hexdigest(),
+            received,
+            b"".join(pieces) if keep and received <= KEEP_BLOB_BYTES else None,
+        )
 
 
 def _quiet() -> None:
