@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stats import percentile  # noqa: E402
-from shared import keys, migrate  # noqa: E402
-from shared.embedded_pg import EmbeddedPostgres  # noqa: E402
-from shared.gateway import _ADMIT, _SETTLE  # noqa: E402
+from shared import migrate  # noqa: E402
+from shared.gateway import keys  # noqa: E402
+from shared.gateway.pipeline import _ADMIT, _SETTLE  # noqa: E402
+from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 RESERVE_NANOS = 2_000_000  # a small call's worst case
 COST_NANOS = 1_200_000

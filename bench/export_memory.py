@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared import migrate  # noqa: E402
-from shared.embedded_pg import EmbeddedPostgres  # noqa: E402
+from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 PASSWORD = "bench-export-password"
 MB = 1024 * 1024
@@ -79,7 +79,7 @@ def start_server(url: str, port: int) -> subprocess.Popen:
         sys.executable,
         "-m",
         "uvicorn",
-        "shared.asgi:app",
+        "shared.host.asgi:app",
         "--port",
         str(port),
         "--log-level",

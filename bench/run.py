@@ -40,7 +40,7 @@ from bench import drivers, litellm_compare, load  # noqa: E402
 from bench.statements import StatementLog  # noqa: E402
 from bench.stats import Stats, percentile  # noqa: E402
 from shared import migrate  # noqa: E402
-from shared.embedded_pg import EmbeddedPostgres  # noqa: E402
+from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 CHAT_PATH = "/.netlify/functions/gateway-chat"
@@ -344,7 +344,7 @@ def main() -> None:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "shared.asgi:app",
+                "shared.host.asgi:app",
                 "--host",
                 "127.0.0.1",
                 "--port",

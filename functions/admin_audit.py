@@ -1,6 +1,7 @@
 """admin-audit: the audit log (who did what to which thing), filtered and paged."""
 
-from shared import admin_audit, admin_auth
+from shared.admin import audit as admin_audit
+from shared.admin import auth as admin_auth
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,7 @@
 """admin-customers: list/search, read, create (with its master key) and change policy."""
 
-from shared import admin_auth, admin_customers
+from shared.admin import auth as admin_auth
+from shared.admin import customers as admin_customers
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,7 @@
 """admin-devices: the devices of a customer or key; revoke and un-revoke them."""
 
-from shared import admin_auth, admin_devices
+from shared.admin import auth as admin_auth
+from shared.admin import devices as admin_devices
 from shared.http import Ctx, function
 
 

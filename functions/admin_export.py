@@ -2,7 +2,8 @@
 
 from starlette.responses import Response
 
-from shared import admin_auth, exports
+from shared.admin import auth as admin_auth
+from shared.admin import exports
 from shared.http import Ctx, function
 
 

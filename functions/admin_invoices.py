@@ -2,7 +2,8 @@
 
 from starlette.responses import Response
 
-from shared import admin_auth, invoices
+from shared.admin import auth as admin_auth
+from shared.billing import invoices
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,6 @@
 """admin-kaixupush-deploys: deploy history across customers."""
 
-from shared import admin_auth
+from shared.admin import auth as admin_auth
 from shared.http import function
 from shared.kaixupush import admin
 

@@ -1,7 +1,7 @@
 """admin-kaixupush-invoices: push invoices (list); POST ?action=set_cap sets a customer's push
 cap and pricing version."""
 
-from shared import admin_auth
+from shared.admin import auth as admin_auth
 from shared.http import function
 from shared.kaixupush import admin
 

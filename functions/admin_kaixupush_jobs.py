@@ -1,6 +1,6 @@
 """admin-kaixupush-jobs: chunk upload jobs (list; POST ?id=&action=retry re-queues a failed one)."""
 
-from shared import admin_auth
+from shared.admin import auth as admin_auth
 from shared.http import function
 from shared.kaixupush import admin
 

@@ -1,6 +1,6 @@
 """admin-kaixupush-projects: every customer's KaixuPush projects (list, create, update, delete)."""
 
-from shared import admin_auth
+from shared.admin import auth as admin_auth
 from shared.http import function
 from shared.kaixupush import projects
 

@@ -1,6 +1,7 @@
 """admin-keys: list a customer's keys, create sub-keys, rotate, revoke, change overrides."""
 
-from shared import admin_auth, admin_keys
+from shared.admin import auth as admin_auth
+from shared.admin import keys as admin_keys
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,6 @@
 """admin-login: exchange ADMIN_PASSWORD for a short-lived admin token."""
 
-from shared import admin_auth
+from shared.admin import auth as admin_auth
 from shared.http import Ctx, function
 
 

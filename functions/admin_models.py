@@ -1,6 +1,7 @@
 """admin-models: every priced model (provider, name, USD per Mtok), for the admin's model picker."""
 
-from shared import admin_auth, pricing
+from shared.admin import auth as admin_auth
+from shared.billing import pricing
 from shared.http import Ctx, function
 
 

@@ -2,7 +2,8 @@
 
 from starlette.responses import Response
 
-from shared import admin_auth, monitor_admin
+from shared.admin import auth as admin_auth
+from shared.admin import monitor as monitor_admin
 from shared.http import Ctx, function
 
 

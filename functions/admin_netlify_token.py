@@ -1,6 +1,7 @@
 """admin-netlify-token: set, clear or check a customer's Netlify token (never shown back)."""
 
-from shared import admin_auth, netlify_tokens
+from shared.admin import auth as admin_auth
+from shared.admin import netlify_tokens
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,7 @@
 """admin-stripe-checkout: a Stripe Checkout Session that tops up a customer when paid."""
 
-from shared import admin_auth, stripe_billing
+from shared.admin import auth as admin_auth
+from shared.billing import stripe_checkout as stripe_billing
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,7 @@
 """admin-topups: manual top-ups (idempotent with an Idempotency-Key) and their list."""
 
-from shared import admin_auth, topups
+from shared.admin import auth as admin_auth
+from shared.billing import topups
 from shared.http import Ctx, function
 
 

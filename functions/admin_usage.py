@@ -1,6 +1,7 @@
 """admin-usage: a customer's usage events, or the month summary with ``view=summary``."""
 
-from shared import admin_auth, admin_usage
+from shared.admin import auth as admin_auth
+from shared.admin import usage as admin_usage
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,6 @@
 """client-error-report: client apps report their own errors into the monitor."""
 
-from shared import client_errors
+from shared.gateway import client_errors
 from shared.http import Ctx, function
 
 

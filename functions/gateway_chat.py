@@ -1,6 +1,6 @@
 """gateway-chat: one normalised completion, authorised, capped, metered and billed."""
 
-from shared import gateway
+from shared.gateway import pipeline as gateway
 from shared.http import Ctx, function
 
 

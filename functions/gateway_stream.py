@@ -1,6 +1,7 @@
 """gateway-stream: the same call as gateway-chat, answered as Server-Sent Events."""
 
-from shared import gateway, streaming
+from shared.gateway import pipeline as gateway
+from shared.gateway import streaming
 from shared.http import Ctx, function
 
 

@@ -1,6 +1,6 @@
 """kaixupush-billing: the customer's push charges for a month."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import billing
 

@@ -1,6 +1,6 @@
 """kaixupush-complete: every required file is sent; wait (optionally) for Netlify to publish."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import deploy
 

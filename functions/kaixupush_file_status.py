@@ -1,6 +1,6 @@
 """kaixupush-file-status: per required file, whether it is uploaded and how its parts stand."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import uploads
 

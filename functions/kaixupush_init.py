@@ -1,6 +1,6 @@
 """kaixupush-init: start a deploy from a manifest (path -> sha1); answers what Netlify needs."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import deploy
 

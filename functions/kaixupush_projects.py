@@ -1,6 +1,6 @@
 """kaixupush-projects: a customer's project registry (list: viewer key; upsert: admin key)."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import projects
 

@@ -1,6 +1,6 @@
 """kaixupush-status: a push's state, refreshed from Netlify."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import deploy
 

@@ -1,6 +1,6 @@
 """kaixupush-upload: send one whole file (up to KAIXUPUSH_PART_BYTES) of a push."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import uploads
 

@@ -1,6 +1,6 @@
 """kaixupush-upload-chunk: send one part of a large file; a re-sent part replaces the old one."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import uploads
 

@@ -1,6 +1,6 @@
 """kaixupush-upload-complete: all parts sent; assemble, verify and deliver the file."""
 
-from shared import key_auth
+from shared.gateway import key_auth
 from shared.http import function
 from shared.kaixupush import uploads
 

@@ -1,7 +1,8 @@
 """maintenance: periodic upkeep, run every minute by the deploy's schedule (or POSTed by any
 scheduler with the x-kaixu-maintenance-secret header)."""
 
-from shared import config, maintenance
+from shared import config
+from shared.host import maintenance
 from shared.http import Ctx, function, secret_header
 
 

@@ -1,6 +1,6 @@
 """stripe-webhook: Stripe's signed events; a paid Checkout Session credits its top-up once."""
 
-from shared import stripe_webhook
+from shared.billing import stripe_webhook
 from shared.http import Ctx, function
 
 

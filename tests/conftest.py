@@ -23,7 +23,8 @@ import pytest
 import uvicorn
 from psycopg.types.json import Jsonb
 
-from shared import config, keys, migrate
+from shared import config, migrate
+from shared.gateway import keys
 from tests.deploy_support import ARCH
 from tests.fakes.lambda_runtime import Deployment, bare_python, runtime_client
 from tests.fakes.server import LoopbackServer
@@ -40,7 +41,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server_url = os.environ.get("TEST_DATABASE_URL", "")
     embedded = None
     if not server_url:
-        from shared.embedded_pg import EmbeddedPostgres
+        from shared.host.embedded_pg import EmbeddedPostgres
 
         embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), delete_on_stop=True)
         server_url = embedded.url()
@@ -61,7 +62,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[str]:
     """The whole system (every function and the SPA) on a loopback port."""
-    from shared.asgi import create_app
+    from shared.host.asgi import create_app
 
     http = LoopbackServer(
         create_app(),

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared import admin_auth, config
+from shared import config
+from shared.admin import auth as admin_auth
 from tests.admin_support import ADMIN_PASSWORD, FUNCTIONS, audit_rows, ok
 
 ATTACKER = {"x-forwarded-for": "198.51.100.7"}  # the test server trusts its loopback proxy
@@ -161,7 +162,7 @@ def test_production_refuses_to_start_with_a_weak_admin_setup(tmp_path):
 def _start_in_production(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Load what a Lambda's init and a server's start load: every function module."""
     return subprocess.run(
-        [sys.executable, "-c", "import shared.asgi"],
+        [sys.executable, "-c", "import shared.host.asgi"],
         env={**os.environ, "KAIXU_ENV": "production", **env},
         cwd=config.PROJECT_ROOT,
         capture_output=True,

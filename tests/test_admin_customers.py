@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared import accounts, keys
+from shared.admin import accounts
+from shared.gateway import keys
 from tests import admin_support
 from tests.admin_support import audit_rows, chat, new_customer, new_key, ok
 

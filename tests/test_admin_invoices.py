@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared import accounts, pricing
+from shared.admin import accounts
+from shared.billing import pricing
 from tests.reports_support import (
     ADMIN_PASSWORD,
     PASSWORD_HEADERS,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from shared import keys
+from shared.gateway import keys
 from tests import admin_support
 from tests.admin_support import audit_rows, chat, new_customer, new_key, ok
 

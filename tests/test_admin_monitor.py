@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from shared import monitor_tail
+from shared.admin import monitor_tail
 from tests.conftest import wait_for
 from tests.reports_support import (
     ADMIN_PASSWORD,

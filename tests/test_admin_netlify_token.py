@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from shared import crypto, netlify_tokens
+from shared import crypto
 from shared import db as shared_db
+from shared.admin import netlify_tokens
 from tests.reports_support import (
     ADMIN_PASSWORD,
     PASSWORD_HEADERS,

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared import accounts
-from shared.stripe_billing import topup_months
+from shared.admin import accounts
+from shared.billing.stripe_checkout import topup_months
 from tests import admin_support
 from tests.admin_support import audit_rows, new_customer, ok
 from tests.fakes.stripe_api import FakeStripe, serve_fake_stripe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared import accounts
+from shared.admin import accounts
 from tests import admin_support
 from tests.admin_support import chat, new_customer, new_key, ok
 

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared import alerts
 from shared import db as shared_db
+from shared.billing import alerts
 from tests.fakes.server import LoopbackServer, free_port
 
 SECRET = "whsec_test_secret"

@@ -7,8 +7,9 @@ import json
 import httpx
 import pytest
 
-from shared import gateway, pricing
-from shared.chat_request import ChatRequest
+from shared.billing import pricing
+from shared.gateway import pipeline as gateway
+from shared.gateway.request import ChatRequest
 from shared.providers import Usage
 from tests.conftest import wait_for
 

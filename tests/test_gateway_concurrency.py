@@ -9,7 +9,7 @@ import time
 import httpx
 
 from bench.statements import StatementLog
-from shared import pricing
+from shared.billing import pricing
 from tests.test_gateway import body
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
+from shared.admin.policy import MAX_CAP_CENTS
 from shared.kaixupush import billing
-from shared.policy import MAX_CAP_CENTS
 from tests import admin_support, kaixupush_support
 from tests.kaixupush_support import PushEnv, ok, random_bytes, sha1
 

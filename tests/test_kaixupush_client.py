@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared import kaixupush_client
+from shared.kaixupush import client as kaixupush_client
 from tests import kaixupush_support
 from tests.kaixupush_support import PROJECT, PushEnv, random_bytes, sha1
 

@@ -9,7 +9,8 @@ import uuid
 import psycopg
 import pytest
 
-from shared import keys, migrate
+from shared import migrate
+from shared.gateway import keys
 from tests import admin_support
 from tests.admin_support import new_customer, new_key
 from tests.conftest import _with_database

@@ -9,7 +9,8 @@ import sys
 
 import psycopg
 
-from shared import config, keys
+from shared import config
+from shared.gateway import keys
 from tests.conftest import IssuedKey
 from tests.test_gateway import body
 

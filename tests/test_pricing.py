@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared import pricing
+from shared.billing import pricing
 from shared.providers import anthropic, gemini, openai
 from shared.providers.base import Usage
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from shared import config, providers
-from shared.chat_request import ChatRequest
+from shared.gateway.request import ChatRequest
 from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai, transport
 from shared.providers.sse import SSEEvent
 from tests.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from shared import exports, pricing
+from shared.admin import exports
+from shared.billing import pricing
 from tests import admin_support
 
 admin = admin_support.admin  # the fixture

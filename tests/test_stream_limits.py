@@ -8,7 +8,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from shared import streaming
+from shared.gateway import streaming
 from tests.conftest import wait_for
 from tests.test_gateway import body
 

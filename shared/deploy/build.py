@@ -39,7 +39,7 @@ RUN_SCRIPT = """#!/bin/sh
 # server as HTTP, streaming the answer through the Function URL.
 cd "$(dirname "$0")" || exit 1
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}/opt/python"
-exec python -m uvicorn shared.asgi:app --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \\
+exec python -m uvicorn shared.host.asgi:app --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \\
   --lifespan on --no-proxy-headers --no-access-log --log-level warning
 """
 

@@ -521,7 +521,7 @@ def build(functions: dict[str, bool]) -> dict[str, Any]:
 
 def discover() -> dict[str, bool]:
     """Every endpoint in ``functions/`` and whether it is scheduled."""
-    from shared.asgi import discover_functions
+    from shared.host.asgi import discover_functions
 
     return {name: app.scheduled for name, app in discover_functions().items()}
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import accounts, audit, db, fields, params, policy
+from shared import audit, db, fields, params
+from shared.admin import accounts, policy
 from shared.http import ApiError, Ctx, bad_request
 from shared.kaixupush import billing
 from shared.kaixupush.manifest import check_project_id

@@ -29,7 +29,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shared import accounts, config, db, params, pricing
+from shared import config, db, params
+from shared.admin import accounts
+from shared.billing import pricing
 from shared.http import ApiError, Ctx
 
 GIB = 1 << 30

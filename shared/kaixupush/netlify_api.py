@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 import httpx
 
-from shared import config, crypto, db, netlify_tokens, numbers, throttle
+from shared import config, crypto, db, numbers, throttle
+from shared.admin import netlify_tokens
 from shared.http import ApiError
 from shared.kaixupush import paths
 from shared.providers import transport

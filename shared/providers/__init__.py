@@ -12,7 +12,7 @@ Adapters (one module per provider) only translate; ``transport`` and ``stream`` 
 from __future__ import annotations
 
 from shared import config
-from shared.chat_request import ChatRequest
+from shared.gateway.request import ChatRequest
 from shared.providers import errors, transport
 from shared.providers.anthropic import Anthropic
 from shared.providers.base import Completion, Provider, Usage, load_json

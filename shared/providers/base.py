@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from shared.chat_request import ChatRequest
 from shared.config import Settings
+from shared.gateway.request import ChatRequest
 from shared.providers.errors import ErrorDetails, UpstreamError, stream_error
 from shared.providers.sse import SSEEvent
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from shared.chat_request import ChatRequest
 from shared.config import Settings
+from shared.gateway.request import ChatRequest
 from shared.providers.base import (
     Provider,
     StreamParser,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.chat_request import ChatRequest
 from shared.config import Settings
+from shared.gateway.request import ChatRequest
 from shared.providers.base import Provider, StreamParser, UpstreamCall, Usage, count, request_headers
 from shared.providers.errors import ErrorDetails
 from shared.providers.sse import SSEEvent

@@ -15,7 +15,7 @@ from types import TracebackType
 import httpx
 
 from shared import config
-from shared.chat_request import ChatRequest
+from shared.gateway.request import ChatRequest
 from shared.providers import errors, transport
 from shared.providers.base import Provider, StreamParser, Usage
 from shared.providers.http11 import Response

@@ -34,7 +34,8 @@ import httpx
 import orjson
 from psycopg.types.json import Jsonb
 
-from shared import config, db, pricing
+from shared import config, db
+from shared.billing import pricing
 
 log = logging.getLogger("kaixu.alerts")
 

@@ -1,6 +1,6 @@
 """KaixuPush client: deploy a folder to Netlify through the gateway with a Kaixu key.
 
-    KAIXU_KEY=kx_live_... python -m shared.kaixupush_client deploy ./dist --project my-site
+    KAIXU_KEY=kx_live_... python -m shared.kaixupush.client deploy ./dist --project my-site
 
 It hashes every file (SHA-1), sends the manifest (gzip-compressed) to ``kaixupush-init``,
 uploads only what Netlify says it lacks (whole files up to the gateway's part size, larger
@@ -326,7 +326,7 @@ class Deployer:
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.kaixupush_client", description=__doc__.split("\n")[0]
+        prog="python -m shared.kaixupush.client", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     deploy = commands.add_parser("deploy", help="deploy a folder")

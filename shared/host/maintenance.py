@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared import alerts, config, db, idempotency, throttle
+from shared import config, db, idempotency, throttle
+from shared.billing import alerts
 from shared.kaixupush import jobs as kaixupush_jobs
 
 log = logging.getLogger("kaixu.maintenance")

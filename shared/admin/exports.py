@@ -16,7 +16,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from shared import csv_stream, params, pricing
+from shared import csv_stream, params
+from shared.billing import pricing
 from shared.http import Ctx, bad_request
 
 Row = dict[str, Any]

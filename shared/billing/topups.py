@@ -11,7 +11,8 @@ from typing import Any
 
 import psycopg
 
-from shared import accounts, audit, db, fields, idempotency, params, policy
+from shared import audit, db, fields, idempotency, params
+from shared.admin import accounts, policy
 from shared.http import ApiError, Ctx, JSONResponse
 
 SCOPE = "admin-topups"

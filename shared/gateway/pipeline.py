@@ -19,10 +19,12 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
-from shared import alerts, config, db, keys, pricing, providers
-from shared.chat_request import ChatRequest
+from shared import config, db, providers
+from shared.billing import alerts, pricing
+from shared.billing.pricing import ModelPrice
+from shared.gateway import keys
+from shared.gateway.request import ChatRequest
 from shared.http import ApiError, Ctx, bad_request
-from shared.pricing import ModelPrice
 from shared.providers import Usage
 
 log = logging.getLogger("kaixu.gateway")

@@ -12,7 +12,9 @@ from typing import Any
 
 import psycopg
 
-from shared import accounts, audit, db, fields, keys, params, policy
+from shared import audit, db, fields, params
+from shared.admin import accounts, policy
+from shared.gateway import keys
 from shared.http import ApiError, Ctx, JSONResponse, bad_request
 
 COLUMNS = (

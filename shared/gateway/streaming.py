@@ -21,7 +21,7 @@ from starlette.types import Send
 
 from shared import config, providers
 from shared.closing_stream import stream_to_reader
-from shared.gateway import Call, upstream_failure
+from shared.gateway.pipeline import Call, upstream_failure
 from shared.http import dumps
 from shared.providers import Usage
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from shared import db, keys
+from shared import db
+from shared.gateway import keys
 from shared.http import ApiError, Ctx
 
 _RANK = {role: rank for rank, role in enumerate(keys.ROLES)}

@@ -21,10 +21,11 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from shared import admin_auth, aws_lambda, config, db, params
+from shared import aws_lambda, config, db, params
+from shared.admin import auth as admin_auth
 from shared.closing_stream import ClosingStreamingResponse
+from shared.gateway.streaming import SSE_HEADERS, frame
 from shared.http import ApiError, Ctx
-from shared.streaming import SSE_HEADERS, frame
 
 log = logging.getLogger("kaixu.monitor_tail")
 

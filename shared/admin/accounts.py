@@ -8,7 +8,9 @@ from typing import Any
 
 import psycopg
 
-from shared import audit, config, db, keys, policy
+from shared import audit, config, db
+from shared.admin import policy
+from shared.gateway import keys
 from shared.http import ApiError, bad_request
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -14,7 +14,8 @@ from typing import Any
 
 import stripe
 
-from shared import audit, config, db, idempotency, topups
+from shared import audit, config, db, idempotency
+from shared.billing import topups
 from shared.http import ApiError, Ctx, JSONResponse, bad_request
 
 PRODUCT_NAME = "Kaixu top-up"

@@ -2,7 +2,7 @@
 the admin SPA from ``public/`` at ``/``: the same paths as the Netlify deployment.
 
 Run it with ``python -m shared.devserver`` or behind any ASGI server:
-``uvicorn shared.asgi:app`` with ``DATABASE_URL`` set.
+``uvicorn shared.host.asgi:app`` with ``DATABASE_URL`` set.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
-from shared import accounts, audit, db, fields, idempotency, params, pricing
+from shared import audit, db, fields, idempotency, params
+from shared.admin import accounts
+from shared.billing import pricing
 from shared.http import ApiError, Ctx, JSONResponse, bad_request, dumps
 
 _SCOPE = "invoice.snapshot"

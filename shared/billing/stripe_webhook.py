@@ -30,9 +30,10 @@ import orjson
 import psycopg
 import stripe
 
-from shared import audit, config, db, numbers, topups
+from shared import audit, config, db, numbers
+from shared.billing import topups
+from shared.billing.stripe_checkout import topup_months
 from shared.http import ApiError, Ctx
-from shared.stripe_billing import topup_months
 
 ACTOR = "stripe"
 TOLERANCE_S = 300

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import accounts, db, params, policy, pricing
+from shared import db, params
+from shared.admin import accounts, policy
+from shared.billing import pricing
 from shared.http import ApiError, Ctx, bad_request
 
 _EVENT_COLUMNS = (

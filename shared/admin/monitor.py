@@ -11,7 +11,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from shared import audit, db, fields, monitor_tail, numbers, params
+from shared import audit, db, fields, numbers, params
+from shared.admin import monitor_tail
 from shared.http import ApiError, Ctx, bad_request
 
 LEVELS = ("info", "warn", "error")

@@ -19,8 +19,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared import audit, fields
+from shared.gateway.keys import ROLES
 from shared.http import bad_request
-from shared.keys import ROLES
 
 PROVIDERS = ("openai", "anthropic", "gemini")
 WILDCARD = "*"
