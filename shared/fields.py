@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from shared.http import bad_request
+from shared.errors import bad_request
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

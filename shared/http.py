@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shared import aws_lambda, client_address, config, db, monitor, numbers
+from shared.errors import ApiError
 
 log = logging.getLogger("kaixu.http")
 
@@ -42,30 +43,6 @@ _CORS_ALLOW_HEADERS = (
     "x-content-sha1"
 )
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-
-
-class ApiError(Exception):
-    """A failure the client should see: status, machine code, human sentence, extras."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def bad_request(field: str, message: str) -> ApiError:
-    return ApiError(400, "INVALID_INPUT", message, field=field)
 
 
 def _json_default(value: Any) -> Any:

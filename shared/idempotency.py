@@ -17,7 +17,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from shared import db
-from shared.http import ApiError, Ctx, bad_request, dumps
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx, dumps
 
 HEADER = "idempotency-key"
 _MAX_LENGTH = 255

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import db, numbers
-from shared.http import Ctx, bad_request
+from shared.errors import bad_request
+from shared.http import Ctx
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from shared import money
 from shared.admin import accounts
-from shared.billing import pricing
 from tests.reports_support import (
     ADMIN_PASSWORD,
     PASSWORD_HEADERS,
@@ -70,7 +70,7 @@ def test_totals_are_the_exact_nano_sum_rounded_once(client, db, make_key):
     exact = 2_499_999 + 2_500_000 + 4_999_999 * 2 + 5_000_001
     assert exact == 19_999_998
     assert doc["totals"]["total_nanos"] == exact
-    assert doc["totals"]["total_cents"] == pricing.cents(exact) == 2
+    assert doc["totals"]["total_cents"] == money.cents(exact) == 2
     by_key = {line["api_key_id"]: line for line in doc["by_key"]}
     assert [by_key[k.key_id]["cost_cents"] for k in (a, b, c, d)] == [0, 0, 0, 1]
     assert sum(line["cost_cents"] for line in doc["by_key"]) == 1  # rounding lines would lose a cent
@@ -204,7 +204,7 @@ def _push_invoice(db, customer_id: int, total_nanos: int) -> None:
     db.execute(
         "INSERT INTO push_invoices (customer_id, month, pricing_version, total_cents, total_nanos, deploys, "
         "bytes, breakdown) VALUES (%s, %s, 1, %s, %s, 3, 0, '{}')",
-        (customer_id, MONTH, pricing.cents(total_nanos), total_nanos),
+        (customer_id, MONTH, money.cents(total_nanos), total_nanos),
     )
 
 

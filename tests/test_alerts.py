@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from shared import db as shared_db
 from shared.billing import alerts
+from shared.money import Month
 from tests.fakes.server import LoopbackServer, free_port
 
 SECRET = "whsec_test_secret"
@@ -82,7 +83,8 @@ def after_call(
     """A settled call leaving ``spent_cents`` of a 1000-cent cap spent (the key spent the same)."""
     spent = int(spent_cents * CENT)
     figures = {"month": MONTH, "cap_cents": 1000, "spent_nanos": spent, "key_cap_cents": key_cap}
-    run(alerts.check_after_call(customer_id, key_id, key_spent_nanos=spent, **(figures | kw)))
+    month = Month(**{"key_spent_nanos": spent, **figures, **kw})
+    run(alerts.check_after_call(customer_id, key_id, month))
 
 
 def test_one_warning_per_month_and_scope_when_spend_crosses_85_percent(hook, db, make_key):
@@ -130,7 +132,11 @@ def test_key_scope_warns_on_its_own_tighter_cap_and_the_cap_reached_alert(hook, 
 def test_a_refusal_sends_cap_reached_once(hook, make_key):
     key = make_key()
     for _ in range(2):
-        run(alerts.check_refusal(key.customer_id, key.key_id, MONTH, "customer", 1000, 400 * CENT, 1000, 0))
+        run(
+            alerts.check_refusal(
+                key.customer_id, key.key_id, Month(MONTH, 1000, 400 * CENT, 1000, 0), "customer"
+            )
+        )
     assert [(p["type"], p["scope"], p["spent_cents"]) for p in hook.payloads()] == [
         ("cap_reached", "customer", 400)
     ]
@@ -211,7 +217,7 @@ def test_nothing_is_recorded_without_a_webhook(configure, db, make_key, monkeypa
     monkeypatch.setattr(shared_db, "connection", no_database)
     monkeypatch.setattr(shared_db, "fetch_all", no_database)
     after_call(key.customer_id, key.key_id, 1500)
-    run(alerts.check_refusal(key.customer_id, key.key_id, MONTH, "key", 1000, 0, 10, 10 * CENT))
+    run(alerts.check_refusal(key.customer_id, key.key_id, Month(MONTH, 1000, 0, 10, 10 * CENT), "key"))
     monkeypatch.undo()
     assert db.execute("SELECT count(*) AS n FROM alert_deliveries").fetchone()["n"] == 0
 
@@ -222,7 +228,7 @@ def test_checks_never_raise_into_the_caller(hook, monkeypatch, caplog):
 
     monkeypatch.setattr(alerts, "_record_and_send", broken)
     after_call(1, 1, 990)
-    run(alerts.check_refusal(1, 1, MONTH, "customer", 1000, 990 * CENT))
+    run(alerts.check_refusal(1, 1, Month(MONTH, 1000, 990 * CENT, None, 0), "customer"))
     assert "cap alert check failed" in caplog.text
 
 

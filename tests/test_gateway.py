@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from shared import money
 from shared.billing import pricing
 from shared.gateway import pipeline as gateway
 from shared.gateway.request import ChatRequest
@@ -42,7 +43,7 @@ def parse_sse(text: str) -> list[tuple[str, dict]]:
 def expected_cents(provider: str, input_tokens: int, output_tokens: int) -> tuple[int, int]:
     price = pricing.lookup(provider, PROVIDER_MODELS[provider])
     nanos = pricing.cost_nanos(price, Usage(input_tokens=input_tokens, output_tokens=output_tokens))
-    return nanos, pricing.cents(nanos)
+    return nanos, money.cents(nanos)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])

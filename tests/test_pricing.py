@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from shared import money
 from shared.billing import pricing
 from shared.providers import anthropic, gemini, openai
 from shared.providers.base import Usage
@@ -246,7 +247,7 @@ def test_worst_case_prices_all_input_at_input_rate() -> None:
     ],
 )
 def test_cents_round_half_up(nanos: int, expected: int) -> None:
-    assert pricing.cents(nanos) == expected
+    assert money.cents(nanos) == expected
 
 
 def test_model_price_is_frozen() -> None:

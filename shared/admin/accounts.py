@@ -10,8 +10,8 @@ import psycopg
 
 from shared import audit, config, db
 from shared.admin import policy
+from shared.errors import ApiError, bad_request
 from shared.gateway import keys
-from shared.http import ApiError, bad_request
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 KEY_OVERRIDES = tuple(policy.KEY_SETTINGS)  # the settings a key may override

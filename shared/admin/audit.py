@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared import db, params
-from shared.http import Ctx, bad_request
+from shared.errors import bad_request
+from shared.http import Ctx
 
 _MAX_FILTER = 200
 

@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 
 from shared import audit, config, db, throttle
-from shared.http import ApiError, Ctx
+from shared.errors import ApiError
+from shared.http import Ctx
 
 TOKEN_PREFIX = "kxa1"
 ACTOR = "admin"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import db, params
+from shared import db, money, params
 from shared.admin import accounts, policy
-from shared.billing import pricing
-from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx, JSONResponse
 
 _CREATE_SPEC = {
     name: policy.CUSTOMER_POLICY[name]
@@ -33,7 +33,7 @@ LEFT JOIN monthly_usage mu ON mu.customer_id = c.id AND mu.month = %(month)s
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     item = dict(row)
     item["month"] = accounts.current_month()
-    item["month_spent_cents"] = pricing.cents(row["month_spent_nanos"])
+    item["month_spent_cents"] = money.cents(row["month_spent_nanos"])
     item["month_cap_cents"] = row["monthly_cap_cents"] + row["month_topup_cents"]
     return item
 

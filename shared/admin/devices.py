@@ -16,7 +16,8 @@ import orjson
 import psycopg
 
 from shared import audit, db, numbers, params
-from shared.http import ApiError, Ctx, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx
 
 _SELECT = """
 SELECT d.api_key_id || ':' || d.install_id AS id, d.api_key_id, k.key_last4, k.label AS key_label,

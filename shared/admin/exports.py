@@ -16,9 +16,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from shared import csv_stream, params
-from shared.billing import pricing
-from shared.http import Ctx, bad_request
+from shared import csv_stream, money, params
+from shared.errors import bad_request
+from shared.http import Ctx
 
 Row = dict[str, Any]
 
@@ -70,14 +70,14 @@ _SUMMARY_HEADER = (
 
 
 def _usage_cells(row: Row) -> list[Any]:
-    return [row[name] if name != "cost_cents" else pricing.cents(row["cost_nanos"]) for name in _USAGE_HEADER]
+    return [row[name] if name != "cost_cents" else money.cents(row["cost_nanos"]) for name in _USAGE_HEADER]
 
 
 def _summary_cells(row: Row) -> list[Any]:
     spent = row["spent_nanos"]
     return [
         row["customer_id"], row["email"], row["month"], row["calls"], row["input_tokens"],
-        row["output_tokens"], row["input_tokens"] + row["output_tokens"], pricing.cents(spent), spent,
+        row["output_tokens"], row["input_tokens"] + row["output_tokens"], money.cents(spent), spent,
         row["cap_cents"], row["topups_cents"],
     ]  # fmt: skip
 

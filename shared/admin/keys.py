@@ -14,8 +14,9 @@ import psycopg
 
 from shared import audit, db, fields, params
 from shared.admin import accounts, policy
+from shared.errors import ApiError, bad_request
 from shared.gateway import keys
-from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.http import Ctx, JSONResponse
 
 COLUMNS = (
     "id",

@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from shared import audit, db, fields, numbers, params
 from shared.admin import monitor_tail
-from shared.http import ApiError, Ctx, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx
 
 LEVELS = ("info", "warn", "error")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")

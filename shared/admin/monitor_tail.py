@@ -24,8 +24,9 @@ from typing import Any
 from shared import aws_lambda, config, db, params
 from shared.admin import auth as admin_auth
 from shared.closing_stream import ClosingStreamingResponse
+from shared.errors import ApiError
 from shared.gateway.streaming import SSE_HEADERS, frame
-from shared.http import ApiError, Ctx
+from shared.http import Ctx
 
 log = logging.getLogger("kaixu.monitor_tail")
 

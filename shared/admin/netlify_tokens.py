@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 
 from shared import audit, crypto, db, fields, params
-from shared.http import ApiError, Ctx
+from shared.errors import ApiError
+from shared.http import Ctx
 
 
 def associated_data(customer_id: int) -> bytes:

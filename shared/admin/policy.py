@@ -19,8 +19,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared import audit, fields
+from shared.errors import bad_request
 from shared.gateway.keys import ROLES
-from shared.http import bad_request
 
 PROVIDERS = ("openai", "anthropic", "gemini")
 WILDCARD = "*"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import db, params
+from shared import db, money, params
 from shared.admin import accounts, policy
-from shared.billing import pricing
-from shared.http import ApiError, Ctx, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx
 
 _EVENT_COLUMNS = (
     "id, created_at, api_key_id, provider, model, input_tokens, output_tokens, cost_nanos, outcome, "
@@ -22,7 +22,7 @@ _MAX_MODEL = 200
 
 
 def _event_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "cost_cents": pricing.cents(row["cost_nanos"])}
+    return {**row, "cost_cents": money.cents(row["cost_nanos"])}
 
 
 def _filters(ctx: Ctx, customer_id: int) -> tuple[list[str], list[Any]]:
@@ -110,13 +110,13 @@ async def summary(customer_id: int, month: str) -> dict[str, Any]:
         **_with_tokens(totals),
         "base_cap_cents": base_cap,
         "cap_cents": base_cap + totals["topup_cents"],
-        "spent_cents": pricing.cents(totals["spent_nanos"]),
-        "reserved_cents": pricing.cents(totals["reserved_nanos"]),
+        "spent_cents": money.cents(totals["spent_nanos"]),
+        "reserved_cents": money.cents(totals["reserved_nanos"]),
     }
     return {
         "customer_id": customer_id,
         "month": month,
         "totals": month_totals,
-        "keys": [{**_with_tokens(r), "spent_cents": pricing.cents(r["spent_nanos"])} for r in per_key],
-        "days": [{**_with_tokens(r), "cost_cents": pricing.cents(r["cost_nanos"])} for r in per_day],
+        "keys": [{**_with_tokens(r), "spent_cents": money.cents(r["spent_nanos"])} for r in per_key],
+        "days": [{**_with_tokens(r), "cost_cents": money.cents(r["cost_nanos"])} for r in per_day],
     }

@@ -34,8 +34,8 @@ import httpx
 import orjson
 from psycopg.types.json import Jsonb
 
-from shared import config, db
-from shared.billing import pricing
+from shared import config, db, money
+from shared.money import Month
 
 log = logging.getLogger("kaixu.alerts")
 
@@ -72,7 +72,7 @@ class Alert:
 def _alert(
     alert_type: str, customer_id: int, api_key_id: int | None, month: str, cap_cents: int, spent_nanos: int
 ) -> Alert:
-    cap_nanos = cap_cents * pricing.NANOS_PER_CENT
+    cap_nanos = money.nanos(cap_cents)
     pct = round(spent_nanos * 100 / cap_nanos, 1) if cap_nanos > 0 else 100.0
     payload = {
         "type": alert_type,
@@ -81,7 +81,7 @@ def _alert(
         "api_key_id": api_key_id or None,
         "month": month,
         "cap_cents": cap_cents,
-        "spent_cents": pricing.cents(spent_nanos),
+        "spent_cents": money.cents(spent_nanos),
         "pct": pct,
     }
     return Alert(customer_id, api_key_id or CUSTOMER_SCOPE_KEY_ID, month, alert_type, payload)
@@ -91,7 +91,7 @@ def _crossed(
     customer_id: int, api_key_id: int | None, month: str, cap_cents: int, spent_nanos: int, *, reached: bool
 ) -> list[Alert]:
     """The alerts a scope's figures call for (``reached`` forces cap_reached: a 402 refusal)."""
-    cap_nanos = cap_cents * pricing.NANOS_PER_CENT
+    cap_nanos = money.nanos(cap_cents)
     alerts = []
     if cap_cents > 0 and spent_nanos * 100 >= config.settings().cap_warn_pct * cap_nanos:
         alerts.append(_alert("cap_warning", customer_id, api_key_id, month, cap_cents, spent_nanos))
@@ -105,73 +105,40 @@ def _key_is_capped(cap_cents: int, key_cap_cents: int | None) -> bool:
     return key_cap_cents is not None and key_cap_cents < cap_cents
 
 
-def alerts_after_call(
-    customer_id: int,
-    api_key_id: int | None,
-    month: str,
-    cap_cents: int,
-    spent_nanos: int,
-    key_cap_cents: int | None,
-    key_spent_nanos: int | None,
-) -> list[Alert]:
-    alerts = _crossed(customer_id, None, month, cap_cents, spent_nanos, reached=False)
-    if api_key_id and _key_is_capped(cap_cents, key_cap_cents):
-        alerts += _crossed(customer_id, api_key_id, month, key_cap_cents, key_spent_nanos or 0, reached=False)
+def alerts_after_call(customer_id: int, api_key_id: int | None, month: Month) -> list[Alert]:
+    alerts = _crossed(customer_id, None, month.month, month.cap_cents, month.spent_nanos, reached=False)
+    if (
+        api_key_id
+        and month.key_cap_cents is not None
+        and _key_is_capped(month.cap_cents, month.key_cap_cents)
+    ):
+        alerts += _crossed(
+            customer_id, api_key_id, month.month, month.key_cap_cents, month.key_spent_nanos, reached=False
+        )
     return alerts
 
 
-def alerts_for_refusal(
-    customer_id: int,
-    api_key_id: int | None,
-    month: str,
-    scope: str,
-    cap_cents: int,
-    spent_nanos: int,
-    key_cap_cents: int | None,
-    key_spent_nanos: int | None,
-) -> list[Alert]:
+def alerts_for_refusal(customer_id: int, api_key_id: int | None, month: Month, scope: str) -> list[Alert]:
     if scope == "key" and api_key_id:
         return _crossed(
-            customer_id, api_key_id, month, key_cap_cents or 0, key_spent_nanos or 0, reached=True
+            customer_id,
+            api_key_id,
+            month.month,
+            month.key_cap_cents or 0,
+            month.key_spent_nanos,
+            reached=True,
         )
-    return _crossed(customer_id, None, month, cap_cents, spent_nanos, reached=True)
+    return _crossed(customer_id, None, month.month, month.cap_cents, month.spent_nanos, reached=True)
 
 
-async def check_after_call(
-    customer_id: int,
-    api_key_id: int | None,
-    month: str,
-    cap_cents: int,
-    spent_nanos: int,
-    key_cap_cents: int | None = None,
-    key_spent_nanos: int | None = None,
-) -> None:
+async def check_after_call(customer_id: int, api_key_id: int | None, month: Month) -> None:
     """After a settled call: record and send the alerts its month figures cross. Never raises."""
-    await _guarded(
-        customer_id,
-        lambda: alerts_after_call(
-            customer_id, api_key_id, month, cap_cents, spent_nanos, key_cap_cents, key_spent_nanos
-        ),
-    )
+    await _guarded(customer_id, lambda: alerts_after_call(customer_id, api_key_id, month))
 
 
-async def check_refusal(
-    customer_id: int,
-    api_key_id: int | None,
-    month: str,
-    scope: str,
-    cap_cents: int,
-    spent_nanos: int,
-    key_cap_cents: int | None = None,
-    key_spent_nanos: int | None = None,
-) -> None:
+async def check_refusal(customer_id: int, api_key_id: int | None, month: Month, scope: str) -> None:
     """After a 402 CAP_REACHED refusal (``scope`` customer|key): cap_reached. Never raises."""
-    await _guarded(
-        customer_id,
-        lambda: alerts_for_refusal(
-            customer_id, api_key_id, month, scope, cap_cents, spent_nanos, key_cap_cents, key_spent_nanos
-        ),
-    )
+    await _guarded(customer_id, lambda: alerts_for_refusal(customer_id, api_key_id, month, scope))
 
 
 async def _guarded(customer_id: int, crossed: Callable[[], list[Alert]]) -> None:

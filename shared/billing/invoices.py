@@ -21,10 +21,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
-from shared import audit, db, fields, idempotency, params
+from shared import audit, db, fields, idempotency, money, params
 from shared.admin import accounts
-from shared.billing import pricing
-from shared.http import ApiError, Ctx, JSONResponse, bad_request, dumps
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx, JSONResponse, dumps
 
 _SCOPE = "invoice.snapshot"
 _LIST_COLUMNS = "id, customer_id, month, version, total_cents, created_at, created_by"
@@ -63,7 +63,7 @@ def _lines(groups: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, 
         for name in _SUMS:
             line[name] = line.get(name, 0) + group[name]
     for line in lines.values():
-        line["cost_cents"] = pricing.cents(line["cost_nanos"])
+        line["cost_cents"] = money.cents(line["cost_nanos"])
     ordered = sorted(lines.items(), key=lambda item: (-item[1]["cost_nanos"], item[0]))
     return [line for _, line in ordered]
 
@@ -78,11 +78,11 @@ def _totals(groups: list[dict[str, Any]], push_nanos: int) -> dict[str, Any]:
         "output_tokens": sums["output_tokens"],
         "tokens": sums["input_tokens"] + sums["output_tokens"],
         "total_nanos": sums["cost_nanos"],
-        "total_cents": pricing.cents(sums["cost_nanos"]),
+        "total_cents": money.cents(sums["cost_nanos"]),
         "push_nanos": push_nanos,
-        "push_cents": pricing.cents(push_nanos),
+        "push_cents": money.cents(push_nanos),
         "grand_total_nanos": sums["cost_nanos"] + push_nanos,
-        "grand_total_cents": pricing.cents(sums["cost_nanos"] + push_nanos),
+        "grand_total_cents": money.cents(sums["cost_nanos"] + push_nanos),
     }
 
 
@@ -98,7 +98,7 @@ async def _push_section(conn: psycopg.AsyncConnection, customer_id: int, month: 
         "available": True,
         "invoices": invoices,
         "total_nanos": total_nanos,
-        "total_cents": pricing.cents(total_nanos),
+        "total_cents": money.cents(total_nanos),
     }
 
 

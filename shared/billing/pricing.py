@@ -20,13 +20,14 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared import money
+
 if TYPE_CHECKING:
     from shared.providers.base import Usage
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
-NANOS_PER_CENT = 10_000_000
 LONG_CONTEXT_THRESHOLD = 200_000
-_NANOS_PER_USD_PER_MTOK = Decimal(1000)
+_NANOS_PER_USD_PER_MTOK = Decimal(money.NANOS_PER_TOKEN_PER_USD_PER_MTOK)
 _RATE_KEYS = {
     "input": "input_per_mtok_usd",
     "output": "output_per_mtok_usd",
@@ -194,13 +195,6 @@ def worst_case_nanos(price: ModelPrice, input_tokens: int, output_tokens: int) -
     rate, both at the long-context tier when the prompt is above its threshold."""
     rates = price.rates_for(input_tokens)
     return input_tokens * rates.input + output_tokens * rates.output
-
-
-def cents(nanos: int) -> int:
-    """Nanos -> whole cents, rounding half up (half away from zero for refunds)."""
-    if nanos < 0:
-        return -cents(-nanos)
-    return (nanos + NANOS_PER_CENT // 2) // NANOS_PER_CENT
 
 
 def priced_models() -> list[dict[str, Any]]:

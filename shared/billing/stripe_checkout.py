@@ -16,7 +16,8 @@ import stripe
 
 from shared import audit, config, db, idempotency
 from shared.billing import topups
-from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx, JSONResponse
 
 PRODUCT_NAME = "Kaixu top-up"
 

@@ -33,7 +33,8 @@ import stripe
 from shared import audit, config, db, numbers
 from shared.billing import topups
 from shared.billing.stripe_checkout import topup_months
-from shared.http import ApiError, Ctx
+from shared.errors import ApiError
+from shared.http import Ctx
 
 ACTOR = "stripe"
 TOLERANCE_S = 300

@@ -13,7 +13,8 @@ import psycopg
 
 from shared import audit, db, fields, idempotency, params
 from shared.admin import accounts, policy
-from shared.http import ApiError, Ctx, JSONResponse
+from shared.errors import ApiError
+from shared.http import Ctx, JSONResponse
 
 SCOPE = "admin-topups"
 COLUMNS = "id, customer_id, month, amount_cents, source, actor, stripe_session_id, created_at"

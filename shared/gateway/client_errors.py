@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from shared import config, monitor, throttle
-from shared.http import ApiError, Ctx
+from shared.errors import ApiError
+from shared.http import Ctx
 
 MAX_REPORT_BYTES = 32 * 1024
 _FIELD_CAP = 2_000  # each of client and context, as JSON

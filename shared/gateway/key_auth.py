@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from shared import db
+from shared.errors import ApiError
 from shared.gateway import keys
-from shared.http import ApiError, Ctx
+from shared.http import Ctx
 
 _RANK = {role: rank for rank, role in enumerate(keys.ROLES)}
 

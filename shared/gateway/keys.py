@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from shared import config
-from shared.http import ApiError
+from shared.errors import ApiError
 
 PREFIX = "kx_live_"
 # What a key may do, least to most: read (KaixuPush status, billing), call models, deploy

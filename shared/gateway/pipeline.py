@@ -19,12 +19,14 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
-from shared import config, db, providers
+from shared import config, db, money, providers
 from shared.billing import alerts, pricing
 from shared.billing.pricing import ModelPrice
+from shared.errors import REFUSALS, ApiError, bad_request
 from shared.gateway import keys
 from shared.gateway.request import ChatRequest
-from shared.http import ApiError, Ctx, bad_request
+from shared.http import Ctx
+from shared.money import Month
 from shared.providers import Usage
 
 log = logging.getLogger("kaixu.gateway")
@@ -38,38 +40,12 @@ _SETTLE = (
     " %s::bigint, %s::bigint, %s::bigint, %s::text, %s::boolean, %s::text, %s::text, %s::text, %s::text,"
     " %s::int, %s::real, %s::text, %s::text)"
 )
-_NANOS_PER_CENT = 10_000_000
 _SETTLE_ATTEMPTS = 4
 # Kept back from a host's deadline (a Lambda's timeout) for SETTLE and the answer: SETTLE
 # takes about a millisecond, a database under strain a second or more.
 _SETTLE_RESERVE_S = 2.0
 _PROMPT_OVERHEAD_TOKENS = 32  # per request: role markers, formatting
 _MESSAGE_OVERHEAD_TOKENS = 8  # per message
-
-_REFUSALS = {
-    "INVALID_KEY": "The key is not a valid Kaixu key.",
-    "KEY_REVOKED": "This key has been revoked.",
-    "CUSTOMER_DISABLED": "This customer account is disabled.",
-    "PROVIDER_NOT_ALLOWED": "This key may not use provider {provider}.",
-    "MODEL_NOT_ALLOWED": "This key may not use model {provider}:{model}.",
-    "INSTALL_ID_REQUIRED": "This key requires an x-kaixu-install-id header.",
-    "DEVICE_REVOKED": "This device has been revoked for this key.",
-    "DEVICE_LIMIT": "Every device seat of this key is taken ({limit}); revoke a device or add seats.",
-    "ROLE_FORBIDDEN": "This key is a viewer: it may read, not call models. Use a key with the caller role.",
-    "RATE_LIMITED": "Rate limit of {limit} requests per {scope} reached; retry in {retry} s.",
-    "CONCURRENCY_LIMIT": "This {scope} already has {limit} calls in flight; retry when one ends.",
-    "CAP_REACHED": "The monthly cap of this {scope} is reached.",
-}
-
-
-def month_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "month": row["month"],
-        "cap_cents": row["cap_cents"],
-        "spent_cents": pricing.cents(row["spent_nanos"]),
-        "key_cap_cents": row["key_cap_cents"],
-        "key_spent_cents": pricing.cents(row["key_spent_nanos"]),
-    }
 
 
 def estimate_tokens(text_bytes: int) -> int:
@@ -126,7 +102,7 @@ def _prompt_nanos(request: ChatRequest, price: ModelPrice) -> int:
 
 def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
     code = row["code"]
-    message = _REFUSALS[code].format(
+    message = REFUSALS[code].format(
         provider=request.provider,
         model=request.model,
         limit=row["limit_value"],
@@ -144,7 +120,7 @@ def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
         }
         return ApiError(429, code, message, headers=headers, scope=row["scope"])
     if status == 402:
-        return ApiError(402, code, message, scope=row["scope"], month=month_view(row))
+        return ApiError(402, code, message, scope=row["scope"], month=Month.of(row).view())
     return ApiError(status, code, message)
 
 
@@ -173,8 +149,8 @@ class Call:
     _settlement: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
-    def month_before(self) -> dict[str, Any]:
-        return month_view(self.admission)
+    def month_before(self) -> Month:
+        return Month.of(self.admission)
 
     @property
     def deadline(self) -> float | None:
@@ -242,20 +218,10 @@ class Call:
         )
         row = await _settle_with_retries(params)
         if not (row and row["month"]):
-            return self.month_before
-        after = {**admission, "spent_nanos": row["spent_nanos"], "key_spent_nanos": row["key_spent_nanos"]}
-        ctx.defer(
-            lambda: alerts.check_after_call(
-                after["customer_id"],
-                after["api_key_id"],
-                after["month"],
-                after["cap_cents"],
-                after["spent_nanos"],
-                after["key_cap_cents"],
-                after["key_spent_nanos"],
-            )
-        )
-        return month_view(after)
+            return self.month_before.view()
+        after = self.month_before.spent(row["spent_nanos"], row["key_spent_nanos"])
+        ctx.defer(lambda: alerts.check_after_call(admission["customer_id"], admission["api_key_id"], after))
+        return after.view()
 
     def estimated_usage(self, usage: Usage | None, output_bytes: int) -> Usage:
         """Usage for a call whose provider figures did not (all) arrive: what the provider said,
@@ -284,7 +250,7 @@ class Call:
         return {
             "input_tokens": usage.input_tokens if usage else 0,
             "output_tokens": usage.output_tokens if usage else 0,
-            "cost_cents": pricing.cents(cost),
+            "cost_cents": money.cents(cost),
         }
 
 
@@ -302,7 +268,7 @@ class _KnownKeys:
         if key_hash in self._hashes:
             return
         if await db.fetch_one("SELECT 1 FROM api_keys WHERE key_hash = %s", (key_hash,)) is None:
-            raise ApiError(401, "INVALID_KEY", _REFUSALS["INVALID_KEY"])
+            raise ApiError(401, "INVALID_KEY", REFUSALS["INVALID_KEY"])
         if len(self._hashes) >= self.size:
             self._hashes.pop(next(iter(self._hashes)))
         self._hashes[key_hash] = None
@@ -339,17 +305,9 @@ async def admit(ctx: Ctx) -> Call:
     ctx.customer_id, ctx.api_key_id = row["customer_id"], row["api_key_id"]
     if row["status"]:
         if row["code"] == "CAP_REACHED":
+            refused = Month.of(row)
             ctx.defer(
-                lambda: alerts.check_refusal(
-                    row["customer_id"],
-                    row["api_key_id"],
-                    row["month"],
-                    row["scope"],
-                    row["cap_cents"],
-                    row["spent_nanos"],
-                    row["key_cap_cents"],
-                    row["key_spent_nanos"],
-                )
+                lambda: alerts.check_refusal(row["customer_id"], row["api_key_id"], refused, row["scope"])
             )
         raise _refusal(row, request)
     ctx.monitored = True  # the settlement writes this request's monitor row

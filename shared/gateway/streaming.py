@@ -117,7 +117,11 @@ class StreamSession:
         call = self.call
         yield frame(
             "meta",
-            {"provider": call.request.provider, "model": call.request.model, "month": call.month_before},
+            {
+                "provider": call.request.provider,
+                "model": call.request.model,
+                "month": call.month_before.view(),
+            },
         )
         try:
             async for text in self._texts():

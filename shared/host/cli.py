@@ -17,8 +17,8 @@ from typing import Any
 from shared import config, db, migrate
 from shared.admin import accounts
 from shared.billing import topups
+from shared.errors import ApiError, bad_request
 from shared.gateway import keys
-from shared.http import ApiError, bad_request
 
 ACTOR = "cli"
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from shared import audit, db, fields, params
 from shared.admin import accounts, policy
-from shared.http import ApiError, Ctx, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx
 from shared.kaixupush import billing
 from shared.kaixupush.manifest import check_project_id
 

@@ -29,10 +29,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shared import config, db, params
+from shared import config, db, money, params
 from shared.admin import accounts
-from shared.billing import pricing
-from shared.http import ApiError, Ctx
+from shared.errors import ApiError
+from shared.http import Ctx
 
 GIB = 1 << 30
 FINALIZE_GRACE_S = 86_400  # after the upload window, a push whose files were all sent is followed a day
@@ -81,24 +81,20 @@ class Pricing:
     monthly_cap_cents: int | None
 
 
-def _half_up_div(numerator: int, denominator: int) -> int:
-    return (2 * numerator + denominator) // (2 * denominator)
-
-
 def charges(plan: Pricing, deploys: int, bytes_uploaded: int) -> dict[str, int]:
     """The month's charge for ``deploys`` ready deploys and ``bytes_uploaded``, exact in nanos."""
-    base = plan.base_month_cents * pricing.NANOS_PER_CENT
-    deploy = deploys * plan.per_deploy_cents * pricing.NANOS_PER_CENT
-    transfer = _half_up_div(bytes_uploaded * plan.per_gib_cents * pricing.NANOS_PER_CENT, GIB)
+    base = money.nanos(plan.base_month_cents)
+    deploy = deploys * money.nanos(plan.per_deploy_cents)
+    transfer = money.half_up_div(bytes_uploaded * money.nanos(plan.per_gib_cents), GIB)
     total = base + deploy + transfer
     return {
         "base_month_nanos": base,
         "deploy_cost_nanos": deploy,
-        "deploy_cost_cents": pricing.cents(deploy),
+        "deploy_cost_cents": money.cents(deploy),
         "transfer_cost_nanos": transfer,
-        "transfer_cost_cents": pricing.cents(transfer),
+        "transfer_cost_cents": money.cents(transfer),
         "total_nanos": total,
-        "total_cents": pricing.cents(total),
+        "total_cents": money.cents(total),
     }
 
 
@@ -226,7 +222,7 @@ async def check_cap(
     if plan.monthly_cap_cents is None:
         return
     projected = charges(plan, state["deploys"] + extra_deploys, state["bytes"] + extra_bytes)
-    if projected["total_nanos"] <= plan.monthly_cap_cents * pricing.NANOS_PER_CENT:
+    if projected["total_nanos"] <= money.nanos(plan.monthly_cap_cents):
         return
     raise ApiError(
         402,

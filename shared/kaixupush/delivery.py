@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import audit, db
-from shared.http import ApiError
+from shared.errors import ApiError
 from shared.kaixupush import billing, limits, pushes
 from shared.kaixupush.netlify_api import BodyFactory, Netlify
 

@@ -32,7 +32,8 @@ from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
 from shared import audit, config, db, idempotency
-from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx, JSONResponse
 from shared.kaixupush import billing, limits, manifest, projects, pushes
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, deploy_token, resolve_token, to_api_error
 

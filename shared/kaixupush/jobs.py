@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from shared import audit, config, db
-from shared.http import ApiError
+from shared.errors import ApiError
 from shared.kaixupush import delivery, deploy, pushes, staging
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from shared.http import ApiError
+from shared.errors import ApiError
 
 MAX_TOKEN = 16 * 1024  # a path of 1024 characters, each escaped as a surrogate pair, fits
 Token = tuple[str, Any]

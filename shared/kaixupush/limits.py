@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 import psycopg
 
 from shared import config, db
-from shared.http import ApiError
+from shared.errors import ApiError
 
 BUSY_RETRY_S = 2
 _NEWEST_AT_LIMIT = """

@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from shared import config, fields, numbers
-from shared.http import ApiError, Ctx, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx
 from shared.kaixupush import json_stream, paths
 from shared.kaixupush.json_stream import Scanner, expect, next_token
 

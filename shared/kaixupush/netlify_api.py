@@ -32,7 +32,7 @@ import httpx
 
 from shared import config, crypto, db, numbers, throttle
 from shared.admin import netlify_tokens
-from shared.http import ApiError
+from shared.errors import ApiError
 from shared.kaixupush import paths
 from shared.providers import transport
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from shared.http import ApiError
+from shared.errors import ApiError
 
 MAX_LENGTH = 1024
 _FORBIDDEN = set('<>:"|*#?')

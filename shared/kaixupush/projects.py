@@ -20,7 +20,8 @@ import psycopg
 from starlette.responses import Response
 
 from shared import audit, db, fields, params
-from shared.http import ApiError, Ctx, JSONResponse, bad_request
+from shared.errors import ApiError, bad_request
+from shared.http import Ctx, JSONResponse
 from shared.kaixupush.manifest import check_project_id
 from shared.kaixupush.netlify_api import customer_token
 

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from shared import audit, config, db
-from shared.http import ApiError
+from shared.errors import ApiError
 from shared.kaixupush import billing
 from shared.kaixupush.manifest import SHA1
 from shared.kaixupush.netlify_api import Netlify

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from shared import config, db
-from shared.http import ApiError
+from shared.errors import ApiError
 
 _S3_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 ROOM_RETRY_S = 10

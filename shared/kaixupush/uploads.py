@@ -28,7 +28,8 @@ import psycopg
 from starlette.responses import Response
 
 from shared import audit, config, db, fields, params
-from shared.http import ApiError, Ctx, JSONResponse
+from shared.errors import ApiError
+from shared.http import Ctx, JSONResponse
 from shared.kaixupush import billing, delivery, jobs, limits, paths, pushes, staging
 from shared.kaixupush.manifest import check_sha1
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token, to_api_error

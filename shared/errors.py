@@ -1,0 +1,54 @@
+"""Failures a client sees: a status, a machine code and a human sentence, with extras.
+
+Nothing here knows HTTP beyond the status number: the function wrapper (``shared.http``)
+turns an :class:`ApiError` into the JSON envelope ``{error, code, request_id, ...}``, and
+library code raises it without depending on the wrapper. The gateway's refusals (what ADMIT
+answers) are listed once, in :data:`REFUSALS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """A failure the client should see: status, machine code, human sentence, extras."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def bad_request(field: str, message: str) -> ApiError:
+    """400 INVALID_INPUT naming the ``field`` that is wrong."""
+    return ApiError(400, "INVALID_INPUT", message, field=field)
+
+
+# What ADMIT refuses, code → sentence (``str.format`` fields: provider, model, limit, scope,
+# retry). The status comes with the refusal from the database.
+REFUSALS = {
+    "INVALID_KEY": "The key is not a valid Kaixu key.",
+    "KEY_REVOKED": "This key has been revoked.",
+    "CUSTOMER_DISABLED": "This customer account is disabled.",
+    "PROVIDER_NOT_ALLOWED": "This key may not use provider {provider}.",
+    "MODEL_NOT_ALLOWED": "This key may not use model {provider}:{model}.",
+    "INSTALL_ID_REQUIRED": "This key requires an x-kaixu-install-id header.",
+    "DEVICE_REVOKED": "This device has been revoked for this key.",
+    "DEVICE_LIMIT": "Every device seat of this key is taken ({limit}); revoke a device or add seats.",
+    "ROLE_FORBIDDEN": "This key is a viewer: it may read, not call models. Use a key with the caller role.",
+    "RATE_LIMITED": "Rate limit of {limit} requests per {scope} reached; retry in {retry} s.",
+    "CONCURRENCY_LIMIT": "This {scope} already has {limit} calls in flight; retry when one ends.",
+    "CAP_REACHED": "The monthly cap of this {scope} is reached.",
+}
