@@ -1,20 +1,13 @@
 """admin-customers: list/search, read, create (with its master key) and change policy."""
 
-from shared.admin import auth as admin_auth
-from shared.admin import customers as admin_customers
-from shared.http import Ctx, function
+from shared.admin import customers
+from shared.admin.auth import require_admin
+from shared.http import function
 
-
-async def get(ctx: Ctx) -> dict:
-    return await admin_customers.list_customers(ctx)
-
-
-async def post(ctx: Ctx):
-    return await admin_customers.create_customer(ctx)
-
-
-async def patch(ctx: Ctx) -> dict:
-    return await admin_customers.update_policy(ctx)
-
-
-app, handler = function(__name__, auth=admin_auth.require_admin, GET=get, POST=post, PATCH=patch)
+app, handler = function(
+    __name__,
+    auth=require_admin,
+    GET=customers.list_customers,
+    POST=customers.create_customer,
+    PATCH=customers.update_policy,
+)

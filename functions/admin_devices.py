@@ -1,16 +1,7 @@
 """admin-devices: the devices of a customer or key; revoke and un-revoke them."""
 
-from shared.admin import auth as admin_auth
-from shared.admin import devices as admin_devices
-from shared.http import Ctx, function
+from shared.admin import devices
+from shared.admin.auth import require_admin
+from shared.http import function
 
-
-async def get(ctx: Ctx) -> dict:
-    return await admin_devices.list_devices(ctx)
-
-
-async def post(ctx: Ctx) -> dict:
-    return await admin_devices.act(ctx)
-
-
-app, handler = function(__name__, auth=admin_auth.require_admin, GET=get, POST=post)
+app, handler = function(__name__, auth=require_admin, GET=devices.list_devices, POST=devices.act)

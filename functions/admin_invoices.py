@@ -1,18 +1,7 @@
 """admin-invoices: immutable, versioned invoice snapshots per customer and month."""
 
-from starlette.responses import Response
-
-from shared.admin import auth as admin_auth
+from shared.admin.auth import require_admin
 from shared.billing import invoices
-from shared.http import Ctx, function
+from shared.http import function
 
-
-async def get(ctx: Ctx) -> dict:
-    return await invoices.get(ctx)
-
-
-async def post(ctx: Ctx) -> Response:
-    return await invoices.take_snapshot(ctx)
-
-
-app, handler = function(__name__, auth=admin_auth.require_admin, GET=get, POST=post)
+app, handler = function(__name__, auth=require_admin, GET=invoices.get, POST=invoices.take_snapshot)

@@ -1,12 +1,12 @@
 """admin-kaixupush-projects: every customer's KaixuPush projects (list, create, update, delete)."""
 
-from shared.admin import auth as admin_auth
+from shared.admin.auth import require_admin
 from shared.http import function
 from shared.kaixupush import projects
 
 app, handler = function(
     __name__,
-    auth=admin_auth.require_admin,
+    auth=require_admin,
     GET=projects.admin_get,
     POST=projects.admin_create,
     PATCH=projects.admin_update,

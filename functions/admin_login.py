@@ -1,11 +1,6 @@
 """admin-login: exchange ADMIN_PASSWORD for a short-lived admin token."""
 
-from shared.admin import auth as admin_auth
-from shared.http import Ctx, function
+from shared.admin import auth
+from shared.http import function
 
-
-async def post(ctx: Ctx) -> dict:
-    return await admin_auth.login(ctx)
-
-
-app, handler = function(__name__, POST=post)
+app, handler = function(__name__, POST=auth.login)

@@ -1,11 +1,6 @@
 """gateway-chat: one normalised completion, authorised, capped, metered and billed."""
 
-from shared.gateway import pipeline as gateway
-from shared.http import Ctx, function
+from shared.gateway import pipeline
+from shared.http import function
 
-
-async def post(ctx: Ctx) -> dict:
-    return await gateway.chat(await gateway.admit(ctx))
-
-
-app, handler = function(__name__, POST=post)
+app, handler = function(__name__, POST=pipeline.serve_chat)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from shared import config, db
+from shared.http import Ctx, JSONResponse
 
 log = logging.getLogger("kaixu.health")
 
@@ -23,3 +24,9 @@ async def report() -> dict[str, Any]:
         "schema_version": schema_version,
         "db": {"ok": db_ok},
     }
+
+
+async def get(ctx: Ctx) -> JSONResponse:
+    """GET health: 200 with the report, 503 when the database cannot be reached."""
+    body = await report()
+    return JSONResponse(body, status_code=200 if body["ok"] else 503)

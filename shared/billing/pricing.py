@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from shared import money
 
 if TYPE_CHECKING:
+    from shared.http import Ctx
     from shared.providers.base import Usage
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
@@ -214,3 +215,8 @@ def priced_models() -> list[dict[str, Any]]:
             row["above_200k_prompt_tokens"] = dict(tier)
         models.append(row)
     return sorted(models, key=lambda row: (row["provider"], row["model"]))
+
+
+async def list_models(ctx: Ctx) -> dict[str, Any]:
+    """GET admin-models: the price book, for the admin screen's model pickers."""
+    return {"items": priced_models()}

@@ -32,7 +32,8 @@ def _text(value: Any, limit: int) -> str | None:
     return str(value)[:limit] if value not in (None, "") else None
 
 
-async def report(ctx: Ctx) -> None:
+async def report(ctx: Ctx) -> dict[str, Any]:
+    """POST client-error-report: store the report as one monitor row."""
     cfg = config.settings()
     if cfg.client_error_token:
         given = ctx.headers.get("x-kaixu-error-token", "")
@@ -81,3 +82,4 @@ async def report(ctx: Ctx) -> None:
         }
     )
     ctx.monitored = True
+    return {"ok": True, "request_id": ctx.request_id}

@@ -349,3 +349,8 @@ async def chat(call: Call) -> dict[str, Any]:
         "usage": call.usage_view(usage),
         "month": month,
     }
+
+
+async def serve_chat(ctx: Ctx) -> dict[str, Any]:
+    """POST gateway-chat: admit, call, settle, answer."""
+    return await chat(await admit(ctx))

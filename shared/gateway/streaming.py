@@ -21,8 +21,8 @@ from starlette.types import Send
 
 from shared import config, providers
 from shared.closing_stream import stream_to_reader
-from shared.gateway.pipeline import Call, upstream_failure
-from shared.http import dumps
+from shared.gateway.pipeline import Call, admit, upstream_failure
+from shared.http import Ctx, dumps
 from shared.providers import Usage
 
 _END = object()
@@ -206,6 +206,11 @@ class EventStreamResponse(StreamingResponse):
             await stream_to_reader(self, send)
         finally:
             await asyncio.shield(asyncio.ensure_future(self.session.finish()))
+
+
+async def serve_stream(ctx: Ctx) -> EventStreamResponse:
+    """POST gateway-stream: the same call as gateway-chat, answered as Server-Sent Events."""
+    return await stream(await admit(ctx))
 
 
 async def stream(call: Call) -> EventStreamResponse:

@@ -16,6 +16,7 @@ from typing import Any
 
 from shared import config, db, idempotency, throttle
 from shared.billing import alerts
+from shared.http import Ctx, secret_header
 from shared.kaixupush import jobs as kaixupush_jobs
 
 log = logging.getLogger("kaixu.maintenance")
@@ -51,6 +52,16 @@ async def prune_monitor() -> int:
         "WHERE created_at < now() - make_interval(days => %s) ORDER BY id LIMIT %s)",
         (days, _PRUNE_BATCH),
     )
+
+
+require_secret = secret_header(
+    "x-kaixu-maintenance-secret", "KAIXU_MAINTENANCE_SECRET", lambda: config.settings().maintenance_secret
+)
+
+
+async def run(ctx: Ctx) -> dict[str, Any]:
+    """POST maintenance (the schedule, or a scheduler with the secret): one run."""
+    return {"item": await run_once()}
 
 
 async def run_once() -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from shared import audit, config, db
 from shared.errors import ApiError
+from shared.http import Ctx, secret_header
 from shared.kaixupush import delivery, deploy, pushes, staging
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token
 
@@ -223,6 +224,16 @@ async def expire_staged() -> int:
     rows = await db.fetch_all(_EXPIRE, (pushes.retention_s(),))
     await staging.delete_parts([row["id"] for row in rows])
     return len(rows)
+
+
+require_worker_secret = secret_header(
+    "x-kaixu-worker-secret", "KAIXUPUSH_WORKER_SECRET", lambda: config.settings().kaixupush_worker_secret
+)
+
+
+async def run_worker(ctx: Ctx) -> dict[str, Any]:
+    """POST kaixupush-worker (the schedule, or a scheduler with the secret): one upkeep."""
+    return {"item": await upkeep()}
 
 
 async def upkeep() -> dict[str, int]:
