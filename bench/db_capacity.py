@@ -32,11 +32,39 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import percentile  # noqa: E402
 from shared import migrate  # noqa: E402
 from shared.gateway import keys  # noqa: E402
-from shared.gateway.pipeline import _ADMIT, _SETTLE  # noqa: E402
+from shared.gateway.pipeline import ADMIT, SETTLE  # noqa: E402
 from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 RESERVE_NANOS = 2_000_000  # a small call's worst case
 COST_NANOS = 1_200_000
+_ADMISSION = {
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "install_id": None,
+    "user_agent": None,
+    "worst_nanos": RESERVE_NANOS,
+    "default_rpm": 0,
+    "prompt_tokens": 40,
+    "prompt_nanos": 6000,
+    "default_concurrency": 0,
+}
+_SETTLEMENT = {
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "install_id": None,
+    "input_tokens": 12,
+    "output_tokens": 20,
+    "cost_nanos": COST_NANOS,
+    "outcome": "ok",
+    "estimated": False,
+    "function": "gateway-chat",
+    "app": None,
+    "build": None,
+    "status": 200,
+    "duration_ms": 1.0,
+    "summary": None,
+    "user_agent": None,
+}
 
 
 def seed(database_url: str, customers: int) -> list[bytes]:
@@ -63,35 +91,15 @@ async def worker(database_url: str, key_hash: bytes, until: float, latencies: li
         cursor = conn.cursor()
         while time.perf_counter() < until:
             started = time.perf_counter()
-            await cursor.execute(
-                _ADMIT, (key_hash, "openai", "gpt-4o-mini", None, None, RESERVE_NANOS, 0, 40, 6000, 0)
-            )
+            await cursor.execute(ADMIT, {**_ADMISSION, "key_hash": key_hash})
             reservation, customer, key, month = _admission(cursor, await cursor.fetchone())
-            await cursor.execute(
-                _SETTLE,
-                (
-                    reservation,
-                    customer,
-                    key,
-                    month,
-                    "openai",
-                    "gpt-4o-mini",
-                    None,
-                    12,
-                    20,
-                    COST_NANOS,
-                    "ok",
-                    False,
-                    f"cap-{time.time_ns()}",
-                    "gateway-chat",
-                    None,
-                    None,
-                    200,
-                    1.0,
-                    None,
-                    None,
-                ),
-            )
+            settlement = {
+                "reservation_id": reservation,
+                "customer_id": customer,
+                "api_key_id": key,
+                "month": month,
+            }
+            await cursor.execute(SETTLE, {**_SETTLEMENT, **settlement, "request_id": f"cap-{time.time_ns()}"})
             await cursor.fetchone()
             latencies.append(time.perf_counter() - started)
 

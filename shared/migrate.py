@@ -1,9 +1,18 @@
-"""Apply ``sql/NNN_name.sql`` migrations in order: ``python -m shared.migrate``.
+"""Bring a database to this release's schema: ``python -m shared.migrate``.
+
+Two kinds of SQL, the way Flyway keeps versioned and repeatable migrations:
+
+- ``sql/NNN_name.sql``: the tables' history, applied once each in order and recorded with a
+  checksum; an applied file that was edited afterwards is an error, not a silent drift.
+- ``sql/functions/*.sql``: the server-side functions (ADMIT, SETTLE, ...), one current
+  definition each (``CREATE OR REPLACE``), re-applied after the migrations whenever a file's
+  checksum differs from the one recorded. A function defined in an old migration is
+  superseded here; changing a function's arguments needs a migration that drops the old one
+  once no running release calls it.
 
 Each file runs in its own transaction under a transaction-scoped advisory lock, so two
 processes migrating at once serialise (the second finds the work done) and the runner is
-safe behind a transaction-mode pooler. Applied files are recorded with a checksum; an
-applied file that was edited afterwards is an error, not a silent drift.
+safe behind a transaction-mode pooler.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import psycopg
 from shared import config
 
 SQL_DIR = config.PROJECT_ROOT / "sql"
+FUNCTIONS_DIR = SQL_DIR / "functions"
 _LOCK_ID = 0x4B41_4958  # "KAIX": one lock for the whole schema
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -47,6 +57,36 @@ def discover(directory: Path = SQL_DIR) -> list[Migration]:
     return found
 
 
+def discover_functions(directory: Path = FUNCTIONS_DIR) -> list[Migration]:
+    """The repeatable files (version 0: they have none)."""
+    return [
+        Migration(0, f"functions/{path.name}", path.read_text()) for path in sorted(directory.glob("*.sql"))
+    ]
+
+
+def _apply_functions(conn: psycopg.Connection, routines: Migration) -> bool:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_functions (
+                   name text PRIMARY KEY,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        row = conn.execute(
+            "SELECT checksum FROM schema_functions WHERE name = %s", (routines.name,)
+        ).fetchone()
+        if row and row[0] == routines.checksum:
+            return False
+        conn.execute(routines.sql)
+        conn.execute(
+            "INSERT INTO schema_functions (name, checksum) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
+            "SET checksum = excluded.checksum, applied_at = now()",
+            (routines.name, routines.checksum),
+        )
+        return True
+
+
 def _apply_one(conn: psycopg.Connection, migration: Migration) -> bool:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
@@ -73,12 +113,16 @@ def _apply_one(conn: psycopg.Connection, migration: Migration) -> bool:
 
 
 def migrate(database_url: str, directory: Path = SQL_DIR) -> list[str]:
-    """Apply every pending migration; return the names applied by this call."""
+    """Apply every pending migration, then every changed function file; return the names
+    applied by this call."""
     applied = []
     with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
         for migration in discover(directory):
             if _apply_one(conn, migration):
                 applied.append(migration.name)
+        for routines in discover_functions(directory / "functions"):
+            if _apply_functions(conn, routines):
+                applied.append(routines.name)
     return applied
 
 

@@ -90,7 +90,7 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 # Reference data seeded by the migrations themselves: kept between tests.
-REFERENCE_TABLES = ("schema_migrations", "push_pricing_versions")
+REFERENCE_TABLES = ("schema_migrations", "schema_functions", "push_pricing_versions")
 
 
 @pytest.fixture(autouse=True)

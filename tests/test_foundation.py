@@ -159,7 +159,8 @@ def test_two_concurrent_migration_runs_both_succeed(database_url):
         assert [run.returncode for run in runs] == [0, 0], outputs
         # Each file is applied by exactly one of the two runs (they may take turns).
         names = [name for out, _ in outputs for name in out.partition(": ")[2].split(", ") if name.strip()]
-        assert sorted(name.strip() for name in names) == [m.name for m in migrate.discover()]
+        every = [m.name for m in migrate.discover() + migrate.discover_functions()]
+        assert sorted(name.strip() for name in names) == sorted(every)
         with psycopg.connect(url) as conn:
             versions = conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
             assert [v for (v,) in versions] == [m.version for m in migrate.discover()]
@@ -291,3 +292,27 @@ def test_client_error_report_token_and_rate_limit(client, configure):
     assert int(limited.headers["retry-after"]) >= 1
     other_client = {**headers, "x-forwarded-for": "198.51.100.8"}
     assert client.post("client-error-report", json={}, headers=other_client).status_code == 200
+
+
+def test_a_changed_function_file_is_applied_again_and_only_then(database_url, tmp_path):
+    """sql/functions is re-applied when a file changes (one current definition of each
+    function), and left alone otherwise."""
+    name = f"kaixu_functions_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(database_url, name)
+    sql = tmp_path / "sql"
+    (sql / "functions").mkdir(parents=True)
+    (sql / "001_t.sql").write_text("CREATE TABLE t (x int);")
+    probe = sql / "functions" / "probe.sql"
+    probe.write_text("CREATE OR REPLACE FUNCTION kx_probe() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;")
+    try:
+        assert migrate.migrate(url, sql) == ["001_t.sql", "functions/probe.sql"]
+        assert migrate.migrate(url, sql) == []
+        probe.write_text("CREATE OR REPLACE FUNCTION kx_probe() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;")
+        assert migrate.migrate(url, sql) == ["functions/probe.sql"]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT kx_probe()").fetchone() == (2,)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -328,9 +328,10 @@ def _stream_function(resources: dict[str, Any]) -> None:
 
 
 def migrations_checksum(directory: Path = migrate.SQL_DIR) -> str:
-    """Changes exactly when ``sql/`` does, so the migrations resource runs on such releases."""
+    """Changes exactly when ``sql/`` (functions included) does, so the migrations resource
+    runs on such releases."""
     digest = hashlib.sha256()
-    for migration in migrate.discover(directory):
+    for migration in migrate.discover(directory) + migrate.discover_functions(directory / "functions"):
         digest.update(f"{migration.name}:{migration.checksum}\n".encode())
     return digest.hexdigest()
 

@@ -31,14 +31,49 @@ from shared.providers import Usage
 
 log = logging.getLogger("kaixu.gateway")
 
-_ADMIT = (
-    "SELECT * FROM kx_admit(%s::bytea, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::int,"
-    " %s::bigint, %s::bigint, %s::int)"
+
+def _named_call(sql_function: str, /, **types: str) -> str:
+    """``SELECT * FROM sql_function(p_x => %(x)s::type, ...)``: arguments by name, so the SQL
+    and the Python that fills it cannot drift apart by position (sql/functions/)."""
+    arguments = ", ".join(f"p_{name} => %({name})s::{sql_type}" for name, sql_type in types.items())
+    return f"SELECT * FROM {sql_function}({arguments})"
+
+
+ADMIT = _named_call(
+    "kx_admit",
+    key_hash="bytea",
+    provider="text",
+    model="text",
+    install_id="text",
+    user_agent="text",
+    worst_nanos="bigint",
+    default_rpm="int",
+    prompt_tokens="bigint",
+    prompt_nanos="bigint",
+    default_concurrency="int",
 )
-_SETTLE = (
-    "SELECT * FROM kx_settle(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s::text,"
-    " %s::bigint, %s::bigint, %s::bigint, %s::text, %s::boolean, %s::text, %s::text, %s::text, %s::text,"
-    " %s::int, %s::real, %s::text, %s::text)"
+SETTLE = _named_call(
+    "kx_settle",
+    reservation_id="bigint",
+    customer_id="bigint",
+    api_key_id="bigint",
+    month="text",
+    provider="text",
+    model="text",
+    install_id="text",
+    input_tokens="bigint",
+    output_tokens="bigint",
+    cost_nanos="bigint",
+    outcome="text",
+    estimated="boolean",
+    request_id="text",
+    function="text",
+    app="text",
+    build="text",
+    status="int",
+    duration_ms="real",
+    summary="text",
+    user_agent="text",
 )
 _SETTLE_ATTEMPTS = 4
 # Kept back from a host's deadline (a Lambda's timeout) for SETTLE and the answer: SETTLE
@@ -124,12 +159,12 @@ def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
     return ApiError(status, code, message)
 
 
-async def _settle_with_retries(params: tuple[Any, ...]) -> dict[str, Any] | None:
+async def _settle_with_retries(params: dict[str, Any]) -> dict[str, Any] | None:
     """SETTLE is idempotent per reservation, so a lost connection, a pool timeout or a lost
     deadlock is retried rather than leaving a paid call unbilled until the reaper."""
     for attempt in range(_SETTLE_ATTEMPTS):
         try:
-            return await db.fetch_one(_SETTLE, params)
+            return await db.fetch_one(SETTLE, params)
         except (*db.UNAVAILABLE, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if attempt == _SETTLE_ATTEMPTS - 1:
                 raise
@@ -194,28 +229,28 @@ class Call:
         self, usage: Usage | None, outcome: str, status: int, estimated: bool, summary: str | None
     ) -> dict[str, Any]:
         ctx, admission, request = self.ctx, self.admission, self.request
-        params = (
-            admission["reservation_id"],
-            admission["customer_id"],
-            admission["api_key_id"],
-            admission["month"],
-            request.provider,
-            request.model,
-            self.install_id,
-            usage.input_tokens if usage else 0,
-            usage.output_tokens if usage else 0,
-            pricing.cost_nanos(self.price, usage) if usage else 0,
-            outcome,
-            estimated,
-            ctx.request_id,
-            ctx.function,
-            ctx.app_tag,
-            ctx.build_tag,
-            status,
-            round(ctx.elapsed_ms(), 2),
-            summary,
-            ctx.headers.get("user-agent", "")[:240] or None,
-        )
+        params = {
+            "reservation_id": admission["reservation_id"],
+            "customer_id": admission["customer_id"],
+            "api_key_id": admission["api_key_id"],
+            "month": admission["month"],
+            "provider": request.provider,
+            "model": request.model,
+            "install_id": self.install_id,
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+            "cost_nanos": pricing.cost_nanos(self.price, usage) if usage else 0,
+            "outcome": outcome,
+            "estimated": estimated,
+            "request_id": ctx.request_id,
+            "function": ctx.function,
+            "app": ctx.app_tag,
+            "build": ctx.build_tag,
+            "status": status,
+            "duration_ms": round(ctx.elapsed_ms(), 2),
+            "summary": summary,
+            "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
+        }
         row = await _settle_with_retries(params)
         if not (row and row["month"]):
             return self.month_before.view()
@@ -287,20 +322,21 @@ async def admit(ctx: Ctx) -> Call:
     price = _priced(request)
     if not providers.is_configured(request.provider):
         raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {request.provider} is not configured here.")
+    cfg = config.settings()
     row = await db.fetch_one(
-        _ADMIT,
-        (
-            key_hash,
-            request.provider,
-            request.model,
-            install_id,
-            ctx.headers.get("user-agent", "")[:240] or None,
-            _worst_case_nanos(request, price),
-            config.settings().default_rpm_limit,
-            prompt_token_bound(request, price),
-            _prompt_nanos(request, price),
-            config.settings().default_max_concurrent,
-        ),
+        ADMIT,
+        {
+            "key_hash": key_hash,
+            "provider": request.provider,
+            "model": request.model,
+            "install_id": install_id,
+            "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
+            "worst_nanos": _worst_case_nanos(request, price),
+            "default_rpm": cfg.default_rpm_limit,
+            "prompt_tokens": prompt_token_bound(request, price),
+            "prompt_nanos": _prompt_nanos(request, price),
+            "default_concurrency": cfg.default_max_concurrent,
+        },
     )
     ctx.customer_id, ctx.api_key_id = row["customer_id"], row["api_key_id"]
     if row["status"]:

@@ -1,0 +1,178 @@
+-- ADMIT: one statement that authorises, rate limits and reserves a gateway call.
+--
+-- The current definition, re-applied by `python -m shared.migrate` whenever this file
+-- changes (see shared/migrate.py). Edit it here; never in a numbered migration.
+
+-- ADMIT. Concurrency: the key's rate rings and the month rollups are locked rows, and new
+-- device seats are claimed under a per-key advisory lock, so parallel calls can never pass a
+-- limit together. Nothing is written unless the call is admitted.
+CREATE OR REPLACE FUNCTION kx_admit(
+    p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
+    p_worst_nanos bigint, p_default_rpm int, p_prompt_tokens bigint, p_prompt_nanos bigint,
+    p_default_concurrency int,
+    OUT status int, OUT code text, OUT scope text, OUT limit_value int, OUT retry_after_s int,
+    OUT reservation_id bigint, OUT customer_id bigint, OUT api_key_id bigint, OUT month text,
+    OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    k api_keys%ROWTYPE;
+    c customers%ROWTYPE;
+    v_now timestamptz := now();
+    v_month text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM');
+    v_providers text[];
+    v_models jsonb;
+    v_listed jsonb;
+    v_seats int;
+    v_device key_devices%ROWTYPE;
+    v_new_device boolean := false;
+    v_rpm int;
+    v_rpd int;
+    v_minute rate_limit_rings;
+    v_day rate_limit_rings;
+    v_block timestamptz;
+    v_cu monthly_usage%ROWTYPE;
+    v_ku monthly_key_usage%ROWTYPE;
+    v_key_capped boolean;
+    v_concurrency int;
+BEGIN
+    -- The admission need not wait for its WAL flush: settlement is durable and bills from the
+    -- call's own figures, so a crash losing a just-admitted reservation loses no money.
+    PERFORM set_config('synchronous_commit', 'off', true);
+    status := 0;
+    SELECT * INTO k FROM api_keys WHERE key_hash = p_key_hash;
+    IF NOT FOUND THEN
+        status := 401; code := 'INVALID_KEY'; RETURN;
+    END IF;
+    api_key_id := k.id;
+    customer_id := k.customer_id;
+    IF k.revoked_at IS NOT NULL THEN
+        status := 401; code := 'KEY_REVOKED'; RETURN;
+    END IF;
+    SELECT * INTO c FROM customers WHERE id = k.customer_id;
+    IF NOT c.is_active THEN
+        status := 403; code := 'CUSTOMER_DISABLED'; RETURN;
+    END IF;
+    IF k.role = 'viewer' THEN  -- a viewer key reads, it never spends
+        status := 403; code := 'ROLE_FORBIDDEN'; RETURN;
+    END IF;
+
+    -- Allowlists: the key's value replaces the customer's when set.
+    v_providers := coalesce(k.allowed_providers, c.allowed_providers);
+    IF v_providers IS NOT NULL AND NOT (p_provider = ANY (v_providers) OR '*' = ANY (v_providers)) THEN
+        status := 403; code := 'PROVIDER_NOT_ALLOWED'; RETURN;
+    END IF;
+    v_models := coalesce(k.allowed_models, c.allowed_models);
+    IF v_models IS NOT NULL THEN
+        v_listed := coalesce(v_models -> p_provider, v_models -> '*');
+        IF v_listed IS NULL OR NOT (v_listed ? '*' OR v_listed ? p_model) THEN
+            status := 403; code := 'MODEL_NOT_ALLOWED'; RETURN;
+        END IF;
+    END IF;
+
+    -- Device seats, per key.
+    v_seats := nullif(coalesce(k.max_devices, c.max_devices_per_key), 0);
+    IF p_install_id IS NULL THEN
+        IF coalesce(k.require_install_id, c.require_install_id) OR v_seats IS NOT NULL THEN
+            status := 400; code := 'INSTALL_ID_REQUIRED'; RETURN;
+        END IF;
+    ELSE
+        SELECT * INTO v_device FROM key_devices d WHERE d.api_key_id = k.id AND d.install_id = p_install_id;
+        IF NOT FOUND AND v_seats IS NOT NULL THEN
+            -- A new device takes a seat: serialise this key's seat claims, then look again.
+            PERFORM pg_advisory_xact_lock(hashtextextended('kx_seats:' || k.id, 0));
+            SELECT * INTO v_device FROM key_devices d WHERE d.api_key_id = k.id AND d.install_id = p_install_id;
+        END IF;
+        IF FOUND THEN
+            IF v_device.revoked_at IS NOT NULL THEN
+                status := 403; code := 'DEVICE_REVOKED'; RETURN;
+            END IF;
+        ELSIF v_seats IS NOT NULL AND (SELECT count(*) FROM key_devices d
+                                       WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) >= v_seats THEN
+            status := 403; code := 'DEVICE_LIMIT'; limit_value := v_seats; RETURN;
+        ELSE
+            v_new_device := true;
+        END IF;
+    END IF;
+
+    -- Rate limits: exact sliding windows; refused calls take nothing.
+    v_rpm := coalesce(k.rpm_limit, c.rpm_limit, p_default_rpm);
+    IF v_rpm > 0 THEN
+        v_minute := kx_ring_lock(k.id, 'minute', v_rpm);
+        v_now := clock_timestamp();  -- after the wait for the lock: admissions stay in time order
+        v_block := kx_ring_blocker(v_minute, interval '60 seconds', v_now);
+        IF v_block IS NOT NULL THEN
+            status := 429; code := 'RATE_LIMITED'; scope := 'minute'; limit_value := v_rpm;
+            retry_after_s := greatest(1, ceil(extract(epoch FROM v_block + interval '60 seconds' - v_now)))::int;
+            RETURN;
+        END IF;
+    END IF;
+    v_rpd := coalesce(k.rpd_limit, c.rpd_limit);
+    IF v_rpd > 0 THEN
+        v_day := kx_ring_lock(k.id, 'day', v_rpd);
+        v_block := kx_ring_blocker(v_day, interval '1 day', v_now);
+        IF v_block IS NOT NULL THEN
+            status := 429; code := 'RATE_LIMITED'; scope := 'day'; limit_value := v_rpd;
+            retry_after_s := greatest(1, ceil(extract(epoch FROM v_block + interval '1 day' - v_now)))::int;
+            RETURN;
+        END IF;
+    END IF;
+
+    -- Caps: reserve the worst case against the customer's month, and against the key's when
+    -- the key has a cap of its own (otherwise the customer's check covers it).
+    v_cu := kx_customer_month(c.id, v_month);
+    month := v_month;
+
+    -- Concurrent calls: the customer's month row, locked just above, serialises every
+    -- admission of this customer, so the open reservations counted here cannot change under us.
+    v_concurrency := coalesce(c.max_concurrent, p_default_concurrency);
+    IF v_concurrency > 0 AND (SELECT count(*) FROM reservations r WHERE r.customer_id = c.id) >= v_concurrency THEN
+        status := 429; code := 'CONCURRENCY_LIMIT'; scope := 'customer'; limit_value := v_concurrency;
+        retry_after_s := 1; RETURN;
+    END IF;
+    IF k.max_concurrent > 0 AND (SELECT count(*) FROM reservations r WHERE r.api_key_id = k.id) >= k.max_concurrent THEN
+        status := 429; code := 'CONCURRENCY_LIMIT'; scope := 'key'; limit_value := k.max_concurrent;
+        retry_after_s := 1; RETURN;
+    END IF;
+
+    cap_cents := c.monthly_cap_cents + v_cu.topup_cents;
+    key_cap_cents := coalesce(k.monthly_cap_cents, cap_cents);
+    spent_nanos := v_cu.spent_nanos;
+    v_key_capped := k.monthly_cap_cents IS NOT NULL;
+    IF v_key_capped THEN
+        v_ku := kx_key_month(k.id, c.id, v_month);
+        key_spent_nanos := v_ku.spent_nanos;
+    ELSE
+        key_spent_nanos := coalesce((SELECT mk.spent_nanos FROM monthly_key_usage mk
+                                     WHERE mk.api_key_id = k.id AND mk.month = v_month), 0);
+    END IF;
+    IF v_cu.spent_nanos + v_cu.reserved_nanos + p_worst_nanos > kx_nanos(cap_cents) THEN
+        status := 402; code := 'CAP_REACHED'; scope := 'customer'; RETURN;
+    END IF;
+    IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + p_worst_nanos > kx_nanos(key_cap_cents) THEN
+        status := 402; code := 'CAP_REACHED'; scope := 'key'; RETURN;
+    END IF;
+
+    -- Admitted: take the rate slots, the seat and the reservation.
+    IF v_rpm > 0 THEN
+        PERFORM kx_ring_take(v_minute, v_now);
+    END IF;
+    IF v_rpd > 0 THEN
+        PERFORM kx_ring_take(v_day, v_now);
+    END IF;
+    IF v_new_device THEN
+        INSERT INTO key_devices (api_key_id, install_id, customer_id, user_agent)
+        VALUES (k.id, p_install_id, c.id, p_user_agent)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    UPDATE monthly_usage mu SET reserved_nanos = mu.reserved_nanos + p_worst_nanos
+    WHERE mu.customer_id = c.id AND mu.month = v_month;
+    IF v_key_capped THEN
+        UPDATE monthly_key_usage mk SET reserved_nanos = mk.reserved_nanos + p_worst_nanos
+        WHERE mk.api_key_id = k.id AND mk.month = v_month;
+    END IF;
+    INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, key_reserved_nanos, provider,
+                              model, install_id, prompt_tokens, prompt_nanos)
+    VALUES (c.id, k.id, v_month, p_worst_nanos, CASE WHEN v_key_capped THEN p_worst_nanos ELSE 0 END,
+            p_provider, p_model, p_install_id, p_prompt_tokens, p_prompt_nanos)
+    RETURNING id INTO reservation_id;
+END $$;
