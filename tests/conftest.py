@@ -11,11 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -25,15 +22,11 @@ from psycopg.types.json import Jsonb
 
 from shared import config, migrate
 from shared.gateway import keys
-from tests.deploy_support import ARCH
-from tests.fakes.lambda_runtime import Deployment, bare_python, runtime_client
-from tests.fakes.server import LoopbackServer
-from tests.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+from tests.support.database import IssuedKey, with_database
+from tests.support.deploy import ARCH
+from tests.support.fakes.lambda_runtime import Deployment, bare_python, runtime_client
+from tests.support.fakes.server import LoopbackServer
+from tests.support.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +41,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = f"kaixu_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
+    url = with_database(server_url, name)
     migrate.migrate(url)
     os.environ["DATABASE_URL"] = url
     config.reload()
@@ -125,16 +118,6 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., config.
     config.reload()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> object:
-    """Poll until ``predicate`` is truthy (for work done after a response, e.g. monitor rows)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.02)
-
-
 @pytest.fixture(scope="session")
 def upstream_server() -> Iterator[FakeUpstreams]:
     yield from serve_fake_upstreams()
@@ -144,17 +127,6 @@ def upstream_server() -> Iterator[FakeUpstreams]:
 def upstreams(upstream_server: FakeUpstreams, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstreams]:
     """The loopback fake of OpenAI, Anthropic and Gemini, with the gateway pointed at it."""
     yield from use_fake_upstreams(upstream_server, monkeypatch)
-
-
-@dataclass
-class IssuedKey:
-    customer_id: int
-    key_id: int
-    secret: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.secret}"}
 
 
 @pytest.fixture

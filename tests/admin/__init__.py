@@ -1,0 +1,1 @@
+"""The admin API: authentication and every admin resource."""

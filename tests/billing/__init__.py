@@ -1,0 +1,1 @@
+"""The price book, invoices, top-ups, Stripe and cap alerts."""

@@ -1,0 +1,1 @@
+"""The foundation: the function wrapper, configuration, migrations, crypto, the layout."""

@@ -1,0 +1,1 @@
+"""The gateway: admission, calls, streams, settlement, keys and their limits."""

@@ -1,0 +1,1 @@
+"""Running the system: the CLI, maintenance, the deploy and the benchmark harness."""

@@ -1,0 +1,1 @@
+"""KaixuPush: deploys to Netlify through the gateway."""

@@ -1,0 +1,1 @@
+"""The admin screen, static and in a real browser."""

@@ -1,0 +1,50 @@
+"""The test database: arranging rows the way the system would have left them, and waiting for
+work done after a response."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from shared.gateway import keys
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> object:
+    """Poll until ``predicate`` is truthy (for work done after a response, e.g. monitor rows)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
+@dataclass
+class IssuedKey:
+    customer_id: int
+    key_id: int
+    secret: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.secret}"}
+
+
+def hold_stale_reservation(db: psycopg.Connection, key: IssuedKey) -> None:
+    """A call admitted an hour ago (5,000,000 nanos held, its 40-token prompt worth 6,000)
+    whose process died before SETTLE."""
+    admitted = db.execute(
+        "SELECT * FROM kx_admit(%s, 'openai', 'gpt-4o-mini', NULL, NULL, 5000000, 100, 40, 6000, 0)",
+        (keys.hash_key(key.secret),),
+    ).fetchone()
+    assert admitted["status"] == 0
+    db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
