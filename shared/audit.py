@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
+
+from shared import db
 
 
 async def record(
-    conn: psycopg.AsyncConnection,
+    conn: db.Connection,
     actor: str,
     action: str,
     target: str | None,

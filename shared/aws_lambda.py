@@ -16,11 +16,11 @@ settle it (see ``Call.deadline`` in ``shared.gateway``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from mangum import Mangum
-from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Response
+from mangum.types import ASGI, LambdaConfig, LambdaContext, LambdaEvent, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Scope
 
@@ -95,7 +95,8 @@ def buffers_responses(scope: Scope) -> bool:
 
 def handler(app: ASGIApp, *, scheduled: bool = False) -> Mangum:
     """The Lambda entry point of one function's app; ``scheduled`` also accepts the schedule."""
-    return Mangum(app, lifespan="off", custom_handlers=[ScheduledEvent] if scheduled else None)
+    # Starlette's ASGIApp and Mangum's ASGI protocol describe the same callable differently.
+    return Mangum(cast(ASGI, app), lifespan="off", custom_handlers=[ScheduledEvent] if scheduled else None)
 
 
 def remaining_s(scope: Scope, headers: Headers) -> float | None:
@@ -106,7 +107,7 @@ def remaining_s(scope: Scope, headers: Headers) -> float | None:
     (the gateway takes the earlier of this and its own timeouts), so it is read wherever."""
     context = scope.get("aws.context")
     if context is not None:
-        return context.get_remaining_time_in_millis() / 1000
+        return float(context.get_remaining_time_in_millis()) / 1000
     raw = headers.get(WEB_ADAPTER_CONTEXT_HEADER)
     if not raw:
         return None

@@ -31,6 +31,9 @@ from psycopg.rows import dict_row
 from shared import config
 
 T = TypeVar("T")
+Row = dict[str, Any]
+Connection = psycopg.AsyncConnection[Row]
+Cursor = psycopg.AsyncCursor[Row]
 
 _MAX_LIFETIME_S = 3600.0  # reconnect now and then: server-side memory, failovers, rotated passwords
 _MAX_IDLE_S = 600.0  # close what a burst opened once it has sat unused this long
@@ -47,9 +50,9 @@ UNAVAILABLE = (psycopg.OperationalError,)
 class _Pooled:
     __slots__ = ("born", "conn", "cursor", "used")
 
-    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.cursor = conn.cursor()
+        self.cursor: Cursor = conn.cursor()
         self.born = self.used = time.monotonic()
 
 
@@ -146,7 +149,7 @@ def pool() -> Pool:
 
 
 @asynccontextmanager
-async def connection() -> AsyncIterator[psycopg.AsyncConnection]:
+async def connection() -> AsyncIterator[Connection]:
     current = pool()
     pooled = await current.acquire()
     try:
@@ -155,7 +158,7 @@ async def connection() -> AsyncIterator[psycopg.AsyncConnection]:
         await current.release(pooled)
 
 
-async def _run(sql: str, params: Any, read: Callable[[psycopg.AsyncCursor], Awaitable[T]]) -> T:
+async def _run(sql: str, params: Any, read: Callable[[Cursor], Awaitable[T]]) -> T:
     """One statement on a pooled connection's own cursor: the hot path's shape."""
     current = pool()
     pooled = await current.acquire()
@@ -166,16 +169,37 @@ async def _run(sql: str, params: Any, read: Callable[[psycopg.AsyncCursor], Awai
         await current.release(pooled)
 
 
-async def _rowcount(cursor: psycopg.AsyncCursor) -> int:
+async def _rowcount(cursor: Cursor) -> int:
     return cursor.rowcount
 
 
-async def fetch_one(sql: str, params: Any = None) -> dict[str, Any] | None:
-    return await _run(sql, params, psycopg.AsyncCursor.fetchone)
+async def _fetchone(cursor: Cursor) -> Row | None:
+    return await cursor.fetchone()
 
 
-async def fetch_all(sql: str, params: Any = None) -> list[dict[str, Any]]:
-    return await _run(sql, params, psycopg.AsyncCursor.fetchall)
+async def _fetchall(cursor: Cursor) -> list[Row]:
+    return await cursor.fetchall()
+
+
+async def one(cursor: Cursor) -> Row:
+    """The row a statement always returns (an aggregate, ``INSERT ... RETURNING``)."""
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
+
+async def fetch_one(sql: str, params: Any = None) -> Row | None:
+    return await _run(sql, params, _fetchone)
+
+
+async def fetch_row(sql: str, params: Any = None) -> Row:
+    """Like :func:`fetch_one`, for a statement that always returns a row."""
+    return await _run(sql, params, one)
+
+
+async def fetch_all(sql: str, params: Any = None) -> list[Row]:
+    return await _run(sql, params, _fetchall)
 
 
 async def execute(sql: str, params: Any = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 from shared.errors import bad_request
 
@@ -22,6 +22,19 @@ def reject_unknown(body: dict[str, Any], allowed: Iterable[str]) -> None:
         raise bad_request(unknown[0], f"{unknown[0]} is not a field of this request.")
 
 
+@overload
+def int_field(
+    body: dict[str, Any],
+    name: str,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    required: Literal[True] = True,
+) -> int: ...
+@overload
+def int_field(
+    body: dict[str, Any], name: str, *, minimum: int = 1, maximum: int | None = None, required: bool
+) -> int | None: ...
 def int_field(
     body: dict[str, Any], name: str, *, minimum: int = 1, maximum: int | None = None, required: bool = True
 ) -> int | None:
@@ -39,6 +52,10 @@ def int_field(
     return value
 
 
+@overload
+def month_field(body: dict[str, Any], name: str = "month", *, required: Literal[True] = True) -> str: ...
+@overload
+def month_field(body: dict[str, Any], name: str = "month", *, required: bool) -> str | None: ...
 def month_field(body: dict[str, Any], name: str = "month", *, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None:
@@ -50,6 +67,12 @@ def month_field(body: dict[str, Any], name: str = "month", *, required: bool = T
     return value
 
 
+@overload
+def text_field(
+    body: dict[str, Any], name: str, *, max_length: int, required: Literal[True] = True
+) -> str: ...
+@overload
+def text_field(body: dict[str, Any], name: str, *, max_length: int, required: bool) -> str | None: ...
 def text_field(body: dict[str, Any], name: str, *, max_length: int, required: bool = True) -> str | None:
     """Trimmed printable text without whitespace inside (tokens, identifiers)."""
     value = body.get(name)

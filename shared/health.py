@@ -13,7 +13,7 @@ log = logging.getLogger("kaixu.health")
 
 async def report() -> dict[str, Any]:
     try:
-        row = await db.fetch_one("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")
+        row = await db.fetch_row("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")
         schema_version, db_ok = int(row["version"]), True
     except Exception:
         log.warning("health: database probe failed", exc_info=True)

@@ -103,6 +103,13 @@ class Ctx:
         self.deadline = None if left is None else asyncio.get_running_loop().time() + left
 
     @property
+    def customer(self) -> int:
+        """The customer the auth hook identified (a key's): for handlers behind such a hook."""
+        if self.customer_id is None:
+            raise RuntimeError(f"{self.function}: no auth hook identified the customer")
+        return self.customer_id
+
+    @property
     def headers(self) -> Headers:
         return self.request.headers
 

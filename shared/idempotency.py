@@ -13,7 +13,6 @@ import hashlib
 from typing import Any
 
 import orjson
-import psycopg
 from psycopg.types.json import Jsonb
 
 from shared import db
@@ -41,7 +40,7 @@ def request_hash(data: Any) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def claim(conn: psycopg.AsyncConnection, scope: str, key: str, fingerprint: str) -> Any | None:
+async def claim(conn: db.Connection, scope: str, key: str, fingerprint: str) -> Any | None:
     """None when this transaction now owns ``key`` (do the write, then :func:`store`);
     otherwise the response stored by the request that owned it."""
     cur = await conn.execute(
@@ -66,7 +65,7 @@ async def claim(conn: psycopg.AsyncConnection, scope: str, key: str, fingerprint
     return row["response"]
 
 
-async def store(conn: psycopg.AsyncConnection, scope: str, key: str, response: Any) -> None:
+async def store(conn: db.Connection, scope: str, key: str, response: Any) -> None:
     await conn.execute(
         "UPDATE idempotency_keys SET response = %s WHERE scope = %s AND key = %s",
         (Jsonb(response, dumps=lambda value: dumps(value).decode()), scope, key),

@@ -128,15 +128,16 @@ def migrate(database_url: str, directory: Path = SQL_DIR) -> list[str]:
 
 def schema_version(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    return int(row[0])
+    return int(row[0]) if row else 0
 
 
-def main() -> None:
+def main() -> int:
     url = config.settings().database_url
     if not url:
         raise SystemExit("migrate: set DATABASE_URL (or NETLIFY_DB_URL) to the database to migrate")
     names = migrate(url)
     print(f"applied {len(names)} migration(s)" + (": " + ", ".join(names) if names else ""))
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from shared import db, numbers
 from shared.errors import bad_request
@@ -20,6 +20,10 @@ DEFAULT_LIMIT = 100
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
+@overload
+def int_param(ctx: Ctx, name: str, *, required: Literal[True], minimum: int = 1) -> int: ...
+@overload
+def int_param(ctx: Ctx, name: str, *, required: bool = False, minimum: int = 1) -> int | None: ...
 def int_param(ctx: Ctx, name: str, *, required: bool = False, minimum: int = 1) -> int | None:
     raw = ctx.query.get(name)
     if raw is None or raw == "":

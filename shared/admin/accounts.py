@@ -28,7 +28,7 @@ def check_email(email: str) -> str:
     return email
 
 
-async def require_customer(conn: psycopg.AsyncConnection, customer_id: int) -> dict[str, Any]:
+async def require_customer(conn: db.Connection, customer_id: int) -> dict[str, Any]:
     """The customer row, kept from deletion for this transaction, or 404. A key-share lock is
     enough and conflicts with nothing the gateway takes: a stronger one here (before the month
     row a top-up updates) deadlocked against admissions, which hold the month row first."""
@@ -40,7 +40,7 @@ async def require_customer(conn: psycopg.AsyncConnection, customer_id: int) -> d
 
 
 async def insert_key(
-    conn: psycopg.AsyncConnection, customer_id: int, kind: str, settings: dict[str, Any]
+    conn: db.Connection, customer_id: int, kind: str, settings: dict[str, Any]
 ) -> tuple[dict[str, Any], keys.NewKey]:
     new = keys.generate()
     columns = ["customer_id", "key_hash", "key_last4", "kind", *settings]
@@ -49,7 +49,7 @@ async def insert_key(
     cur = await conn.execute(
         f"INSERT INTO api_keys ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *", values
     )
-    return await cur.fetchone(), new
+    return await db.one(cur), new
 
 
 async def create_customer(
@@ -71,7 +71,7 @@ async def create_customer(
                 "VALUES (%s, %s, %s, %s, %s) RETURNING *",
                 (email, plan, cap, rpm_limit, max_concurrent),
             )
-            customer = await cur.fetchone()
+            customer = await db.one(cur)
             key, new = await insert_key(
                 conn, customer["id"], "master", {"label": "master", "role": keys.MASTER_ROLE}
             )

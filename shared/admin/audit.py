@@ -13,7 +13,8 @@ _MAX_FILTER = 200
 
 async def list_events(ctx: Ctx) -> dict[str, Any]:
     limit, cursor = params.limit_param(ctx), params.cursor_param(ctx)
-    clauses, args = ["true"], []
+    clauses: list[str] = ["true"]
+    args: list[Any] = []
     for name in ("action", "target", "actor"):
         value = ctx.query.get(name)
         if value:

@@ -121,7 +121,7 @@ async def require_admin(ctx: Ctx) -> str:
 
 async def _global_delay_s() -> float:
     """How long an attempt waits while failures from every address exceed the budget."""
-    row = await db.fetch_one(
+    row = await db.fetch_row(
         "SELECT count(*) AS failures FROM audit_events WHERE action = 'admin.login_failed' "
         "AND created_at > now() - make_interval(secs => %s)",
         (FAILURE_WINDOW_S,),
@@ -143,7 +143,7 @@ async def _attempt(ctx: Ctx, password: str, *, record_success: bool) -> bool:
             "AND created_at > now() - make_interval(secs => %s)",
             (f"client:{subject}", FAILURE_WINDOW_S),
         )
-        recent = await cur.fetchone()
+        recent = await db.one(cur)
         if recent["failures"] >= MAX_FAILURES:
             outcome = "admin.login_locked"
         else:

@@ -60,7 +60,8 @@ async def list_customers(ctx: Ctx) -> dict[str, Any]:
     q = (ctx.query.get("q") or "").strip()
     if len(q) > 320:
         raise bad_request("q", "q may be at most 320 characters.")
-    clauses, args = ["true"], {"limit": limit + 1}
+    clauses: list[str] = ["true"]
+    args: dict[str, Any] = {"limit": limit + 1}
     if q:
         clauses.append("strpos(lower(c.email), lower(%(q)s)) > 0")
         args["q"] = q

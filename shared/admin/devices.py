@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import psycopg
 
 from shared import audit, db, numbers, params
 from shared.errors import ApiError, bad_request
@@ -52,7 +51,8 @@ async def list_devices(ctx: Ctx) -> dict[str, Any]:
     if customer_id is None and api_key_id is None:
         raise bad_request("customer_id", "Give customer_id or api_key_id.")
     limit, cursor = params.limit_param(ctx), _decode_cursor(ctx)
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[Any] = []
     if customer_id is not None:
         clauses.append("d.customer_id = %s")
         args.append(customer_id)
@@ -74,7 +74,7 @@ def _install_id(value: Any) -> str:
     value = value.strip()
     if len(value) > _MAX_INSTALL_ID or not value.isprintable():
         raise bad_request("install_id", f"install_id must be 1-{_MAX_INSTALL_ID} printable characters.")
-    return value
+    return str(value)
 
 
 def _api_key_id(value: Any) -> int:
@@ -116,14 +116,14 @@ async def _optional_body(ctx: Ctx) -> dict[str, Any]:
     return data
 
 
-async def _check_seat_free(conn: psycopg.AsyncConnection, api_key_id: int) -> None:
+async def _check_seat_free(conn: db.Connection, api_key_id: int) -> None:
     cur = await conn.execute(
         "SELECT nullif(coalesce(k.max_devices, c.max_devices_per_key), 0) AS seats, "
         "(SELECT count(*) FROM key_devices d WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) AS used "
         "FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.id = %s",
         (api_key_id,),
     )
-    row = await cur.fetchone()
+    row = await db.one(cur)
     if row["seats"] is not None and row["used"] >= row["seats"]:
         raise ApiError(
             409,

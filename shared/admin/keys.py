@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from shared import audit, db, fields, params
 from shared.admin import accounts, policy
 from shared.errors import ApiError, bad_request
@@ -50,7 +48,7 @@ def view(row: dict[str, Any], new: keys.NewKey | None = None) -> dict[str, Any]:
     return item
 
 
-async def _locked_key(conn: psycopg.AsyncConnection, key_id: int) -> dict[str, Any]:
+async def _locked_key(conn: db.Connection, key_id: int) -> dict[str, Any]:
     cur = await conn.execute("SELECT * FROM api_keys WHERE id = %s FOR UPDATE", (key_id,))
     row = await cur.fetchone()
     if row is None:
@@ -115,7 +113,7 @@ async def revoke_key(ctx: Ctx, key_id: int) -> dict[str, Any]:
             cur = await conn.execute(
                 "UPDATE api_keys SET revoked_at = now() WHERE id = %s RETURNING *", (key_id,)
             )
-            row = await cur.fetchone()
+            row = await db.one(cur)
             await audit.record(
                 conn, str(ctx.actor), "key.revoke", f"key:{key_id}", {"customer_id": row["customer_id"]}
             )

@@ -94,7 +94,7 @@ class Hub:
         """Register a tail; returns it and the id up to which rows are NOT sent to it by the hub."""
         async with self._lock:
             if self._task is None:
-                row = await db.fetch_one("SELECT coalesce(max(id), 0) AS id FROM gateway_events")
+                row = await db.fetch_row("SELECT coalesce(max(id), 0) AS id FROM gateway_events")
                 self.last_id, self.gaps = row["id"], {}
                 self._task = asyncio.create_task(self._run())
             tail = Tail()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from shared import audit, crypto, db, fields, params
 from shared.errors import ApiError
 from shared.http import Ctx
@@ -24,7 +22,7 @@ def _view(customer_id: int, row: dict[str, Any] | None) -> dict[str, Any]:
     return {"customer_id": customer_id, "has_token": row is not None, "updated_at": row and row["updated_at"]}
 
 
-async def _require_customer(conn: psycopg.AsyncConnection, customer_id: int) -> None:
+async def _require_customer(conn: db.Connection, customer_id: int) -> None:
     cur = await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
     if await cur.fetchone() is None:
         raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
@@ -65,7 +63,7 @@ async def set_token(ctx: Ctx) -> dict[str, Any]:
             "key_id = excluded.key_id, updated_at = now() RETURNING updated_at, (xmax = 0) AS inserted",
             (customer_id, sealed, crypto.key_id(sealed)),
         )
-        row = await cur.fetchone()
+        row = await db.one(cur)
         details = {"key_id": crypto.key_id(sealed), "replaced": not row["inserted"]}
         await audit.record(
             conn, ctx.actor or "admin", "netlify_token.set", f"customer:{customer_id}", details

@@ -14,11 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shared import audit, fields
+from shared import audit, db, fields
 from shared.errors import bad_request
 from shared.gateway.keys import ROLES
 
@@ -41,7 +40,7 @@ class Field:
 
 def _whole(maximum: int) -> Check:
     def check(name: str, value: Any) -> int:
-        return fields.int_field({name: value}, name, minimum=0, maximum=maximum)  # type: ignore[return-value]
+        return fields.int_field({name: value}, name, minimum=0, maximum=maximum)
 
     return check
 
@@ -67,7 +66,7 @@ def _text(max_length: int) -> Check:
 def _role(name: str, value: Any) -> str:
     if value not in ROLES:
         raise bad_request(name, f"{name} must be one of {', '.join(ROLES)}.")
-    return value
+    return str(value)
 
 
 def _providers(name: str, value: Any) -> list[str]:
@@ -168,7 +167,7 @@ _TABLES = ("customers", "api_keys")
 
 
 async def apply(
-    conn: psycopg.AsyncConnection,
+    conn: db.Connection,
     table: str,
     before: dict[str, Any],
     changes: Mapping[str, Any],
@@ -184,14 +183,16 @@ async def apply(
     changed = {name: value for name, value in changes.items() if before[name] != value}
     if not changed:
         return before
-    assignments = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in changed]
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in changed
+    ]
     if "updated_at" in before:
         assignments.append(sql.SQL("updated_at = now()"))
     query = sql.SQL("UPDATE {} SET {} WHERE id = {} RETURNING *").format(
         sql.Identifier(table), sql.SQL(", ").join(assignments), sql.Placeholder("_id")
     )
     cur = await conn.execute(query, {**db_values(changed), "_id": before["id"]})
-    after = await cur.fetchone()
+    after = await db.one(cur)
     details = {"before": {n: before[n] for n in changed}, "after": {n: after[n] for n in changed}}
     await audit.record(conn, actor, action, target, details)
     return after

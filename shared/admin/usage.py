@@ -26,7 +26,8 @@ def _event_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _filters(ctx: Ctx, customer_id: int) -> tuple[list[str], list[Any]]:
-    clauses, args = ["customer_id = %s"], [customer_id]
+    clauses: list[str] = ["customer_id = %s"]
+    args: list[Any] = [customer_id]
     month = params.month_param(ctx)
     if month:
         clauses.append("month = %s")

@@ -188,7 +188,7 @@ async def _send(client: httpx.AsyncClient, url: str, payload: dict[str, Any]) ->
 
 
 def backoff_s(attempts: int) -> int:
-    return min(BACKOFF_BASE_S * 2 ** (attempts - 1), BACKOFF_MAX_S)
+    return min(BACKOFF_BASE_S << max(0, attempts - 1), BACKOFF_MAX_S)
 
 
 async def deliver_due(limit: int = 50, ids: list[int] | None = None) -> int:

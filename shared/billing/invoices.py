@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psycopg
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
@@ -44,14 +43,15 @@ _TOPUPS = (
 )
 
 
-def _json_ready(value: Any) -> Any:
+def _json_ready(value: dict[str, Any]) -> dict[str, Any]:
     """Datetimes to ISO-8601 UTC strings, as the API renders them."""
-    return orjson.loads(dumps(value))
+    ready: dict[str, Any] = orjson.loads(dumps(value))
+    return ready
 
 
-async def _rows(conn: psycopg.AsyncConnection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+async def _rows(conn: db.Connection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
     cur = await conn.execute(sql, args)
-    return await cur.fetchall()  # type: ignore[return-value]
+    return await cur.fetchall()
 
 
 def _lines(groups: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -86,7 +86,7 @@ def _totals(groups: list[dict[str, Any]], push_nanos: int) -> dict[str, Any]:
     }
 
 
-async def _push_section(conn: psycopg.AsyncConnection, customer_id: int, month: str) -> dict[str, Any]:
+async def _push_section(conn: db.Connection, customer_id: int, month: str) -> dict[str, Any]:
     """KaixuPush charges of the month, read from push_invoices (kept exact by KaixuPush)."""
     invoices = await _rows(
         conn,
@@ -102,7 +102,7 @@ async def _push_section(conn: psycopg.AsyncConnection, customer_id: int, month: 
     }
 
 
-async def compute(conn: psycopg.AsyncConnection, customer: dict[str, Any], month: str) -> dict[str, Any]:
+async def compute(conn: db.Connection, customer: dict[str, Any], month: str) -> dict[str, Any]:
     """The snapshot document for one customer and month, from the database as it is now."""
     key = (customer["id"], month)
     groups = await _rows(conn, _GROUPS, key)
@@ -129,7 +129,7 @@ async def compute(conn: psycopg.AsyncConnection, customer: dict[str, Any], month
     )
 
 
-async def _customer(conn: psycopg.AsyncConnection, customer_id: int) -> dict[str, Any]:
+async def _customer(conn: db.Connection, customer_id: int) -> dict[str, Any]:
     cur = await conn.execute("SELECT * FROM customers WHERE id = %s", (customer_id,))
     customer = await cur.fetchone()
     if customer is None:
@@ -163,9 +163,7 @@ async def take_snapshot(ctx: Ctx) -> Response:
     return JSONResponse({"item": item}, status_code=201)
 
 
-async def _store(
-    conn: psycopg.AsyncConnection, actor: str, customer: dict[str, Any], month: str
-) -> dict[str, Any]:
+async def _store(conn: db.Connection, actor: str, customer: dict[str, Any], month: str) -> dict[str, Any]:
     """Insert the next version (the caller holds the customer-and-month lock) and audit it."""
     snapshot = await compute(conn, customer, month)
     cur = await conn.execute(
@@ -173,7 +171,7 @@ async def _store(
         "WHERE customer_id = %s AND month = %s",
         (customer["id"], month),
     )
-    version = (await cur.fetchone())["version"]
+    version = (await db.one(cur))["version"]
     snapshot["version"] = version
     total = snapshot["totals"]["grand_total_cents"]
     cur = await conn.execute(
@@ -181,7 +179,7 @@ async def _store(
         "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
         (customer["id"], month, version, Jsonb(snapshot), total, actor),
     )
-    item = await cur.fetchone()
+    item = await db.one(cur)
     await audit.record(
         conn,
         actor,

@@ -65,8 +65,8 @@ class ModelPrice:
     cache_read: int
     cache_write_5m: int
     cache_write_1h: int
-    max_input_tokens: int | None
-    max_output_tokens: int | None
+    max_input_tokens: int
+    max_output_tokens: int
     aliases: tuple[str, ...] = ()
     long_context: Rates | None = None
     long_context_threshold: int = LONG_CONTEXT_THRESHOLD
@@ -129,8 +129,8 @@ def _model_price(model: str, entry: dict[str, Any]) -> ModelPrice:
         cache_read=base.cache_read,
         cache_write_5m=base.cache_write_5m,
         cache_write_1h=base.cache_write_1h,
-        max_input_tokens=entry.get("max_input_tokens"),
-        max_output_tokens=entry.get("max_output_tokens"),
+        max_input_tokens=entry["max_input_tokens"],
+        max_output_tokens=entry["max_output_tokens"],
         aliases=tuple(entry.get("aliases", ())),
         long_context=_tier_rates(model, tier, base) if tier else None,
     )
@@ -138,7 +138,8 @@ def _model_price(model: str, entry: dict[str, Any]) -> ModelPrice:
 
 @cache
 def _raw() -> dict[str, dict[str, Any]]:
-    return json.loads(PRICES_FILE.read_text(encoding="utf-8"))
+    book: dict[str, dict[str, Any]] = json.loads(PRICES_FILE.read_text(encoding="utf-8"))
+    return book
 
 
 @cache

@@ -72,8 +72,13 @@ def _stripe_failure(error: stripe.StripeError, secret: str) -> ApiError:
     message = (error.user_message or "Stripe could not be reached.").replace(secret, "[redacted]")
     if isinstance(error, stripe.IdempotencyError):
         return ApiError(409, "IDEMPOTENCY_MISMATCH", f"Stripe refused the retry: {message}")
-    extra = {"stripe_status": error.http_status, "stripe_request_id": error.request_id}
-    return ApiError(502, "STRIPE_ERROR", f"Stripe refused the checkout session: {message}", **extra)
+    return ApiError(
+        502,
+        "STRIPE_ERROR",
+        f"Stripe refused the checkout session: {message}",
+        stripe_status=error.http_status,
+        stripe_request_id=error.request_id,
+    )
 
 
 async def _create_session(params: dict[str, Any], idempotency_key: str | None) -> Any:
@@ -89,7 +94,7 @@ async def _create_session(params: dict[str, Any], idempotency_key: str | None) -
     except stripe.StripeError as error:
         raise _stripe_failure(error, secret) from None
     finally:
-        await http_client.close_async()
+        await http_client.close_async()  # type: ignore[no-untyped-call]  # the SDK's own method is untyped
 
 
 async def create_checkout(ctx: Ctx) -> JSONResponse:

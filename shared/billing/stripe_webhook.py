@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import psycopg
 import stripe
 
 from shared import audit, config, db, numbers
@@ -104,7 +103,7 @@ def _problem(event: dict[str, Any], session: dict[str, Any]) -> str | None:
 
 
 async def _ignore(
-    conn: psycopg.AsyncConnection, event: dict[str, Any], session: dict[str, Any], reason: str
+    conn: db.Connection, event: dict[str, Any], session: dict[str, Any], reason: str
 ) -> dict[str, Any]:
     details = {"event_id": event.get("id"), "session_id": session.get("id"), "reason": reason}
     await audit.record(conn, ACTOR, "stripe.event_ignored", f"stripe_event:{event.get('id')}", details)
@@ -113,6 +112,7 @@ async def _ignore(
 
 async def _credit(event: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
     customer_id, amount, month = _customer_id(session), session["amount_total"], _month(session)
+    assert customer_id is not None  # _problem refused a session without one
     async with db.connection() as conn, conn.transaction():
         cur = await conn.execute("SELECT id FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
         if await cur.fetchone() is None:
@@ -180,7 +180,7 @@ async def _reverse(event: dict[str, Any], obj: dict[str, Any], intent: str, amou
             " WHERE payment_intent = %s",
             (intent,),
         )
-        done = (await cur.fetchone())["done"]
+        done = (await db.one(cur))["done"]
         total = amount if event["type"] == "charge.refunded" else done + amount  # refunds count up
         reversed_cents = max(0, min(total, credit["amount_cents"]) - done)
         month = _month({"metadata": {"month": credit["month"]}})
@@ -213,7 +213,7 @@ async def _reverse(event: dict[str, Any], obj: dict[str, Any], intent: str, amou
                 "SELECT topup_cents FROM monthly_usage WHERE customer_id = %s AND month = %s",
                 (credit["customer_id"], month),
             )
-            left = (await cur.fetchone())["topup_cents"]
+            left = (await db.one(cur))["topup_cents"]
             details.update(month=month, topup_cents_left=left, below_zero=left < 0)
         await audit.record(
             conn,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from shared import audit, db, fields, idempotency, params
 from shared.admin import accounts, policy
 from shared.errors import ApiError
@@ -22,7 +20,7 @@ _FIELDS = ("customer_id", "amount_cents", "month")
 
 
 async def credit(
-    conn: psycopg.AsyncConnection,
+    conn: db.Connection,
     customer_id: int,
     amount_cents: int,
     *,
@@ -39,7 +37,7 @@ async def credit(
         f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
         (customer_id, month, amount_cents, source, actor, stripe_session_id),
     )
-    topup = await cur.fetchone()
+    topup = await db.one(cur)
     await conn.execute(
         "INSERT INTO monthly_usage (customer_id, month, topup_cents) VALUES (%s, %s, %s) "
         "ON CONFLICT (customer_id, month) DO UPDATE "

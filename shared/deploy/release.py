@@ -35,7 +35,7 @@ def _migrate() -> dict[str, str]:
 
 def _run_within(seconds: float) -> dict[str, str]:
     """Migrate in a thread, so that running out of time is answered rather than killed."""
-    outcome: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}  # "data": dict[str, str], or "error": BaseException
 
     def run() -> None:
         try:
@@ -53,7 +53,8 @@ def _run_within(seconds: float) -> dict[str, str]:
         )
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["data"]
+    data: dict[str, str] = outcome["data"]
+    return data
 
 
 def _answer(event: dict[str, Any], status: str, reason: str, data: dict[str, str]) -> None:

@@ -422,7 +422,9 @@ def _shared(resources: dict[str, Any]) -> None:
 
 
 def _alarms(resources: dict[str, Any]) -> None:
-    def alarm(description: str, namespace: str, metric: str, dimensions: list[Any], threshold: int):
+    def alarm(
+        description: str, namespace: str, metric: str, dimensions: list[Any], threshold: int
+    ) -> dict[str, Any]:
         return {
             "Type": "AWS::CloudWatch::Alarm",
             "Condition": "HasAlarmEmail",

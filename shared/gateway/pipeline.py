@@ -323,7 +323,7 @@ async def admit(ctx: Ctx) -> Call:
     if not providers.is_configured(request.provider):
         raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {request.provider} is not configured here.")
     cfg = config.settings()
-    row = await db.fetch_one(
+    row = await db.fetch_row(
         ADMIT,
         {
             "key_hash": key_hash,

@@ -46,7 +46,7 @@ class EmbeddedPostgres:
             )
 
     def url(self, database: str = "postgres") -> str:
-        return self._server.get_uri(database)
+        return str(self._server.get_uri(database))
 
     def stop(self) -> None:
         try:

@@ -32,7 +32,7 @@ async def release_stale_reservations() -> int:
     )
     released = 0
     for row in stale:
-        done = await db.fetch_one("SELECT kx_release_reservation(%s) AS released", (row["id"],))
+        done = await db.fetch_row("SELECT kx_release_reservation(%s) AS released", (row["id"],))
         released += bool(done["released"])
     if released:
         log.warning("released %s stale reservation(s)", released)

@@ -140,7 +140,7 @@ async def set_billing(ctx: Ctx) -> dict[str, Any]:
             "RETURNING customer_id, pricing_version, monthly_cap_cents, updated_at",
             (customer_id, version, cap, version),
         )
-        item = await cur.fetchone()
+        item = await db.one(cur)
         month = accounts.current_month()
         cur = await conn.execute(
             "SELECT 1 FROM push_invoices WHERE customer_id = %s AND month = %s", (customer_id, month)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from shared import config, db, money, params
@@ -98,7 +97,7 @@ def charges(plan: Pricing, deploys: int, bytes_uploaded: int) -> dict[str, int]:
     }
 
 
-async def plan_for(conn: psycopg.AsyncConnection, customer_id: int) -> Pricing:
+async def plan_for(conn: db.Connection, customer_id: int) -> Pricing:
     cur = await conn.execute(_SETTINGS, {"customer": customer_id})
     row = await cur.fetchone()
     if row is None:
@@ -113,12 +112,12 @@ async def plan_for(conn: psycopg.AsyncConnection, customer_id: int) -> Pricing:
     )
 
 
-async def month_events(conn: psycopg.AsyncConnection, customer_id: int, month: str) -> dict[str, int]:
+async def month_events(conn: db.Connection, customer_id: int, month: str) -> dict[str, int]:
     cur = await conn.execute(_MONTH_EVENTS, (customer_id, month))
     return await cur.fetchone()  # type: ignore[return-value]
 
 
-async def breakdown(conn: psycopg.AsyncConnection, customer_id: int, month: str) -> dict[str, Any]:
+async def breakdown(conn: db.Connection, customer_id: int, month: str) -> dict[str, Any]:
     """The month's push charges from its events, with the pricing that applies."""
     plan = await plan_for(conn, customer_id)
     usage = await month_events(conn, customer_id, month)
@@ -136,14 +135,14 @@ async def breakdown(conn: psycopg.AsyncConnection, customer_id: int, month: str)
     }
 
 
-async def _lock_month(conn: psycopg.AsyncConnection, customer_id: int, month: str) -> None:
+async def _lock_month(conn: db.Connection, customer_id: int, month: str) -> None:
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('kaixupush-invoice:' || %s || ':' || %s, 0))",
         (customer_id, month),
     )
 
 
-async def refresh_invoice(conn: psycopg.AsyncConnection, customer_id: int, month: str) -> dict[str, Any]:
+async def refresh_invoice(conn: db.Connection, customer_id: int, month: str) -> dict[str, Any]:
     """Recompute the month's push_invoices row from its events (the caller is in a transaction)."""
     await _lock_month(conn, customer_id, month)
     figures = await breakdown(conn, customer_id, month)
@@ -160,7 +159,7 @@ async def refresh_invoice(conn: psycopg.AsyncConnection, customer_id: int, month
 
 
 async def record(
-    conn: psycopg.AsyncConnection,
+    conn: db.Connection,
     *,
     customer_id: int,
     api_key_id: int | None,
@@ -185,7 +184,7 @@ async def record(
     return True
 
 
-async def projection(conn: psycopg.AsyncConnection, customer_id: int) -> dict[str, Any]:
+async def projection(conn: db.Connection, customer_id: int) -> dict[str, Any]:
     """What the month would cost if everything in flight ends billed."""
     plan = await plan_for(conn, customer_id)
     usage = await month_events(conn, customer_id, accounts.current_month())
@@ -199,7 +198,7 @@ async def projection(conn: psycopg.AsyncConnection, customer_id: int) -> dict[st
             "active": list(_ACTIVE_JOBS),
         },
     )
-    pending = await cur.fetchone()
+    pending = await db.one(cur)
     deploys = usage["deploys_ready"] + pending["deploys_in_flight"]
     held = pending["bytes_uploading"] + pending["bytes_staged"]
     return {
@@ -212,7 +211,7 @@ async def projection(conn: psycopg.AsyncConnection, customer_id: int) -> dict[st
 
 
 async def check_cap(
-    conn: psycopg.AsyncConnection, customer_id: int, *, extra_deploys: int = 0, extra_bytes: int = 0
+    conn: db.Connection, customer_id: int, *, extra_deploys: int = 0, extra_bytes: int = 0
 ) -> None:
     """402 PUSH_CAP_REACHED when the projected month total would pass the customer's cap.
     The caller holds :func:`shared.kaixupush.limits.lock_customer`, so concurrent
@@ -242,9 +241,9 @@ async def customer_month(ctx: Ctx) -> dict[str, Any]:
     month what is in flight and the projection the cap is checked against."""
     month = params.month_param(ctx) or accounts.current_month()
     async with db.connection() as conn:
-        item = await breakdown(conn, ctx.customer_id, month)
+        item = await breakdown(conn, ctx.customer, month)
         if month == accounts.current_month():
-            state = await projection(conn, ctx.customer_id)
+            state = await projection(conn, ctx.customer)
             projected = charges(state["plan"], state["deploys"], state["bytes"])
             item.update(state["pending"], projected_total_cents=projected["total_cents"])
     return {"item": item}

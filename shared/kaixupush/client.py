@@ -321,7 +321,7 @@ class Deployer:
                 break
         if body["state"] != "ready":
             raise PushError(f"the deploy is {body['state']}: {body.get('error') or 'not ready in time'}")
-        return body
+        return dict(body)
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stderr) -> int:

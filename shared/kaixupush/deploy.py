@@ -27,7 +27,6 @@ import asyncio
 import time
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
@@ -55,15 +54,13 @@ def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _replay(
-    conn: psycopg.AsyncConnection, ctx: Ctx, key: str, fingerprint: str
-) -> dict[str, Any] | None:
+async def _replay(conn: db.Connection, ctx: Ctx, key: str, fingerprint: str) -> dict[str, Any] | None:
     """The push an earlier request with this Idempotency-Key created, unless Netlify refused
     it (``init_failed``: the key may be used again); 409 while that request is still running."""
     cur = await conn.execute(
         f"SELECT {pushes.COLUMNS}, request_hash FROM push_pushes "
         "WHERE customer_id = %s AND idempotency_key = %s",
-        (ctx.customer_id, key),
+        (ctx.customer, key),
     )
     row = await cur.fetchone()
     if row is None:
@@ -86,16 +83,16 @@ async def _admit(
     """Cap, then rate limit, then the push row: one transaction under the customer's lock.
     Returns the push and whether it is new (else an earlier request with the key made it)."""
     async with db.connection() as conn, conn.transaction():
-        await limits.lock_customer(conn, ctx.customer_id)
+        await limits.lock_customer(conn, ctx.customer)
         if key and (earlier := await _replay(conn, ctx, key, fingerprint)):
             return earlier, False
-        await billing.check_cap(conn, ctx.customer_id, extra_deploys=1, extra_bytes=req.bytes)
-        await limits.check_deploy_rate(conn, ctx.customer_id)
+        await billing.check_cap(conn, ctx.customer, extra_deploys=1, extra_bytes=req.bytes)
+        await limits.check_deploy_rate(conn, ctx.customer)
         if key:  # a retry of a refused init (init_failed) may try again with the same key
             await conn.execute(
                 "UPDATE push_pushes SET idempotency_key = NULL "
                 "WHERE customer_id = %s AND idempotency_key = %s AND state = 'init_failed'",
-                (ctx.customer_id, key),
+                (ctx.customer, key),
             )
         cur = await conn.execute(
             "INSERT INTO push_pushes (push_id, customer_id, api_key_id, project_row_id, project_id, "
@@ -164,11 +161,12 @@ async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> di
             f"WHERE id = %s AND state = 'creating' RETURNING {pushes.COLUMNS}",
             (deploy["id"], push["id"]),
         )
-        push = await cur.fetchone()
-        if push is None:  # swept as abandoned while Netlify took its time
+        updated = await cur.fetchone()
+        if updated is None:  # swept as abandoned while Netlify took its time
             raise ApiError(
                 502, "NETLIFY_TOO_SLOW", "Netlify answered too late and the deploy was given up; retry."
             )
+        push = updated
         meta = {
             "push_id": push["push_id"],
             "project_id": push["project_id"],
@@ -196,7 +194,7 @@ async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> di
 async def init(ctx: Ctx) -> Response:
     """POST {project_id, branch?, title?, draft?, bytes?, files: {path: sha1}} (gzip accepted)."""
     key = idempotency.header_key(ctx)
-    async with limits.busy(ctx.customer_id):
+    async with limits.busy(ctx.customer):
         return await _init(ctx, key)
 
 
@@ -208,7 +206,7 @@ async def _init(ctx: Ctx, key: str | None) -> Response:
         async with db.connection() as conn:
             if earlier := await _replay(conn, ctx, key, fingerprint):
                 return JSONResponse(_init_answer(earlier), status_code=200)
-    project = await projects.find(ctx.customer_id, req.project_id)
+    project = await projects.find(ctx.customer, req.project_id)
     token = await deploy_token(project)
     push, new = await _admit(ctx, req, project, key, fingerprint)
     if not new:
@@ -254,7 +252,7 @@ async def complete(ctx: Ctx) -> Response:
     """POST {push_id, wait?}: every required file must be uploaded (else 409 MISSING_UPLOADS);
     polls Netlify up to ``wait`` seconds; 200 once ready, 202 while Netlify still works."""
     body = await ctx.json_object()
-    push = await pushes.load(ctx.customer_id, body.get("push_id"))
+    push = await pushes.load(ctx.customer, body.get("push_id"))
     wait = _wait_param(body)
     if push["deploy_id"] is None:
         raise ApiError(409, "PUSH_CLOSED", f"Push {push['push_id']} has no Netlify deploy ({push['state']}).")
@@ -266,7 +264,7 @@ async def complete(ctx: Ctx) -> Response:
             missing_count=len(missing),
             missing=missing[:100],
         )
-    netlify = Netlify(await resolve_token(ctx.customer_id))
+    netlify = Netlify(await resolve_token(ctx.customer))
     deadline = time.monotonic() + wait
     try:
         push = await pushes.refresh(push, netlify, ctx.actor or "key")
@@ -287,11 +285,11 @@ async def status(ctx: Ctx) -> dict[str, Any]:
     """GET ?push_id=: the push, refreshed from Netlify while it is not finished, at most once
     per KAIXUPUSH_STATUS_CACHE_S (else as last recorded: ``refreshed: false``). If Netlify
     cannot be asked, the last known state comes with ``refresh_error``."""
-    push = await pushes.load(ctx.customer_id, ctx.query.get("push_id"))
+    push = await pushes.load(ctx.customer, ctx.query.get("push_id"))
     refreshed, problem = False, None
     if push["finished_at"] is None and push["deploy_id"] is not None:
         try:
-            netlify = Netlify(await resolve_token(ctx.customer_id))
+            netlify = Netlify(await resolve_token(ctx.customer))
             push, refreshed = await pushes.poll(push, netlify, ctx.actor or "key")
         except NetlifyError as error:
             problem = error.describe()

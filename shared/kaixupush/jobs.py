@@ -91,7 +91,7 @@ async def _settle(job: dict[str, Any], status: str, error: str | None = None, de
 def retry_delay_s(attempts: int, retry_after: float | None) -> float:
     """Exponential backoff with 10% jitter, never sooner than Netlify's Retry-After."""
     cfg = config.settings()
-    backoff = min(cfg.kaixupush_job_backoff_max_s, cfg.kaixupush_job_backoff_s * 2 ** max(0, attempts - 1))
+    backoff = min(cfg.kaixupush_job_backoff_max_s, cfg.kaixupush_job_backoff_s * 2.0 ** max(0, attempts - 1))
     return max(retry_after or 0.0, backoff * (1 + random.random() * 0.1))
 
 

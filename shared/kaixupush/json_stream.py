@@ -105,7 +105,8 @@ class Scanner:
     def _runs_to_the_end(self, pattern: re.Pattern[bytes], start: int) -> bool:
         return pattern.match(self._buf, start).end() == len(self._buf)  # type: ignore[union-attr]
 
-    def _wait(self, broken: str) -> None:
+    def _wait(self, broken: str) -> Token | None:
+        """No token yet: more input may complete it (None), unless the input is over."""
         if self.final:
             raise invalid(broken)
         if len(self._buf) - self._pos > MAX_TOKEN:

@@ -22,8 +22,6 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import psycopg
-
 from shared import config, db
 from shared.errors import ApiError
 
@@ -37,14 +35,14 @@ ORDER BY created_at DESC OFFSET %(offset)s LIMIT 1
 """
 
 
-async def lock_customer(conn: psycopg.AsyncConnection, customer_id: int) -> None:
+async def lock_customer(conn: db.Connection, customer_id: int) -> None:
     """Serialise the customer's admissions (deploy rate, cap) until the transaction ends."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('kaixupush:' || %s, 0))", (customer_id,)
     )
 
 
-async def check_deploy_rate(conn: psycopg.AsyncConnection, customer_id: int) -> None:
+async def check_deploy_rate(conn: db.Connection, customer_id: int) -> None:
     """429 PUSH_RATE_LIMITED (with Retry-After) when one more deploy would exceed a window."""
     cfg = config.settings()
     for scope, window_s, limit in (
@@ -85,7 +83,7 @@ async def busy(customer_id: int) -> AsyncIterator[None]:
     if limit <= 0:
         yield
         return
-    row = await db.fetch_one("SELECT kx_push_enter(%s, %s, %s) AS id", (customer_id, limit, _busy_ttl_s()))
+    row = await db.fetch_row("SELECT kx_push_enter(%s, %s, %s) AS id", (customer_id, limit, _busy_ttl_s()))
     if row["id"] is None:
         raise ApiError(
             429,

@@ -134,7 +134,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def backoff_s(attempt: int) -> float:
     """0.25 s, 0.5 s, 1 s... (max 8 s) plus up to 20% jitter."""
-    base = min(8.0, 0.25 * 2 ** (attempt - 1))
+    base = min(8.0, 0.25 * 2.0 ** (attempt - 1))
     return base * (1 + random.random() * 0.2)
 
 
@@ -153,7 +153,7 @@ async def spend_budget(token: str) -> None:
     per_min = config.settings().kaixupush_netlify_calls_per_min
     if per_min <= 0:
         return
-    row = await db.fetch_one(
+    row = await db.fetch_row(
         "SELECT kx_netlify_take(%s, %s, %s) AS wait_s",
         (throttle.subject_hash("netlify-token:" + token), per_min / 60, max(1.0, per_min / 6)),
     )

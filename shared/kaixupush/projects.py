@@ -80,7 +80,7 @@ async def customer_list(ctx: Ctx) -> dict[str, Any]:
 
 
 async def _check_site_choice(
-    conn: psycopg.AsyncConnection, customer_id: int, values: dict[str, Any], own_token: bool
+    conn: db.Connection, customer_id: int, values: dict[str, Any], own_token: bool
 ) -> None:
     """403 when a key without its customer's own Netlify token registers a project or points
     one at another site (the row, if any, stays locked until the transaction ends)."""
@@ -104,9 +104,9 @@ async def customer_upsert(ctx: Ctx) -> Response:
     body = await ctx.json_object()
     fields.reject_unknown(body, _EDITABLE)
     values = _validated(body, partial=False)
-    own_token = await customer_token(ctx.customer_id) is not None
+    own_token = await customer_token(ctx.customer) is not None
     async with db.connection() as conn, conn.transaction():
-        await _check_site_choice(conn, ctx.customer_id, values, own_token)
+        await _check_site_choice(conn, ctx.customer, values, own_token)
         try:
             cur = await conn.execute(
                 "INSERT INTO push_projects AS p "
@@ -120,7 +120,7 @@ async def customer_upsert(ctx: Ctx) -> Response:
             )
         except psycopg.errors.UniqueViolation as exc:
             raise _conflict(exc, values) from None
-        row = await cur.fetchone()
+        row = await db.one(cur)
         created = row.pop("created")
         await audit.record(
             conn,
@@ -135,7 +135,7 @@ async def customer_upsert(ctx: Ctx) -> Response:
 # ----------------------------------------------------------------------------- admin side
 
 
-async def _admin_row(conn: psycopg.AsyncConnection, row_id: int) -> dict[str, Any]:
+async def _admin_row(conn: db.Connection, row_id: int) -> dict[str, Any]:
     cur = await conn.execute(f"SELECT {COLUMNS} FROM push_projects WHERE id = %s FOR UPDATE", (row_id,))
     row = await cur.fetchone()
     if row is None:
@@ -187,7 +187,7 @@ async def admin_create(ctx: Ctx) -> Response:
             )
         except psycopg.errors.UniqueViolation as exc:
             raise _conflict(exc, values) from None
-        row = await cur.fetchone()
+        row = await db.one(cur)
         await audit.record(
             conn,
             ctx.actor or "admin",

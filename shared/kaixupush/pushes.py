@@ -24,8 +24,6 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from shared import audit, config, db
 from shared.errors import ApiError
 from shared.kaixupush import billing
@@ -71,7 +69,8 @@ def retention_s() -> float:
 
 def upload_deadline(push: dict[str, Any]) -> datetime:
     """Until when files may be sent to the push: a fixed time after its creation."""
-    return push["created_at"] + timedelta(seconds=retention_s())
+    created: datetime = push["created_at"]
+    return created + timedelta(seconds=retention_s())
 
 
 def require_open(push: dict[str, Any]) -> None:
@@ -133,7 +132,7 @@ async def missing(push: dict[str, Any]) -> list[str]:
 
 async def view(push: dict[str, Any]) -> dict[str, Any]:
     """The curated view a client or admin sees: never the raw Netlify object, never tokens."""
-    uploaded = (await db.fetch_one(_UPLOADED, (push["id"],)))["n"]
+    uploaded = (await db.fetch_row(_UPLOADED, (push["id"],)))["n"]
     required = len(push["required"])
     return {
         "push_id": push["push_id"],
@@ -203,7 +202,7 @@ async def apply_deploy(push: dict[str, Any], deploy: dict[str, Any], actor: str)
     return updated
 
 
-async def _record_final(conn: psycopg.AsyncConnection, push: dict[str, Any], actor: str) -> None:
+async def _record_final(conn: db.Connection, push: dict[str, Any], actor: str) -> None:
     kind = "deploy_ready" if push["state"] == "ready" else "deploy_error"
     meta = {"push_id": push["push_id"], "deploy_id": push["deploy_id"], "project_id": push["project_id"]}
     recorded = await billing.record(

@@ -25,8 +25,6 @@ import asyncio
 import functools
 from typing import Any
 
-import psycopg
-
 from shared import config, db
 from shared.errors import ApiError
 
@@ -83,9 +81,7 @@ def _no_room(scope: str, limit: int, reserved: int, needed: int) -> ApiError:
     )
 
 
-async def check_room(
-    conn: psycopg.AsyncConnection, push: dict[str, Any], parts: int, job_id: int | None
-) -> None:
+async def check_room(conn: db.Connection, push: dict[str, Any], parts: int, job_id: int | None) -> None:
     """Whether a file of ``parts`` parts may be admitted to the push (``job_id``: the job being
     re-opened, whose old reservation is replaced). The caller holds the customer's lock."""
     cfg = config.settings()
@@ -96,7 +92,7 @@ async def check_room(
     cur = await conn.execute(
         _RESERVED, {"push": push["id"], "customer": push["customer_id"], "job": job_id or 0}
     )
-    held = await cur.fetchone()
+    held = await db.one(cur)
     if held["push_jobs"] >= cfg.kaixupush_open_jobs_per_push:
         raise ApiError(
             429,
@@ -131,13 +127,13 @@ def _key(job_id: int, part: int) -> str:
     return f"{config.settings().kaixupush_s3_prefix}{job_id}/{part:05d}"
 
 
-async def previous_size(conn: psycopg.AsyncConnection, job_id: int, part: int) -> int:
+async def previous_size(conn: db.Connection, job_id: int, part: int) -> int:
     cur = await conn.execute("SELECT size FROM push_parts WHERE job_id = %s AND part = %s", (job_id, part))
     row = await cur.fetchone()
     return row["size"] if row else 0
 
 
-async def put_part(conn: psycopg.AsyncConnection, job_id: int, part: int, data: bytes, sha1: str) -> None:
+async def put_part(conn: db.Connection, job_id: int, part: int, data: bytes, sha1: str) -> None:
     """Stage (or replace) one part, in the caller's transaction for the row."""
     bucket = config.settings().kaixupush_s3_bucket
     if bucket:

@@ -22,9 +22,8 @@ file's SHA-1 is verified before Netlify sees a byte.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal, overload
 
-import psycopg
 from starlette.responses import Response
 
 from shared import audit, config, db, fields, params
@@ -53,6 +52,10 @@ def _sha1(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
+@overload
+def _header_sha1(ctx: Ctx, *, required: Literal[True]) -> str: ...
+@overload
+def _header_sha1(ctx: Ctx, *, required: bool) -> str | None: ...
 def _header_sha1(ctx: Ctx, *, required: bool) -> str | None:
     raw = ctx.headers.get(SHA1_HEADER)
     if raw is None and not required:
@@ -122,7 +125,7 @@ def _skipped(push: dict[str, Any], sha1: str, **extra: Any) -> dict[str, Any]:
 
 
 async def _open_push(ctx: Ctx, push_id: object) -> dict[str, Any]:
-    push = await pushes.load(ctx.customer_id, push_id)
+    push = await pushes.load(ctx.customer, push_id)
     pushes.require_open(push)
     return push
 
@@ -145,7 +148,7 @@ async def upload(ctx: Ctx) -> dict[str, Any]:
         raise ApiError(
             400, "SHA1_MISMATCH", "The body's SHA-1 is not the x-content-sha1 header.", expected=sha1, got=got
         )
-    netlify = Netlify(await resolve_token(ctx.customer_id))
+    netlify = Netlify(await resolve_token(ctx.customer))
     claimed = await delivery.claim(push, sha1, len(data))
     if claimed == "done":
         return _skipped(push, sha1, path=path)
@@ -209,7 +212,7 @@ def _job_state(job: dict[str, Any] | None, parts: int) -> str:
     return "take"
 
 
-async def _find_job(conn: psycopg.AsyncConnection, push: dict[str, Any], sha1: str) -> dict[str, Any] | None:
+async def _find_job(conn: db.Connection, push: dict[str, Any], sha1: str) -> dict[str, Any] | None:
     cur = await conn.execute(
         "SELECT * FROM push_jobs WHERE push_row_id = %s AND sha1 = %s FOR UPDATE", (push["id"], sha1)
     )
@@ -267,13 +270,14 @@ async def _stage(
             raise ApiError(
                 409, "JOB_BUSY", "This file's job changed while the part arrived; send it again.", sha1=sha1
             )
+        assert job is not None  # a job taking parts (_job_state)
         if capped:
             extra = len(data) - await staging.previous_size(conn, job["id"], part)
             await billing.check_cap(conn, push["customer_id"], extra_bytes=max(0, extra))
         await staging.put_part(conn, job["id"], part, data, part_sha1)
         await conn.execute("UPDATE push_jobs SET updated_at = now() WHERE id = %s", (job["id"],))
         cur = await conn.execute("SELECT count(*) AS n FROM push_parts WHERE job_id = %s", (job["id"],))
-        return (await cur.fetchone())["n"]
+        return int((await db.one(cur))["n"])
 
 
 async def upload_chunk(ctx: Ctx) -> dict[str, Any]:
@@ -321,7 +325,7 @@ async def upload_chunk(ctx: Ctx) -> dict[str, Any]:
 
 
 async def _queue(
-    conn: psycopg.AsyncConnection, ctx: Ctx, push: dict[str, Any], sha1: str, parts: int
+    conn: db.Connection, ctx: Ctx, push: dict[str, Any], sha1: str, parts: int
 ) -> dict[str, Any]:
     """Check the job's parts are all there and queue it (a queued or running job is left be)."""
     cur = await conn.execute(
@@ -377,7 +381,7 @@ async def upload_complete(ctx: Ctx) -> Response:
     sha1 = check_sha1(body.get("sha1"), "sha1")
     parts = fields.int_field(body, "parts", minimum=1, maximum=MAX_PARTS)
     staging.check_file_size(parts)
-    async with limits.busy(ctx.customer_id):
+    async with limits.busy(ctx.customer):
         return await _complete_job(ctx, push, sha1, parts)
 
 
@@ -387,7 +391,7 @@ async def _complete_job(ctx: Ctx, push: dict[str, Any], sha1: str, parts: int) -
         job = await _queue(conn, ctx, push, sha1, parts)
     if job["status"] != "done":
         await jobs.run_now(job["id"], budget_s=config.settings().kaixupush_inline_s, actor=ctx.actor or "key")
-    job = await db.fetch_one("SELECT * FROM push_jobs WHERE id = %s", (job["id"],))
+    job = await db.fetch_row("SELECT * FROM push_jobs WHERE id = %s", (job["id"],))
     answer = {
         "push_id": push["push_id"],
         "sha1": sha1,
@@ -450,7 +454,7 @@ def _file_item(row: dict[str, Any]) -> dict[str, Any]:
 
 async def file_status(ctx: Ctx) -> dict[str, Any]:
     """GET ?push_id= (&sha1=): per required digest, uploaded or not, and its job's progress."""
-    push = await pushes.load(ctx.customer_id, ctx.query.get("push_id"))
+    push = await pushes.load(ctx.customer, ctx.query.get("push_id"))
     only = ctx.query.get("sha1")
     digests = push["required"] if only is None else [check_sha1(only, "sha1")]
     rows = await db.fetch_all(_FILE_STATUS, {"digests": digests, "push": push["id"]})
