@@ -8,7 +8,9 @@ answers) are listed once, in :data:`REFUSALS`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -34,6 +36,14 @@ class ApiError(Exception):
 def bad_request(field: str, message: str) -> ApiError:
     """400 INVALID_INPUT naming the ``field`` that is wrong."""
     return ApiError(400, "INVALID_INPUT", message, field=field)
+
+
+def found(row: T | None, what: str) -> T:
+    """The row a lookup found, or 404 NOT_FOUND saying ``"{what} does not exist."``: the
+    same answer whether the id was never made or belongs to another tenant."""
+    if row is None:
+        raise ApiError(404, "NOT_FOUND", f"{what} does not exist.")
+    return row
 
 
 # What ADMIT refuses, code → sentence (``str.format`` fields: provider, model, limit, scope,

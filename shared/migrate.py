@@ -64,18 +64,30 @@ def discover_functions(directory: Path = FUNCTIONS_DIR) -> list[Migration]:
     ]
 
 
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version int PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS schema_functions (
+    name text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now());
+"""
+
+
+def _lock(conn: psycopg.Connection) -> None:
+    """Serialise with any other migrating process, inside the caller's transaction."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+    conn.execute(_BOOKKEEPING)
+
+
 def _apply_functions(conn: psycopg.Connection, routines: Migration) -> bool:
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_functions (
-                   name text PRIMARY KEY,
-                   checksum text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        row = conn.execute(
-            "SELECT checksum FROM schema_functions WHERE name = %s", (routines.name,)
-        ).fetchone()
+        _lock(conn)
+        cur = conn.execute("SELECT checksum FROM schema_functions WHERE name = %s", (routines.name,))
+        row = cur.fetchone()
         if row and row[0] == routines.checksum:
             return False
         conn.execute(routines.sql)
@@ -89,17 +101,9 @@ def _apply_functions(conn: psycopg.Connection, routines: Migration) -> bool:
 
 def _apply_one(conn: psycopg.Connection, migration: Migration) -> bool:
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version int PRIMARY KEY,
-                   name text NOT NULL,
-                   checksum text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        row = conn.execute(
-            "SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,)
-        ).fetchone()
+        _lock(conn)
+        cur = conn.execute("SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,))
+        row = cur.fetchone()
         if row:
             if row[0] != migration.checksum:
                 raise SystemExit(f"migrate: {migration.name} changed after it was applied")

@@ -10,7 +10,7 @@ import psycopg
 
 from shared import audit, config, db
 from shared.admin import policy
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, found
 from shared.gateway import keys
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -33,10 +33,7 @@ async def require_customer(conn: db.Connection, customer_id: int) -> dict[str, A
     enough and conflicts with nothing the gateway takes: a stronger one here (before the month
     row a top-up updates) deadlocked against admissions, which hold the month row first."""
     cur = await conn.execute("SELECT * FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
-    customer = await cur.fetchone()
-    if customer is None:
-        raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
-    return customer
+    return found(await cur.fetchone(), f"Customer {customer_id}")
 
 
 async def insert_key(

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared import db, money, params
 from shared.admin import accounts, policy
-from shared.errors import ApiError, bad_request
+from shared.errors import bad_request, found
 from shared.http import Ctx, JSONResponse
 
 _CREATE_SPEC = {
@@ -46,9 +46,7 @@ async def _fetch(where: str, args: dict[str, Any], suffix: str = "") -> list[dic
 
 async def get_customer(customer_id: int) -> dict[str, Any]:
     rows = await _fetch("WHERE c.id = %(id)s", {"id": customer_id})
-    if not rows:
-        raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
-    return rows[0]
+    return found(rows[0] if rows else None, f"Customer {customer_id}")
 
 
 async def list_customers(ctx: Ctx) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from shared import audit, db, numbers, params
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, found
 from shared.http import Ctx
 
 _SELECT = """
@@ -140,9 +140,7 @@ async def _set_revoked(ctx: Ctx, api_key_id: int, install_id: str, revoke: bool)
             "SELECT * FROM key_devices WHERE api_key_id = %s AND install_id = %s FOR UPDATE",
             (api_key_id, install_id),
         )
-        device = await cur.fetchone()
-        if device is None:
-            raise ApiError(404, "NOT_FOUND", f"Key {api_key_id} has no device {install_id!r}.")
+        device = found(await cur.fetchone(), f"Device {install_id!r} of key {api_key_id}")
         if (device["revoked_at"] is not None) != revoke:
             if not revoke:
                 await _check_seat_free(conn, api_key_id)

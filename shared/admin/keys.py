@@ -12,7 +12,7 @@ from typing import Any
 
 from shared import audit, db, fields, params
 from shared.admin import accounts, policy
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, found
 from shared.gateway import keys
 from shared.http import Ctx, JSONResponse
 
@@ -50,10 +50,7 @@ def view(row: dict[str, Any], new: keys.NewKey | None = None) -> dict[str, Any]:
 
 async def _locked_key(conn: db.Connection, key_id: int) -> dict[str, Any]:
     cur = await conn.execute("SELECT * FROM api_keys WHERE id = %s FOR UPDATE", (key_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise ApiError(404, "NOT_FOUND", f"Key {key_id} does not exist.")
-    return row
+    return found(await cur.fetchone(), f"Key {key_id}")
 
 
 def _refuse_revoked(row: dict[str, Any], verb: str) -> None:
@@ -64,9 +61,7 @@ def _refuse_revoked(row: dict[str, Any], verb: str) -> None:
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     key_id = params.int_param(ctx, "id")
     if key_id is not None:
-        row = await db.fetch_one(f"{_SELECT} WHERE id = %s", (key_id,))
-        if row is None:
-            raise ApiError(404, "NOT_FOUND", f"Key {key_id} does not exist.")
+        row = found(await db.fetch_one(f"{_SELECT} WHERE id = %s", (key_id,)), f"Key {key_id}")
         return {"item": view(row)}
     customer_id = params.int_param(ctx, "customer_id", required=True)
     limit, cursor = params.limit_param(ctx), params.cursor_param(ctx)

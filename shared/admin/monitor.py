@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from shared import audit, db, fields, numbers, params
 from shared.admin import monitor_tail
-from shared.errors import ApiError, bad_request
+from shared.errors import bad_request, found
 from shared.http import Ctx
 
 LEVELS = ("info", "warn", "error")
@@ -83,9 +83,7 @@ async def get(ctx: Ctx) -> Response | dict[str, Any]:
     if event_id is None:
         return await list_events(ctx)
     row = await db.fetch_one("SELECT * FROM gateway_events WHERE id = %s", (event_id,))
-    if row is None:
-        raise ApiError(404, "NOT_FOUND", f"Monitor event {event_id} does not exist.")
-    return {"item": row}
+    return {"item": found(row, f"Monitor event {event_id}")}
 
 
 async def post(ctx: Ctx) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import audit, crypto, db, fields, params
-from shared.errors import ApiError
+from shared.errors import ApiError, found
 from shared.http import Ctx
 
 
@@ -24,8 +24,7 @@ def _view(customer_id: int, row: dict[str, Any] | None) -> dict[str, Any]:
 
 async def _require_customer(conn: db.Connection, customer_id: int) -> None:
     cur = await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
-    if await cur.fetchone() is None:
-        raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
+    found(await cur.fetchone(), f"Customer {customer_id}")
 
 
 async def token_for(customer_id: int) -> str | None:

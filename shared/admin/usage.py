@@ -11,7 +11,7 @@ from typing import Any
 
 from shared import db, money, params
 from shared.admin import accounts, policy
-from shared.errors import ApiError, bad_request
+from shared.errors import bad_request, found
 from shared.http import Ctx
 
 _EVENT_COLUMNS = (
@@ -101,9 +101,7 @@ async def summary(customer_id: int, month: str) -> dict[str, Any]:
     """The month's totals (cap including top-ups), per-key rollups and per-day rollups."""
     args = {"customer_id": customer_id, "month": month}
     async with db.connection() as conn:
-        totals = await (await conn.execute(_TOTALS, args)).fetchone()
-        if totals is None:
-            raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
+        totals = found(await (await conn.execute(_TOTALS, args)).fetchone(), f"Customer {customer_id}")
         per_key = await (await conn.execute(_PER_KEY, args)).fetchall()
         per_day = await (await conn.execute(_PER_DAY, args)).fetchall()
     base_cap = totals.pop("monthly_cap_cents")

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from shared import audit, db, fields, idempotency, money, params
 from shared.admin import accounts
-from shared.errors import ApiError, bad_request
+from shared.errors import bad_request, found
 from shared.http import Ctx, JSONResponse, dumps
 
 _SCOPE = "invoice.snapshot"
@@ -131,10 +131,7 @@ async def compute(conn: db.Connection, customer: dict[str, Any], month: str) -> 
 
 async def _customer(conn: db.Connection, customer_id: int) -> dict[str, Any]:
     cur = await conn.execute("SELECT * FROM customers WHERE id = %s", (customer_id,))
-    customer = await cur.fetchone()
-    if customer is None:
-        raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
-    return customer
+    return found(await cur.fetchone(), f"Customer {customer_id}")
 
 
 async def take_snapshot(ctx: Ctx) -> Response:
@@ -195,9 +192,7 @@ async def get(ctx: Ctx) -> dict[str, Any]:
     snapshot_id = params.int_param(ctx, "id")
     if snapshot_id is not None:
         row = await db.fetch_one("SELECT * FROM invoice_snapshots WHERE id = %s", (snapshot_id,))
-        if row is None:
-            raise ApiError(404, "NOT_FOUND", f"Invoice snapshot {snapshot_id} does not exist.")
-        return {"item": row}
+        return {"item": found(row, f"Invoice snapshot {snapshot_id}")}
     if ctx.query.get("preview") in ("1", "true"):
         return await _preview(ctx)
     return await _list(ctx)

@@ -16,7 +16,7 @@ import stripe
 
 from shared import audit, config, db, idempotency
 from shared.billing import topups
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, found
 from shared.http import Ctx, JSONResponse
 
 PRODUCT_NAME = "Kaixu top-up"
@@ -104,9 +104,10 @@ async def create_checkout(ctx: Ctx) -> JSONResponse:
     month = request["month"] or topup_months()[0]
     if month not in topup_months():
         raise bad_request("month", "month must be this month or the next one (UTC).")
-    customer = await db.fetch_one("SELECT id, email FROM customers WHERE id = %s", (request["customer_id"],))
-    if customer is None:
-        raise ApiError(404, "NOT_FOUND", f"Customer {request['customer_id']} does not exist.")
+    customer_sql = "SELECT id, email FROM customers WHERE id = %s"
+    customer = found(
+        await db.fetch_one(customer_sql, (request["customer_id"],)), f"Customer {request['customer_id']}"
+    )
     amount = request["amount_cents"]
     session = await _create_session(session_params(customer, amount, month), idempotency.header_key(ctx))
     item = {

@@ -11,7 +11,7 @@ from typing import Any
 
 from shared import audit, db, fields, idempotency, params
 from shared.admin import accounts, policy
-from shared.errors import ApiError
+from shared.errors import found
 from shared.http import Ctx, JSONResponse
 
 SCOPE = "admin-topups"
@@ -87,9 +87,7 @@ async def list_topups(ctx: Ctx) -> dict[str, Any]:
     topup_id = params.int_param(ctx, "id")
     if topup_id is not None:
         row = await db.fetch_one(f"SELECT {COLUMNS} FROM topups WHERE id = %s", (topup_id,))
-        if row is None:
-            raise ApiError(404, "NOT_FOUND", f"Top-up {topup_id} does not exist.")
-        return {"item": row}
+        return {"item": found(row, f"Top-up {topup_id}")}
     customer_id = params.int_param(ctx, "customer_id", required=True)
     month = params.month_param(ctx)
     limit, cursor = params.limit_param(ctx), params.cursor_param(ctx)

@@ -11,7 +11,7 @@ from typing import Any
 
 from shared import audit, db, fields, params
 from shared.admin import accounts, policy
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, found
 from shared.http import Ctx
 from shared.kaixupush import billing
 from shared.kaixupush.manifest import check_project_id
@@ -40,9 +40,7 @@ _JOB_STATUSES = ("receiving", "queued", "running", "retry_wait", "done", "failed
 
 async def _one(base: str, id_column: str, row_id: int, what: str) -> dict[str, Any]:
     row = await db.fetch_one(f"{base} WHERE {id_column} = %s", (row_id,))
-    if row is None:
-        raise ApiError(404, "NOT_FOUND", f"{what} {row_id} does not exist.")
-    return {"item": row}
+    return {"item": found(row, f"{what} {row_id}")}
 
 
 def _choice(ctx: Ctx, name: str, allowed: tuple[str, ...]) -> str | None:

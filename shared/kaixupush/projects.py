@@ -20,7 +20,7 @@ import psycopg
 from starlette.responses import Response
 
 from shared import audit, db, fields, params
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, found
 from shared.http import Ctx, JSONResponse
 from shared.kaixupush.manifest import check_project_id
 from shared.kaixupush.netlify_api import customer_token
@@ -137,10 +137,7 @@ async def customer_upsert(ctx: Ctx) -> Response:
 
 async def _admin_row(conn: db.Connection, row_id: int) -> dict[str, Any]:
     cur = await conn.execute(f"SELECT {COLUMNS} FROM push_projects WHERE id = %s FOR UPDATE", (row_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise ApiError(404, "NOT_FOUND", f"Project {row_id} does not exist.")
-    return row
+    return found(await cur.fetchone(), f"Project {row_id}")
 
 
 def _conflict(exc: psycopg.errors.UniqueViolation, values: dict[str, Any]) -> ApiError:
@@ -160,9 +157,7 @@ async def admin_get(ctx: Ctx) -> dict[str, Any]:
     row_id = params.int_param(ctx, "id")
     if row_id is not None:
         row = await db.fetch_one(f"SELECT {COLUMNS} FROM push_projects WHERE id = %s", (row_id,))
-        if row is None:
-            raise ApiError(404, "NOT_FOUND", f"Project {row_id} does not exist.")
-        return {"item": row}
+        return {"item": found(row, f"Project {row_id}")}
     project_id = ctx.query.get("project_id")
     if project_id is not None:
         check_project_id(project_id)
@@ -176,8 +171,7 @@ async def admin_create(ctx: Ctx) -> Response:
     values = _validated(body, partial=False)
     async with db.connection() as conn, conn.transaction():
         cur = await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
-        if await cur.fetchone() is None:
-            raise ApiError(404, "NOT_FOUND", f"Customer {customer_id} does not exist.")
+        found(await cur.fetchone(), f"Customer {customer_id}")
         try:
             cur = await conn.execute(
                 "INSERT INTO push_projects (customer_id, project_id, name, netlify_site_id, registered_by) "

@@ -97,9 +97,6 @@ class Anthropic(Provider):
     name = "anthropic"
     label = "Anthropic"
 
-    def api_key(self, cfg: Settings) -> str:
-        return cfg.anthropic_api_key
-
     def build(self, req: ChatRequest, cfg: Settings, *, stream: bool) -> UpstreamCall:
         system, messages = _messages(req)
         body: dict[str, Any] = {

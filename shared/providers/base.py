@@ -110,8 +110,9 @@ class Provider(ABC):
     name: str
     label: str
 
-    @abstractmethod
-    def api_key(self, cfg: Settings) -> str: ...
+    def api_key(self, cfg: Settings) -> str:
+        """The operator's key for this upstream: the setting ``{name}_api_key``."""
+        return str(getattr(cfg, f"{self.name}_api_key"))
 
     @abstractmethod
     def build(self, req: ChatRequest, cfg: Settings, *, stream: bool) -> UpstreamCall: ...

@@ -94,9 +94,6 @@ class Gemini(Provider):
     name = "gemini"
     label = "Gemini"
 
-    def api_key(self, cfg: Settings) -> str:
-        return cfg.gemini_api_key
-
     def build(self, req: ChatRequest, cfg: Settings, *, stream: bool) -> UpstreamCall:
         system = [{"text": m.text} for m in req.messages if m.role in ("system", "developer")]
         contents = [

@@ -57,9 +57,6 @@ class OpenAI(Provider):
     name = "openai"
     label = "OpenAI"
 
-    def api_key(self, cfg: Settings) -> str:
-        return cfg.openai_api_key
-
     def build(self, req: ChatRequest, cfg: Settings, *, stream: bool) -> UpstreamCall:
         body: dict[str, Any] = {
             "model": req.model,

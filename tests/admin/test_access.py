@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.admin import ADMIN_PASSWORD, FUNCTIONS, new_customer, new_key, ok
+from tests.support.admin import ADMIN_PASSWORD, FUNCTIONS, new_customer, new_key, ok, written_rows
 from tests.support.fakes.stripe_api import FakeStripe, serve_fake_stripe
 
 
@@ -64,15 +64,6 @@ REQUESTS: dict[str, Request] = {
     ),
     "audit log": lambda w: ("GET", "admin-audit", {}),
 }
-WRITES = (
-    "customers",
-    "api_keys",
-    "key_devices",
-    "topups",
-    "monthly_usage",
-    "audit_events",
-    "idempotency_keys",
-)
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +90,8 @@ def world(server: str, configure, db, stripe_server: FakeStripe) -> World:
 
 def _snapshot(db) -> dict[str, list[dict[str, Any]]]:
     """Every written table, less the audit of failed password checks (which is the point)."""
-    rows = {table: db.execute(f"SELECT * FROM {table}").fetchall() for table in WRITES}
-    if "audit_events" in rows:
-        rows["audit_events"] = [r for r in rows["audit_events"] if r["action"] != "admin.login_failed"]
+    rows = written_rows(db)
+    rows["audit_events"] = [r for r in rows["audit_events"] if r["action"] != "admin.login_failed"]
     return rows
 
 

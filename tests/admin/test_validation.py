@@ -7,19 +7,10 @@ from typing import Any
 import pytest
 
 from tests.support import admin as admin_support
-from tests.support.admin import new_customer, new_key
+from tests.support.admin import new_customer, new_key, written_rows
 
 admin = admin_support.admin  # the fixture
 
-WRITES = (
-    "customers",
-    "api_keys",
-    "key_devices",
-    "topups",
-    "monthly_usage",
-    "audit_events",
-    "idempotency_keys",
-)
 LONG = "x" * 400
 
 # field -> bad values, for the policy fields that customers and keys share
@@ -119,15 +110,11 @@ def world(admin, configure, db) -> tuple[int, int]:
     return customer["id"], key["id"]
 
 
-def _snapshot(db) -> dict[str, list[dict[str, Any]]]:
-    return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in WRITES}
-
-
 @pytest.mark.parametrize(
     ("method", "target", "field", "values"), _cases(), ids=[f"{c[0]} {c[1]}.{c[2]}" for c in _cases()]
 )
 def test_a_bad_field_is_400_naming_it_and_writes_nothing(admin, db, world, method, target, field, values):
-    before = _snapshot(db)
+    before = written_rows(db)
     for value in values:
         function, options = _request(target, field, value, *world)
         response = admin.request(method, function, **options)
@@ -135,7 +122,7 @@ def test_a_bad_field_is_400_naming_it_and_writes_nothing(admin, db, world, metho
         body = response.json()
         assert body["code"] == "INVALID_INPUT" and body["field"] == field, (value, body)
         assert field in body["error"]
-    assert _snapshot(db) == before
+    assert written_rows(db) == before
 
 
 BAD_QUERIES = [

@@ -40,6 +40,13 @@ def _site(root: Path) -> dict[str, bytes]:
     return files
 
 
+@pytest.fixture
+def connected(push_env: PushEnv, configure: Callable[..., Any], server: str) -> Callable[..., Any]:
+    """``configure``, with the client already pointed at the gateway with the push key."""
+    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
+    return configure
+
+
 def _run(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     progress = io.StringIO()
     code = kaixupush_client.main(["deploy", str(folder), "--project", PROJECT, "--title", "CI"], out=progress)
@@ -47,13 +54,9 @@ def _run(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, st
 
 
 def test_the_client_deploys_a_folder_and_a_rerun_uploads_nothing(
-    push_env: PushEnv,
-    configure: Callable[..., Any],
-    server: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    push_env: PushEnv, connected: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure(KAIXUPUSH_PART_BYTES=str(2 * MIB), KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
+    connected(KAIXUPUSH_PART_BYTES=str(2 * MIB))
     files = _site(tmp_path)
     assert len(files) == 200
     code, out, progress = _run(tmp_path, capsys)
@@ -78,18 +81,13 @@ def test_the_client_deploys_a_folder_and_a_rerun_uploads_nothing(
 
 
 def test_the_client_reports_failures(
-    push_env: PushEnv,
-    configure: Callable[..., Any],
-    server: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    push_env: PushEnv, connected: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
     (tmp_path / "index.html").write_text("hi")
     progress = io.StringIO()
     code = kaixupush_client.main(["deploy", str(tmp_path), "--project", "unknown"], out=progress)
     assert code == 1 and "PROJECT_NOT_FOUND" in progress.getvalue()
-    configure(KAIXU_KEY="")
+    connected(KAIXU_KEY="")
     assert kaixupush_client.main(["deploy", str(tmp_path), "--project", PROJECT], out=progress) == 2
 
 
@@ -164,13 +162,8 @@ def test_the_client_waits_for_an_init_still_in_progress(
 
 
 def test_the_client_never_publishes_a_link_to_outside_the_folder(
-    push_env: PushEnv,
-    configure: Callable[..., Any],
-    server: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    push_env: PushEnv, connected: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server)
     secret = tmp_path / "home" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("AWS_SECRET_ACCESS_KEY=...")
@@ -195,13 +188,9 @@ def test_the_client_never_publishes_a_link_to_outside_the_folder(
 
 
 def test_the_client_names_a_file_over_the_gateway_limit_before_sending_it(
-    push_env: PushEnv,
-    configure: Callable[..., Any],
-    server: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    push_env: PushEnv, connected: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure(KAIXU_KEY=push_env.key.secret, KAIXU_BASE_URL=server, KAIXUPUSH_MAX_FILE_BYTES="1000")
+    connected(KAIXUPUSH_MAX_FILE_BYTES="1000")
     (tmp_path / "index.html").write_text("hi")
     (tmp_path / "video.bin").write_bytes(random_bytes(1001, seed=9))
     code, out, progress = _run(tmp_path, capsys)

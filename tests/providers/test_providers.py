@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -15,7 +15,7 @@ from shared import config, providers
 from shared.gateway.request import ChatRequest
 from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai, transport
 from shared.providers.sse import SSEEvent
-from tests.support.fakes.upstreams import FakeUpstreams, serve_fake_upstreams, use_fake_upstreams
+from tests.support.fakes.upstreams import FakeUpstreams
 
 T = TypeVar("T")
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
@@ -23,14 +23,9 @@ LABELS = {"openai": "OpenAI", "anthropic": "Anthropic", "gemini": "Gemini"}
 ALL = pytest.mark.parametrize("provider", list(MODELS))
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeUpstreams]:
-    yield from serve_fake_upstreams()
-
-
 @pytest.fixture
-def fake(fake_server: FakeUpstreams, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstreams]:
-    yield from use_fake_upstreams(fake_server, monkeypatch)
+def fake(upstreams: FakeUpstreams) -> FakeUpstreams:
+    return upstreams
 
 
 def run(make: Callable[[], Awaitable[T]]) -> T:

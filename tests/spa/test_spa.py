@@ -299,12 +299,18 @@ def kaixupush_project(page: Any, db: Any, customer_id: int) -> None:
     saved = db.execute("SELECT name, customer_id FROM push_projects WHERE project_id = 'marketing-site'")
     assert saved.fetchone() == {"name": "Marketing (prod)", "customer_id": customer_id}
 
-    token_form = section.locator("form[data-netlify-token-form]")
-    token_form.get_by_label("Netlify personal access token", exact=True).fill("nfp_secret_token_value")
+    screenshot(page, "08-kaixupush")
+
+    # The panel links to the one Netlify token form (in Customers), cursor in the token field.
+    section.get_by_role("link", name="Set, clear or check it in Customers").click()
+    token_form = page.locator("#panel-customers form[data-netlify-token-form]")
+    token_field = token_form.get_by_label("Netlify personal access token", exact=True)
+    expect(token_field).to_be_focused()
+    expect(token_form.get_by_label("Customer ID", exact=True)).to_have_value(str(customer_id))
+    token_field.fill("nfp_secret_token_value")
     token_form.get_by_role("button", name="Save Netlify token").click()
     expect(token_form.locator(".status")).to_contain_text(f"Customer #{customer_id} has a Netlify token")
     assert "nfp_secret_token_value" not in page.content()
-    screenshot(page, "08-kaixupush")
 
 
 def test_admin_journey_through_every_panel(page, server, db, console, admin_env, upstreams) -> None:
@@ -448,3 +454,32 @@ def test_estimated_charges_are_marked_in_the_usage_list(page, server, db, make_k
     section.get_by_label("Customer ID", exact=True).fill(str(key.customer_id))
     section.locator("#usage-load button[type=submit]").click()
     expect(section.locator("#usage-table tbody tr").first).to_contain_text("estimated (abandoned)")
+
+
+def test_panels_reload_when_a_customer_is_chosen(page, server, db, make_key, admin_env) -> None:
+    """A customer-scoped panel loads once per customer, and choosing a customer in Customers
+    (another one, or the same one again) makes it load afresh the next time it is opened."""
+    first = make_key(customer={"email": "first@example.com"}, label="first-key")
+    second = make_key(customer={"email": "second@example.com"}, label="second-key")
+    log_in(page)
+
+    def choose(email: str) -> None:
+        row(open_panel(page, "customers"), "customers-table", email).locator("td").first.click()
+
+    choose("first@example.com")
+    keys = open_panel(page, "keys")
+    expect(row(keys, "keys-table", "first-key")).to_be_visible()
+    choose("second@example.com")
+    keys = open_panel(page, "keys")
+    expect(keys.get_by_label("Customer ID", exact=True).first).to_have_value(str(second.customer_id))
+    expect(row(keys, "keys-table", "second-key")).to_be_visible()
+    expect(row(keys, "keys-table", "first-key")).to_have_count(0)
+
+    choose("first@example.com")
+    keys = open_panel(page, "keys")
+    expect(row(keys, "keys-table", "first-key")).to_be_visible()
+    make_key(customer_id=first.customer_id, label="added-elsewhere")
+    choose("second@example.com")
+    choose("first@example.com")  # the same customer as Keys last loaded: still reloads
+    keys = open_panel(page, "keys")
+    expect(row(keys, "keys-table", "added-elsewhere")).to_be_visible()

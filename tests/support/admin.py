@@ -66,3 +66,20 @@ def chat(
         "max_tokens": 16,
     }
     return httpx.post(f"{server}{FUNCTIONS}gateway-chat", json=body, headers=headers, timeout=30)
+
+
+# Every table an admin write can touch: a refused write leaves all of them as they were.
+WRITTEN_TABLES = (
+    "customers",
+    "api_keys",
+    "key_devices",
+    "topups",
+    "monthly_usage",
+    "audit_events",
+    "idempotency_keys",
+)
+
+
+def written_rows(db: Any) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every table in :data:`WRITTEN_TABLES`, in a stable order."""
+    return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in WRITTEN_TABLES}

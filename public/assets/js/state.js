@@ -23,6 +23,31 @@ export function onCustomerChange(listener) {
   events.addEventListener("customer", (event) => listener(event.detail));
 }
 
+/**
+ * What a customer-scoped panel last loaded. show() reloads only when the query differs (so
+ * switching panels does not refetch), and choosing a customer, even the same one again,
+ * forgets it and runs the panel's own clean-up: one rule for every panel that lists a
+ * customer's things.
+ */
+export function customerLoads(onChange = () => {}) {
+  let loadedFor = null;
+  onCustomerChange(() => {
+    loadedFor = null;
+    onChange();
+  });
+  return {
+    loaded(query) {
+      loadedFor = JSON.stringify(query);
+    },
+    wanted(query) {
+      return query.customer_id !== null && loadedFor !== JSON.stringify(query);
+    },
+    forget() {
+      loadedFor = null;
+    },
+  };
+}
+
 /** Every priced model ({provider, model, ...}), fetched once per session. */
 export function pricedModels() {
   if (!modelsPromise) {

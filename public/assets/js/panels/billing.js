@@ -4,7 +4,7 @@
 import { api, idempotencyKey } from "../api.js";
 import { attachModelsEditor, modelsText, parseModels } from "../allowlist.js";
 import { $, checkedValues, fieldValue, fmtCents, h, intValue, setChecked, timeCell } from "../dom.js";
-import { onCustomerChange } from "../state.js";
+import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run, setStatus } from "../ui.js";
 import { renderInvoice } from "./invoice_view.js";
@@ -19,7 +19,7 @@ let modelsEditor;
 let topups;
 let invoices;
 let policyFor = null; // the customer whose policy fills the form
-let loadedFor = null;
+const loads = customerLoads();
 
 const customerId = () => intValue(loadForm, "customer_id");
 
@@ -192,7 +192,7 @@ function viewButton(row) {
 async function load() {
   const id = requireCustomerId(loadForm, $(".status", policyForm));
   if (id === null) return;
-  loadedFor = id;
+  loads.loaded({ customer_id: id });
   invoiceView.replaceChildren(h("p", { class: "muted" }, "—"));
   const listing = Promise.all([topups.reload(), invoices.reload()]);
   const result = await run(
@@ -248,16 +248,13 @@ export default {
         { stored: false },
       );
     });
-    onCustomerChange(() => {
-      loadedFor = null;
-    });
   },
   async show() {
     modelsEditor.load().catch(() => {});
-    if (customerId() !== null && loadedFor !== customerId()) await load();
+    if (loads.wanted({ customer_id: customerId() })) await load();
   },
   reset() {
-    loadedFor = null;
+    loads.forget();
     policyFor = null;
     policyForm.reset();
     topups.reset();

@@ -6,7 +6,7 @@ import { $, $$, badge, fieldValue, fmtCents, h, intValue, timeCell } from "../do
 import { onCustomerChange, selectCustomer, selectedCustomer } from "../state.js";
 import { PagedTable } from "../table.js";
 import { run, setStatus, showSecret } from "../ui.js";
-import { attachNetlifyTokenForms } from "./netlify_token.js";
+import { attachNetlifyTokenForm } from "./netlify_token.js";
 
 const searchForm = $("#customer-search");
 const createForm = $("#customer-create");
@@ -83,7 +83,7 @@ export default {
       table.reload();
     });
     createForm.addEventListener("submit", createCustomer);
-    attachNetlifyTokenForms(() => table.reload());
+    attachNetlifyTokenForm(() => table.reload());
     onCustomerChange(markSelected);
   },
   async show() {

@@ -3,14 +3,16 @@
 
 import { api } from "../api.js";
 import { $, badge, h, intValue, timeCell } from "../dom.js";
-import { onCustomerChange } from "../state.js";
+import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { run, setStatus } from "../ui.js";
 
 const form = $("#devices-load");
 const status = $("#devices-action-status");
 let table;
-let loadedFor = null;
+const loads = customerLoads(() => {
+  form.elements.namedItem("api_key_id").value = "";
+});
 
 const query = () => ({ customer_id: intValue(form, "customer_id"), api_key_id: intValue(form, "api_key_id") });
 
@@ -50,7 +52,7 @@ async function load() {
     return;
   }
   setStatus(status, "");
-  loadedFor = JSON.stringify(q);
+  loads.loaded(q);
   await table.reload();
 }
 
@@ -79,17 +81,13 @@ export default {
       event.preventDefault();
       load();
     });
-    onCustomerChange(() => {
-      loadedFor = null;
-      if (form.elements.namedItem("api_key_id")) form.elements.namedItem("api_key_id").value = "";
-    });
   },
   async show() {
     const q = query();
-    if (q.customer_id !== null && loadedFor !== JSON.stringify(q)) await load();
+    if (loads.wanted(q)) await load();
   },
   reset() {
-    loadedFor = null;
+    loads.forget();
     table.reset();
   },
 };

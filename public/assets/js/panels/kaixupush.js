@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { $, badge, fieldValue, fmtBytes, fmtCents, fmtInt, h, intValue, timeCell } from "../dom.js";
-import { onCustomerChange } from "../state.js";
+import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run, setStatus } from "../ui.js";
 
@@ -16,7 +16,7 @@ let projects;
 let deploys;
 let jobs;
 let invoices;
-let loadedFor = null;
+const loads = customerLoads(() => fillProject(null));
 
 const customerId = () => intValue(loadForm, "customer_id");
 
@@ -127,7 +127,7 @@ function breakdown(row) {
 async function load() {
   if (requireCustomerId(loadForm, status) === null) return;
   setStatus(status, "");
-  loadedFor = customerId();
+  loads.loaded({ customer_id: customerId() });
   await Promise.all([projects.reload(), deploys.reload(), jobs.reload(), invoices.reload()]);
 }
 
@@ -206,16 +206,12 @@ export default {
       projectForm.elements.namedItem("project_id").focus();
     });
     capForm.addEventListener("submit", saveCap);
-    onCustomerChange(() => {
-      loadedFor = null;
-      fillProject(null);
-    });
   },
   async show() {
-    if (customerId() !== null && loadedFor !== customerId()) await load();
+    if (loads.wanted({ customer_id: customerId() })) await load();
   },
   reset() {
-    loadedFor = null;
+    loads.forget();
     for (const table of [projects, deploys, jobs, invoices]) table.reset();
     fillProject(null);
   },

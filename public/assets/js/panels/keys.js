@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { attachModelsEditor, parseModels } from "../allowlist.js";
 import { $, badge, checkedValues, compactJson, fieldValue, fmtCents, fmtTime, h, intValue, timeCell, yesNo } from "../dom.js";
-import { onCustomerChange } from "../state.js";
+import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run, setStatus, showSecret } from "../ui.js";
 
@@ -15,7 +15,7 @@ const actionStatus = $("#keys-action-status");
 const secretSlot = $("#keys-secret");
 let table;
 let modelsEditor;
-let loadedFor = null;
+const loads = customerLoads(() => secretSlot.replaceChildren());
 
 const customerId = () => intValue(loadForm, "customer_id");
 
@@ -117,7 +117,7 @@ async function createKey(event) {
 
 async function load() {
   if (requireCustomerId(loadForm, actionStatus) === null) return;
-  loadedFor = customerId();
+  loads.loaded({ customer_id: customerId() });
   setStatus(actionStatus, "");
   await table.reload();
 }
@@ -152,17 +152,13 @@ export default {
       load();
     });
     createForm.addEventListener("submit", createKey);
-    onCustomerChange(() => {
-      loadedFor = null;
-      secretSlot.replaceChildren();
-    });
   },
   async show() {
     modelsEditor.load().catch(() => {});
-    if (customerId() !== null && loadedFor !== customerId()) await load();
+    if (loads.wanted({ customer_id: customerId() })) await load();
   },
   reset() {
-    loadedFor = null;
+    loads.forget();
     table.reset();
     secretSlot.replaceChildren();
   },

@@ -1,8 +1,9 @@
-// A customer's Netlify token (used by KaixuPush): set, clear or check. The token is sent
-// once and never shown back; the API only says whether one is stored.
+// A customer's Netlify token (used by KaixuPush): set, clear or check, in one form under the
+// Customers table (the KaixuPush panel links to it). The token is sent once and never shown
+// back; the API only says whether one is stored.
 
 import { api } from "../api.js";
-import { $, $$, fieldValue, fmtTime, intValue } from "../dom.js";
+import { $, fieldValue, fmtTime, intValue } from "../dom.js";
 import { run } from "../ui.js";
 
 function describeStatus(item) {
@@ -11,7 +12,9 @@ function describeStatus(item) {
     : `Customer #${item.customer_id} has no Netlify token: KaixuPush uses NETLIFY_AUTH_TOKEN.`;
 }
 
-function attach(form, onChange) {
+/** Wire the Netlify token form; onChange runs after a set or clear. */
+export function attachNetlifyTokenForm(onChange) {
+  const form = $("form[data-netlify-token-form]");
   const status = $(".status", form);
   const customerId = () => intValue(form, "customer_id");
 
@@ -46,9 +49,9 @@ function attach(form, onChange) {
       api("admin-netlify-token", { query: { customer_id: customerId() } }),
     ),
   );
-}
 
-/** Wire every Netlify token form on the page; onChange runs after a set or clear. */
-export function attachNetlifyTokenForms(onChange) {
-  for (const form of $$("form[data-netlify-token-form]")) attach(form, onChange);
+  // The KaixuPush panel's link: once Customers is shown, put the cursor in the token field.
+  $("[data-netlify-token-link]").addEventListener("click", () => {
+    window.addEventListener("hashchange", () => form.elements.namedItem("token").focus(), { once: true });
+  });
 }

@@ -4,14 +4,14 @@
 import { api } from "../api.js";
 import { spendChart } from "../chart.js";
 import { $, fieldValue, fmtCents, fmtExactCents, fmtInt, h, intValue, timeCell } from "../dom.js";
-import { onCustomerChange } from "../state.js";
+import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run } from "../ui.js";
 
 const form = $("#usage-load");
 const status = $(".status", $("#panel-usage"));
 let table;
-let loadedFor = null;
+const loads = customerLoads();
 let lastSummary = null;
 let resizeTimer = null;
 
@@ -54,7 +54,7 @@ function drawChart() {
 async function load() {
   if (requireCustomerId(form, status) === null) return;
   const q = query();
-  loadedFor = JSON.stringify(q);
+  loads.loaded(q);
   const listing = table.reload();
   const summary = await run({ button: $("button[type=submit]", form), status, form, busy: "Loading the month…" }, () =>
     api("admin-usage", { query: { customer_id: q.customer_id, month: q.month, view: "summary" } }),
@@ -83,9 +83,6 @@ export default {
       event.preventDefault();
       load();
     });
-    onCustomerChange(() => {
-      loadedFor = null;
-    });
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);
       resizeTimer = setTimeout(drawChart, 150);
@@ -93,11 +90,11 @@ export default {
   },
   async show() {
     const q = query();
-    if (q.customer_id !== null && loadedFor !== JSON.stringify(q)) await load();
+    if (loads.wanted(q)) await load();
     else drawChart(); // the panel may have been hidden (no width) when the data came
   },
   reset() {
-    loadedFor = null;
+    loads.forget();
     lastSummary = null;
     table.reset();
     $("#usage-totals").replaceChildren();
