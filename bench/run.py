@@ -54,6 +54,15 @@ CHAT_BODY = json.dumps(
         "max_tokens": 64,
     }
 ).encode()
+# The same call in OpenAI's wire format, as the openai SDK sends it to the compatible endpoint.
+COMPAT_PATH = "/.netlify/functions/openai/v1/chat/completions"
+COMPAT_BODY = json.dumps(
+    {
+        "model": f"openai/{MODEL}",
+        "messages": [{"role": "user", "content": "Say hello"}],
+        "max_completion_tokens": 64,
+    }
+).encode()
 UPSTREAM_BODY = json.dumps(
     {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}], "max_completion_tokens": 64}
 ).encode()
@@ -187,6 +196,9 @@ async def measure(
         fake_port, UPSTREAM_PATH, UPSTREAM_BODY, upstream_auth, connections=1, seconds=size["latency_s"]
     )
     via = await gateway(1, size["latency_s"])
+    compat = await driver.run(
+        gw_port, COMPAT_PATH, COMPAT_BODY, auth, connections=1, seconds=size["latency_s"]
+    )
     round_trips = await round_trips_per_call(database_url, chat, gw_port, 300 if not args.smoke else 20)
 
     rss_before = server_rss_mb(server)  # the memory figure covers the streams and the 50,000 calls
@@ -220,6 +232,11 @@ async def measure(
         "added_latency_ms": {"p50": ms(via.p50_s - base.p50_s), "p99": ms(via.p99_s - base.p99_s)},
         "direct_latency_ms": {"p50": ms(base.p50_s), "p99": ms(base.p99_s)},
         "gateway_latency_ms": {"p50": ms(via.p50_s), "p99": ms(via.p99_s)},
+        "openai_format_added_latency_ms": {
+            "p50": ms(compat.p50_s - base.p50_s),
+            "p99": ms(compat.p99_s - base.p99_s),
+            "vs_gateway_chat_p50": round((compat.p50_s - base.p50_s) / max(via.p50_s - base.p50_s, 1e-9), 3),
+        },
         "throughput": {
             "concurrency": 64,
             "requests": tput.requests,
@@ -243,7 +260,7 @@ async def measure(
             "growth": round(rss_after - rss_before, 1),
         },
         "db_round_trips_per_call": None if round_trips is None else round(round_trips, 2),
-        "errors": via.errors + base.errors + errors,
+        "errors": via.errors + base.errors + compat.errors + errors,
     }
 
 
@@ -252,6 +269,12 @@ def print_table(result: dict) -> None:
         (
             "added latency c=1 p50 / p99 (ms)",
             f"{result['added_latency_ms']['p50']} / {result['added_latency_ms']['p99']}",
+        ),
+        (
+            "/v1/chat/completions (OpenAI format) added c=1 p50 / p99 (ms)",
+            "{p50} / {p99} ({vs_gateway_chat_p50} x gateway-chat)".format(
+                **result["openai_format_added_latency_ms"]
+            ),
         ),
         (
             "direct-to-fake c=1 p50 / p99 (ms)",

@@ -40,9 +40,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _CORS_ALLOW_HEADERS = (
     "authorization, content-type, content-encoding, idempotency-key, x-kaixu-install-id, "
     "x-kaixu-request-id, x-kaixu-app, x-kaixu-build, x-admin-password, x-kaixu-error-token, "
-    "x-content-sha1"
+    "x-content-sha1, x-api-key, anthropic-version, anthropic-beta, openai-organization, openai-project, "
+    "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-runtime, "
+    "x-stainless-runtime-version, x-stainless-retry-count, x-stainless-timeout, "
+    "anthropic-dangerous-direct-browser-access"
 )
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+FUNCTIONS_PREFIX = "/.netlify/functions/"
 
 
 def _json_default(value: Any) -> Any:
@@ -112,6 +116,14 @@ class Ctx:
     @property
     def headers(self) -> Headers:
         return self.request.headers
+
+    @property
+    def subpath(self) -> str:
+        """The path below the function (``/v1/models`` of ``/.netlify/functions/openai/v1/models``),
+        or the whole path when the API origin routed it here directly."""
+        path: str = self.request.scope["path"]
+        own = f"{FUNCTIONS_PREFIX}{self.function}"
+        return path[len(own) :] if path.startswith(own) else path
 
     @property
     def query(self) -> QueryParams:
@@ -206,6 +218,8 @@ def _cors_headers(origin: str | None) -> dict[str, str]:
 
 Handler = Callable[[Ctx], Awaitable[Response | dict[str, Any] | list[Any]]]
 Auth = Callable[[Ctx], str | Awaitable[str]]  # a hook that needs the database is async
+# How a function writes an error: the gateway's envelope, or a compatible API's own shape.
+ErrorBody = Callable[[ApiError, Ctx], Response]
 
 
 class FunctionApp:
@@ -218,12 +232,19 @@ class FunctionApp:
         auth: Auth | None = None,
         scheduled: bool = False,
         monitor_requests: bool = True,
+        paths: tuple[str, ...] = (),
+        errors: ErrorBody = error_response,
     ) -> None:
         self.name = name
         self.handlers = handlers
         self.auth = auth
         self.scheduled = scheduled  # also run by a schedule, which needs no credential
         self.monitor_requests = monitor_requests  # a monitor row per request (never for preflights)
+        # Paths below the function (``/.netlify/functions/openai/v1/models``) and on the API
+        # origin itself (``/v1/models``) that it also serves: the dev server and the
+        # deploy template route them here, and handlers read ``ctx.subpath``.
+        self.paths = paths
+        self.errors = errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan and websockets: nothing to do
@@ -268,19 +289,32 @@ class FunctionApp:
         except ApiError as error:
             if error.status >= 500:
                 ctx.summary = ctx.summary or error.message
-            return error_response(error, ctx)
+            return self.errors(error, ctx)
         except db.UNAVAILABLE:
             log.warning("database unavailable in %s (request %s)", self.name, ctx.request_id)
             ctx.summary = "database unavailable"
-            return error_response(
+            return self.errors(
                 ApiError(503, "DB_UNAVAILABLE", "The database is unavailable; try again shortly."), ctx
             )
         except Exception:
             log.exception("unhandled error in %s (request %s)", self.name, ctx.request_id)
             ctx.summary = "internal error"
-            return error_response(
+            return self.errors(
                 ApiError(500, "INTERNAL", "Something went wrong on our side; it has been logged."), ctx
             )
+
+
+def by_path(routes: dict[str, Handler]) -> Handler:
+    """A handler that picks one of ``routes`` by the path below the function (``ctx.subpath``),
+    for a function that serves several of another API's paths."""
+
+    async def route(ctx: Ctx) -> Response | dict[str, Any] | list[Any]:
+        handler = routes.get(ctx.subpath.rstrip("/"))
+        if handler is None:
+            raise ApiError(404, "NOT_FOUND", f"No such endpoint: {ctx.request.method} {ctx.subpath}.")
+        return await handler(ctx)
+
+    return route
 
 
 def secret_header(header: str, env_name: str, secret: Callable[[], str]) -> Auth:
@@ -310,6 +344,8 @@ def function(
     auth: Auth | None = None,
     scheduled: bool = False,
     monitor_requests: bool = True,
+    paths: tuple[str, ...] = (),
+    errors: ErrorBody = error_response,
     **handlers: Handler,
 ) -> tuple[FunctionApp, Mangum]:
     """Build a function's ASGI app and its Lambda handler from handlers keyed by method.
@@ -319,8 +355,11 @@ def function(
     also invoked by the deploy's EventBridge schedule, as a POST that skips ``auth``.
     In production a function refuses to load with unsafe admin settings (so a Lambda fails
     its init and a server its start): see ``config.production_problems``. An endpoint polled
-    by machines (``health``) passes ``monitor_requests=False``: a row per probe would bury the rest."""
+    by machines (``health``) passes ``monitor_requests=False``: a row per probe would bury the rest.
+    A function that speaks another API (``openai``) lists the ``paths`` it serves and writes its
+    ``errors`` in that API's shape."""
     config.require_safe_production()
     name = function_name(module_name)
-    app = FunctionApp(name, {m.upper(): h for m, h in handlers.items()}, auth, scheduled, monitor_requests)
+    by_method = {m.upper(): h for m, h in handlers.items()}
+    app = FunctionApp(name, by_method, auth, scheduled, monitor_requests, paths, errors)
     return app, aws_lambda.handler(app, scheduled=scheduled)

@@ -70,6 +70,7 @@ class ModelPrice:
     aliases: tuple[str, ...] = ()
     long_context: Rates | None = None
     long_context_threshold: int = LONG_CONTEXT_THRESHOLD
+    mode: str = "chat"  # or "embedding": priced per input token, called at /v1/embeddings
 
     @property
     def base(self) -> Rates:
@@ -133,6 +134,7 @@ def _model_price(model: str, entry: dict[str, Any]) -> ModelPrice:
         max_output_tokens=entry["max_output_tokens"],
         aliases=tuple(entry.get("aliases", ())),
         long_context=_tier_rates(model, tier, base) if tier else None,
+        mode=entry.get("mode", "chat"),
     )
 
 
@@ -210,6 +212,7 @@ def priced_models() -> list[dict[str, Any]]:
             **{key: entry.get(key) for key in _RATE_KEYS.values()},
             "max_input_tokens": entry.get("max_input_tokens"),
             "max_output_tokens": entry.get("max_output_tokens"),
+            "mode": entry.get("mode", "chat"),
         }
         tier = entry.get("above_200k_prompt_tokens")
         if tier:

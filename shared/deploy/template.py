@@ -241,7 +241,30 @@ def _reserved(condition: str, parameter: str) -> dict[str, Any]:
     return {"Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]}
 
 
-def _api_function(resources: dict[str, Any], name: str, scheduled: bool) -> None:
+@dataclass(frozen=True)
+class Endpoint:
+    """What the template needs of a function: whether it runs on a schedule, and the paths
+    it serves besides its own (below it, and on the API origin: ``/v1/models``)."""
+
+    scheduled: bool = False
+    paths: tuple[str, ...] = ()
+
+
+def _routes(name: str, paths: tuple[str, ...]) -> dict[str, Any]:
+    routes = [ROUTE_PREFIX + name]
+    if paths:
+        routes += [ROUTE_PREFIX + name + "/{proxy+}", *paths]
+    return {
+        f"Api{i}" if i else "Api": {
+            "Type": "HttpApi",
+            "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": route, "Method": "ANY"},
+        }
+        for i, route in enumerate(routes)
+    }
+
+
+def _api_function(resources: dict[str, Any], name: str, endpoint: Endpoint) -> None:
+    scheduled = endpoint.scheduled
     prefix = logical_id(name)
     module = name.replace("-", "_")
     gateway = name in ("gateway-chat", "gateway-stream")
@@ -253,12 +276,7 @@ def _api_function(resources: dict[str, Any], name: str, scheduled: bool) -> None
             "ReservesGateway" if gateway else "ReservesFunctions",
             "GatewayConcurrency" if gateway else "FunctionConcurrency",
         ),
-        "Events": {
-            "Api": {
-                "Type": "HttpApi",
-                "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": ROUTE_PREFIX + name, "Method": "ANY"},
-            }
-        },
+        "Events": _routes(name, endpoint.paths),
     }
     if scheduled:
         if name not in SCHEDULES:
@@ -490,13 +508,13 @@ def _outputs() -> dict[str, Any]:
     }
 
 
-def build(functions: dict[str, bool]) -> dict[str, Any]:
-    """The template for ``functions``: endpoint name → whether it is scheduled."""
+def build(functions: dict[str, Endpoint]) -> dict[str, Any]:
+    """The template for ``functions``: endpoint name → what it needs."""
     resources: dict[str, Any] = {}
     _shared(resources)
     _release(resources)
-    for name, scheduled in sorted(functions.items()):
-        _api_function(resources, name, scheduled)
+    for name, endpoint in sorted(functions.items()):
+        _api_function(resources, name, endpoint)
     _stream_function(resources)
     _alarms(resources)
     return {
@@ -522,11 +540,11 @@ def build(functions: dict[str, bool]) -> dict[str, Any]:
     }
 
 
-def discover() -> dict[str, bool]:
-    """Every endpoint in ``functions/`` and whether it is scheduled."""
+def discover() -> dict[str, Endpoint]:
+    """Every endpoint in ``functions/``, with its schedule and extra paths."""
     from shared.host.asgi import discover_functions
 
-    return {name: app.scheduled for name, app in discover_functions().items()}
+    return {name: Endpoint(app.scheduled, app.paths) for name, app in discover_functions().items()}
 
 
 def render(template: dict[str, Any]) -> str:

@@ -49,7 +49,14 @@ def bearer_key(authorization: str | None) -> str:
     if not authorization:
         raise ApiError(401, "MISSING_KEY", "Send your Kaixu key as 'Authorization: Bearer kx_live_...'.")
     scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        raise ApiError(401, "INVALID_KEY", "The key is not a valid Kaixu key.")
+    return checked_key(token)
+
+
+def checked_key(token: str) -> str:
+    """A Kaixu key as given (``x-api-key`` for Anthropic's SDK), or a 401 without a DB lookup."""
     token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(PREFIX) or len(token) > _MAX_KEY_LENGTH:
+    if not token.startswith(PREFIX) or len(token) > _MAX_KEY_LENGTH:
         raise ApiError(401, "INVALID_KEY", "The key is not a valid Kaixu key.")
     return token

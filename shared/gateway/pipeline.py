@@ -11,10 +11,10 @@ import asyncio
 import dataclasses
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from pydantic import ValidationError
@@ -27,9 +27,11 @@ from shared.gateway import keys
 from shared.gateway.request import ChatRequest
 from shared.http import Ctx
 from shared.money import Month
-from shared.providers import Usage
+from shared.providers import Conversation, Usage
+from shared.providers.conversation import IMAGE_TOKEN_BOUND
 
 log = logging.getLogger("kaixu.gateway")
+T = TypeVar("T")
 
 
 def _named_call(sql_function: str, /, **types: str) -> str:
@@ -88,9 +90,13 @@ def estimate_tokens(text_bytes: int) -> int:
     return math.ceil(text_bytes / 4)
 
 
-def _parse(payload: Any) -> ChatRequest:
+Parse = Callable[[Any], Conversation]
+
+
+def parse_chat(payload: Any) -> Conversation:
+    """The gateway's own contract (gateway-chat, gateway-stream)."""
     try:
-        return ChatRequest.model_validate(payload)
+        return ChatRequest.model_validate(payload).conversation()
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
@@ -106,40 +112,45 @@ def _install_id(ctx: Ctx) -> str | None:
     return raw
 
 
-def _priced(request: ChatRequest) -> ModelPrice:
-    price = pricing.lookup(request.provider, request.model)
+def _priced(conv: Conversation) -> ModelPrice:
+    price = pricing.lookup(conv.provider, conv.model)
     if price is None:
         raise ApiError(
             409,
             "UNPRICED_MODEL",
-            f"Model {request.provider}:{request.model} has no price, so it cannot be billed or called.",
+            f"Model {conv.provider}:{conv.model} has no price, so it cannot be billed or called.",
         )
-    if request.max_tokens > price.max_output_tokens:
+    if (price.mode == "embedding") != conv.embedding:
+        what = "not an embedding model" if conv.embedding else "an embedding model: call /v1/embeddings"
+        raise bad_request("model", f"{conv.provider}/{conv.model} is {what}.")
+    if conv.max_tokens > price.max_output_tokens:
         limit = price.max_output_tokens
         raise bad_request("max_tokens", f"max_tokens may be at most {limit} for {price.model}.")
     return price
 
 
-def prompt_token_bound(request: ChatRequest, price: ModelPrice) -> int:
-    """An upper bound of the prompt's tokens: at most one per byte, plus framing."""
-    bound = request.text_bytes() + _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(request.messages)
+def prompt_token_bound(conv: Conversation, price: ModelPrice) -> int:
+    """An upper bound of the prompt's tokens: at most one per byte, a bound per image, plus
+    framing."""
+    framing = _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(conv.turns)
+    bound = conv.text_bytes() + IMAGE_TOKEN_BOUND * conv.images() + framing
     return min(bound, price.max_input_tokens)
 
 
-def _worst_case_nanos(request: ChatRequest, price: ModelPrice) -> int:
-    return pricing.worst_case_nanos(price, prompt_token_bound(request, price), request.max_tokens)
+def _worst_case_nanos(conv: Conversation, price: ModelPrice) -> int:
+    return pricing.worst_case_nanos(price, prompt_token_bound(conv, price), conv.max_tokens)
 
 
-def _prompt_nanos(request: ChatRequest, price: ModelPrice) -> int:
+def _prompt_nanos(conv: Conversation, price: ModelPrice) -> int:
     """What the prompt alone costs at its bound: the least a provider bills once it read it."""
-    return pricing.worst_case_nanos(price, prompt_token_bound(request, price), 0)
+    return pricing.worst_case_nanos(price, prompt_token_bound(conv, price), 0)
 
 
-def _refusal(row: dict[str, Any], request: ChatRequest) -> ApiError:
+def _refusal(row: dict[str, Any], conv: Conversation) -> ApiError:
     code = row["code"]
     message = REFUSALS[code].format(
-        provider=request.provider,
-        model=request.model,
+        provider=conv.provider,
+        model=conv.model,
         limit=row["limit_value"],
         scope=row["scope"],
         retry=row["retry_after_s"],
@@ -177,10 +188,11 @@ class Call:
     """One admitted gateway call, from admission to its single settlement."""
 
     ctx: Ctx
-    request: ChatRequest
+    conv: Conversation
     price: ModelPrice
     install_id: str | None
     admission: dict[str, Any]
+    month_after: dict[str, Any] | None = None  # the month's figures once settled
     _settlement: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -208,7 +220,7 @@ class Call:
         except TimeoutError:
             if not limit.expired():
                 raise
-            raise providers.out_of_time(self.request.provider) from None
+            raise providers.out_of_time(self.conv.provider) from None
 
     async def settle(
         self,
@@ -228,14 +240,14 @@ class Call:
     async def _settle(
         self, usage: Usage | None, outcome: str, status: int, estimated: bool, summary: str | None
     ) -> dict[str, Any]:
-        ctx, admission, request = self.ctx, self.admission, self.request
+        ctx, admission, conv = self.ctx, self.admission, self.conv
         params = {
             "reservation_id": admission["reservation_id"],
             "customer_id": admission["customer_id"],
             "api_key_id": admission["api_key_id"],
             "month": admission["month"],
-            "provider": request.provider,
-            "model": request.model,
+            "provider": conv.provider,
+            "model": conv.model,
             "install_id": self.install_id,
             "input_tokens": usage.input_tokens if usage else 0,
             "output_tokens": usage.output_tokens if usage else 0,
@@ -262,8 +274,8 @@ class Call:
         """Usage for a call whose provider figures did not (all) arrive: what the provider said,
         completed by estimates within what the reservation assumed. The prompt counts at its
         admission bound: the provider bills every prompt token it read, whatever we guess."""
-        prompt = prompt_token_bound(self.request, self.price)
-        output = min(estimate_tokens(output_bytes), self.request.max_tokens)
+        prompt = prompt_token_bound(self.conv, self.price)
+        output = min(estimate_tokens(output_bytes), self.conv.max_tokens)
         if usage is None:
             return Usage(input_tokens=prompt, output_tokens=output)
         return dataclasses.replace(
@@ -312,29 +324,36 @@ class _KnownKeys:
 _known_keys = _KnownKeys(size=10_000)
 
 
-async def admit(ctx: Ctx) -> Call:
-    """Validate the request and admit it, or raise the refusal the client should see."""
-    key_hash = keys.hash_key(keys.bearer_key(ctx.headers.get("authorization")))
+async def admit(ctx: Ctx, parse: Parse = parse_chat, secret: str | None = None) -> Call:
+    """Validate the request and admit it, or raise the refusal the client should see.
+    ``parse`` reads the body's format; ``secret`` is the key when it does not come as
+    ``Authorization: Bearer`` (Anthropic's ``x-api-key``)."""
+    key_hash = keys.hash_key(secret or keys.bearer_key(ctx.headers.get("authorization")))
     await _known_keys.require(key_hash)
-    request = _parse(await ctx.json())
-    ctx.provider, ctx.model = request.provider, request.model
+    conv = parse(await ctx.json())
+    ctx.provider, ctx.model = conv.provider, conv.model
     install_id = _install_id(ctx)
-    price = _priced(request)
-    if not providers.is_configured(request.provider):
-        raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {request.provider} is not configured here.")
+    price = _priced(conv)
+    if unsupported := providers.refusal(conv):
+        label = providers.PROVIDERS[conv.provider].label
+        raise bad_request(
+            unsupported, f"{unsupported} is not supported by {label}; leave it out for this model."
+        )
+    if not providers.is_configured(conv.provider):
+        raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {conv.provider} is not configured here.")
     cfg = config.settings()
     row = await db.fetch_row(
         ADMIT,
         {
             "key_hash": key_hash,
-            "provider": request.provider,
-            "model": request.model,
+            "provider": conv.provider,
+            "model": conv.model,
             "install_id": install_id,
             "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
-            "worst_nanos": _worst_case_nanos(request, price),
+            "worst_nanos": _worst_case_nanos(conv, price),
             "default_rpm": cfg.default_rpm_limit,
-            "prompt_tokens": prompt_token_bound(request, price),
-            "prompt_nanos": _prompt_nanos(request, price),
+            "prompt_tokens": prompt_token_bound(conv, price),
+            "prompt_nanos": _prompt_nanos(conv, price),
             "default_concurrency": cfg.default_max_concurrent,
         },
     )
@@ -345,9 +364,9 @@ async def admit(ctx: Ctx) -> Call:
             ctx.defer(
                 lambda: alerts.check_refusal(row["customer_id"], row["api_key_id"], refused, row["scope"])
             )
-        raise _refusal(row, request)
+        raise _refusal(row, conv)
     ctx.monitored = True  # the settlement writes this request's monitor row
-    return Call(ctx, request, price, install_id, row)
+    return Call(ctx, conv, price, install_id, row)
 
 
 def upstream_failure(call_error: providers.UpstreamError) -> ApiError:
@@ -358,11 +377,12 @@ def upstream_failure(call_error: providers.UpstreamError) -> ApiError:
     return ApiError(call_error.status, call_error.code, call_error.message, headers=headers, **extra)
 
 
-async def chat(call: Call) -> dict[str, Any]:
-    """gateway-chat: one upstream completion, settled before the answer goes out."""
+async def _upstream(call: Call, work: Callable[[Conversation], Awaitable[T]]) -> T:
+    """One upstream request within the call's time limit; any failure settles the call (at
+    nothing: the provider gave nothing billable) before it propagates."""
     try:
         async with call.time_limit():
-            completion = await providers.complete(call.request)
+            return await work(call.conv)
     except providers.UpstreamError as error:
         await call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
         raise upstream_failure(error) from None
@@ -374,16 +394,48 @@ async def chat(call: Call) -> dict[str, Any]:
     except Exception:
         await call.settle(None, outcome="upstream_error", status=500, summary="internal error")
         raise
-    usage, estimated = completion.usage, False
-    if usage.input_tokens == 0 and usage.output_tokens == 0:  # the provider reported no usage
-        usage, estimated = call.estimated_usage(None, len(completion.text.encode())), True
-    month = await call.settle(usage, outcome="ok", status=200, estimated=estimated)
+
+
+async def _settle_answered(call: Call, usage: Usage | None, written_bytes: int) -> Usage:
+    """Settle an answered call at the provider's usage, or at an estimate when it reported
+    none; return what was billed."""
+    estimated = usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0)
+    if estimated:
+        usage = call.estimated_usage(None, written_bytes)
+    assert usage is not None
+    call.month_after = await call.settle(usage, outcome="ok", status=200, estimated=estimated)
+    return usage
+
+
+async def complete(call: Call) -> tuple[providers.Completion, Usage]:
+    """One upstream completion, settled before the answer goes out: the answer and the usage
+    billed."""
+    completion = await _upstream(call, providers.complete)
+    written = len(completion.text.encode()) + sum(len(c.arguments.encode()) for c in completion.tool_calls)
+    return completion, await _settle_answered(call, completion.usage, written)
+
+
+async def embed(call: Call) -> tuple[providers.Embeddings, Usage]:
+    """Embeddings, settled before the answer goes out. Without the provider's count (Gemini
+    gives none) the inputs are billed at about four bytes a token, recorded as an estimate."""
+    embeddings = await _upstream(call, providers.embed)
+    usage = embeddings.usage
+    if usage is None:
+        usage = Usage(input_tokens=sum(estimate_tokens(len(text.encode())) for text in call.conv.inputs()))
+        call.month_after = await call.settle(usage, outcome="ok", status=200, estimated=True)
+        return embeddings, usage
+    return embeddings, await _settle_answered(call, usage, 0)
+
+
+async def chat(call: Call) -> dict[str, Any]:
+    """gateway-chat's answer."""
+    completion, usage = await complete(call)
     return {
-        "provider": call.request.provider,
-        "model": call.request.model,
+        "provider": call.conv.provider,
+        "model": call.conv.model,
         "output_text": completion.text,
         "usage": call.usage_view(usage),
-        "month": month,
+        "month": call.month_after,
     }
 
 

@@ -1,10 +1,13 @@
-"""The normalised chat request that gateway-chat and gateway-stream accept."""
+"""The normalised chat request that gateway-chat and gateway-stream accept: text only, and
+exactly as it has always been; the pipeline works on the :class:`Conversation` it makes."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from shared.providers.conversation import Conversation, Text, Turn
 
 Provider = Literal["openai", "anthropic", "gemini"]
 Role = Literal["system", "developer", "user", "assistant"]
@@ -47,6 +50,11 @@ class ChatRequest(BaseModel):
             raise ValueError("must be a whole number")
         return value
 
-    def text_bytes(self) -> int:
-        """UTF-8 size of every message's text: an upper bound for the prompt's tokens."""
-        return sum(len(message.text.encode()) for message in self.messages)
+    def conversation(self) -> Conversation:
+        return Conversation(
+            provider=self.provider,
+            model=self.model,
+            turns=tuple(Turn(m.role, (Text(m.text),)) for m in self.messages),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )

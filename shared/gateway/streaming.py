@@ -1,4 +1,4 @@
-"""gateway-stream: relay the provider's stream as the gateway's SSE frames.
+"""Streamed calls: relay the provider's stream to the client in the client's own grammar.
 
 The upstream is opened before the response starts, so a provider that refuses the call
 gives the client a real HTTP error. Once streaming, the call is settled by whichever comes
@@ -6,7 +6,8 @@ first: the end of the upstream stream (``done`` frame), an upstream error or the
 deadline (``error`` frame; see ``Call.deadline``), or the client hanging up
 (:meth:`StreamSession.finish`, which the response runs whatever happens). A hang-up is
 billed for what was streamed: the provider's usage if it arrived, else an estimate recorded
-as such.
+as such. What the frames look like is a :class:`Grammar`: the gateway's own events here,
+OpenAI's and Anthropic's in ``shared.compat``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import StreamingResponse
 from starlette.types import Send
@@ -24,22 +25,68 @@ from shared.closing_stream import stream_to_reader
 from shared.gateway.pipeline import Call, admit, upstream_failure
 from shared.http import Ctx, dumps
 from shared.providers import Usage
+from shared.providers.conversation import Piece, ToolCallDelta
+from shared.providers.sse import SSEEvent
 
 _END = object()
 _KEEP_RESERVED_EVERY_S = 120  # well inside the reaper's patience (UPSTREAM_TIMEOUT_S + 5 min)
 SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
+Item = SSEEvent | Piece
 
 
 def frame(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
+class Grammar(Protocol):
+    """How one stream is written for its client. ``item`` gets each provider event and each
+    piece read from it, and answers the bytes to send (``b""``: nothing)."""
+
+    def head(self, call: Call) -> bytes: ...
+    def item(self, item: Item) -> bytes: ...
+    def ping(self) -> bytes: ...
+    def error(self, message: str, code: str) -> bytes: ...
+    def done(self, call: Call, usage: Usage, month: dict[str, Any]) -> bytes: ...
+
+
+class KaixuGrammar:
+    """gateway-stream's events: ``meta``, ``delta`` (text), ``ping``, then ``done`` or ``error``."""
+
+    def head(self, call: Call) -> bytes:
+        return frame(
+            "meta",
+            {"provider": call.conv.provider, "model": call.conv.model, "month": call.month_before.view()},
+        )
+
+    def item(self, item: Item) -> bytes:
+        return frame("delta", {"text": item}) if isinstance(item, str) else b""
+
+    def ping(self) -> bytes:
+        return frame("ping", {"t": int(time.time() * 1000)})
+
+    def error(self, message: str, code: str) -> bytes:
+        return frame("error", {"error": message, "code": code})
+
+    def done(self, call: Call, usage: Usage, month: dict[str, Any]) -> bytes:
+        return frame("done", {"usage": call.usage_view(usage), "month": month})
+
+
+def generated_bytes(item: Item) -> int:
+    """What the model wrote in one item, for estimating a stream that never said its usage."""
+    if isinstance(item, str):
+        return len(item.encode())
+    if isinstance(item, ToolCallDelta):
+        return len(item.arguments.encode()) + len((item.name or "").encode())
+    return 0
+
+
 class StreamSession:
     """One streamed call: the open upstream, what has been relayed, and its settlement."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, grammar: Grammar) -> None:
         self.call = call
-        self._opener = providers.open_stream(call.request)
+        self.grammar = grammar
+        self._opener = providers.open_stream(call.conv)
         self.upstream: providers.UpstreamStream | None = None
         self.generated_bytes = 0  # text the provider sent: relayed, or read after the client left
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
@@ -81,15 +128,15 @@ class StreamSession:
         """Read the upstream in its own task, so waiting for text never cancels a read."""
         assert self.upstream is not None
         try:
-            async for text in self.upstream:
-                await queue.put(text)
+            async for item in self.upstream:
+                await queue.put(item)
         except Exception as error:  # handed to the reader of the queue, raised there
             await queue.put(error)
             return
         await queue.put(_END)
 
-    async def _texts(self) -> AsyncIterator[str | None]:
-        """Upstream text deltas, with ``None`` whenever the stream was quiet for a ping
+    async def _items(self) -> AsyncIterator[Item | None]:
+        """Upstream events and pieces, with ``None`` whenever the stream was quiet for a ping
         interval; cut with the out-of-time error at the call's deadline, if it has one."""
         queue = self._queue
         self._reader = asyncio.ensure_future(self._relay(queue))
@@ -99,7 +146,7 @@ class StreamSession:
         while True:
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
-                raise providers.out_of_time(self.call.request.provider)
+                raise providers.out_of_time(self.call.conv.provider)
             try:
                 async with asyncio.timeout(interval if left is None else min(interval, left)):
                     item = await queue.get()
@@ -114,39 +161,33 @@ class StreamSession:
             yield item  # type: ignore[misc]
 
     async def frames(self) -> AsyncIterator[bytes]:
-        call = self.call
-        yield frame(
-            "meta",
-            {
-                "provider": call.request.provider,
-                "model": call.request.model,
-                "month": call.month_before.view(),
-            },
-        )
+        call, grammar = self.call, self.grammar
+        yield grammar.head(call)
         try:
-            async for text in self._texts():
-                if text is None:
-                    yield frame("ping", {"t": int(time.time() * 1000)})
+            async for item in self._items():
+                if item is None:
+                    yield grammar.ping()
                     continue
-                self.generated_bytes += len(text.encode())
-                yield frame("delta", {"text": text})
+                self.generated_bytes += generated_bytes(item)
+                if out := grammar.item(item):
+                    yield out
         except providers.UpstreamError as error:
             await self._close_upstream()
             usage, estimated = self.billable_usage()
             await call.settle(
                 usage, outcome="stream_error", status=error.status, estimated=estimated, summary=error.message
             )
-            yield frame("error", {"error": error.message, "code": error.code})
+            yield grammar.error(error.message, error.code)
             return
         await self._close_upstream()
         usage, estimated = self.billable_usage()
         if estimated:  # the provider's stream ended without its end marker
             message = "The provider's stream ended early; the reply may be incomplete."
             await call.settle(usage, outcome="stream_error", status=502, estimated=True, summary=message)
-            yield frame("error", {"error": message, "code": "UPSTREAM_STREAM_ERROR"})
+            yield grammar.error(message, "UPSTREAM_STREAM_ERROR")
             return
         month = await call.settle(usage, outcome="ok", status=200)
-        yield frame("done", {"usage": call.usage_view(usage), "month": month})
+        yield grammar.done(call, usage, month)
 
     async def _close_upstream(self) -> None:
         if self._keeper is not None:
@@ -174,8 +215,8 @@ class StreamSession:
             return
         try:
             async with asyncio.timeout(wait):
-                while (item := await self._queue.get()) is not _END and isinstance(item, str):
-                    self.generated_bytes += len(item.encode())
+                while (item := await self._queue.get()) is not _END and not isinstance(item, Exception):
+                    self.generated_bytes += generated_bytes(item)  # type: ignore[arg-type]
         except TimeoutError:
             pass
 
@@ -210,10 +251,10 @@ class EventStreamResponse(StreamingResponse):
 
 async def serve_stream(ctx: Ctx) -> EventStreamResponse:
     """POST gateway-stream: the same call as gateway-chat, answered as Server-Sent Events."""
-    return await stream(await admit(ctx))
+    return await stream(await admit(ctx), KaixuGrammar())
 
 
-async def stream(call: Call) -> EventStreamResponse:
-    session = StreamSession(call)
+async def stream(call: Call, grammar: Grammar) -> EventStreamResponse:
+    session = StreamSession(call, grammar)
     await session.open()
     return EventStreamResponse(session)

@@ -31,11 +31,13 @@ def discover_functions() -> dict[str, FunctionApp]:
 
 
 class Gateway:
-    """Dispatch by path with one dict lookup; everything else is a static file."""
+    """Dispatch by path with one dict lookup (two for a compatible API's paths on the origin,
+    ``/v1/...``); everything else is a static file."""
 
     def __init__(self, apps: dict[str, FunctionApp], static: ASGIApp) -> None:
         self.apps = apps
         self.static = static
+        self.origin_paths = {path: app for app in apps.values() for path in app.paths}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -43,14 +45,18 @@ class Gateway:
             return
         path: str = scope["path"]
         if path.startswith(PREFIX):
-            app = self.apps.get(path[len(PREFIX) :].rstrip("/"))
-            if app is None:
+            name, _, below = path[len(PREFIX) :].partition("/")
+            app = self.apps.get(name)
+            if app is None or (below.strip("/") and not app.paths):
                 response = JSONResponse(
                     {"error": f"No function at {path}.", "code": "NOT_FOUND", "request_id": None},
                     status_code=404,
                 )
                 await response(scope, receive, send)
                 return
+            await app(scope, receive, send)
+            return
+        if (app := self.origin_paths.get(path.rstrip("/"))) is not None:
             await app(scope, receive, send)
             return
         await self.static(scope, receive, send)

@@ -1,8 +1,8 @@
 """Calling the upstream LLM providers (OpenAI, Anthropic, Gemini) with one interface.
 
-    completion = await complete(req)                  # text, usage, upstream_request_id
-    async with open_stream(req) as stream:            # raises UpstreamError before byte 1
-        async for text in stream: ...                 # may raise UPSTREAM_STREAM_ERROR
+    completion = await complete(conv)                 # text, tool calls, usage, request id
+    async with open_stream(conv) as stream:           # raises UpstreamError before byte 1
+        async for piece in stream: ...                # text, tool-call pieces, the finish
     stream.usage, stream.finished                     # last known usage; marker seen?
 
 Every failure is an :class:`UpstreamError` carrying the status the gateway should answer.
@@ -11,11 +11,13 @@ Adapters (one module per provider) only translate; ``transport`` and ``stream`` 
 
 from __future__ import annotations
 
+import dataclasses
+
 from shared import config
-from shared.gateway.request import ChatRequest
 from shared.providers import errors, transport
 from shared.providers.anthropic import Anthropic
-from shared.providers.base import Completion, Provider, Usage, load_json
+from shared.providers.base import Completion, Embeddings, Provider, Usage, load_json
+from shared.providers.conversation import Conversation
 from shared.providers.errors import UpstreamError
 from shared.providers.gemini import Gemini
 from shared.providers.openai import OpenAI
@@ -24,14 +26,18 @@ from shared.providers.stream import UpstreamStream
 __all__ = [
     "PROVIDERS",
     "Completion",
+    "Conversation",
+    "Embeddings",
     "UpstreamError",
     "UpstreamStream",
     "Usage",
     "aclose",
     "complete",
+    "embed",
     "is_configured",
     "open_stream",
     "out_of_time",
+    "refusal",
 ]
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini())}
@@ -50,17 +56,34 @@ def is_configured(provider: str) -> bool:
     return bool(_provider(provider).api_key(config.settings()))
 
 
-async def complete(req: ChatRequest) -> Completion:
+def refusal(conv: Conversation) -> str | None:
+    """The first field of ``conv`` its provider cannot honour, or None."""
+    return _provider(conv.provider).refusal(conv)
+
+
+async def complete(conv: Conversation) -> Completion:
     """One non-streamed completion. Raises UpstreamError (no key: before any network call)."""
-    provider = _provider(req.provider)
+    provider = _provider(conv.provider)
     key = transport.api_key(provider)
-    call = provider.build(req, config.settings(), stream=False)
+    call = provider.build(conv, config.settings(), stream=False)
     body, headers = await transport.fetch(provider, call, key)
     parsed = load_json(body)
     if not isinstance(parsed, dict):
         raise errors.unreadable(provider.label, headers)
-    text, usage, response_id = provider.parse_completion(parsed)
-    return Completion(text, usage, errors.request_id(headers) or response_id)
+    completion = provider.parse_completion(parsed, conv)
+    request_id = errors.request_id(headers) or completion.upstream_request_id
+    return dataclasses.replace(completion, upstream_request_id=request_id)
+
+
+async def embed(conv: Conversation) -> Embeddings:
+    """Vectors for ``conv.inputs()``. Raises UpstreamError, as :func:`complete` does."""
+    provider = _provider(conv.provider)
+    key = transport.api_key(provider)
+    body, headers = await transport.fetch(provider, provider.build_embeddings(conv, config.settings()), key)
+    parsed = load_json(body)
+    if not isinstance(parsed, dict):
+        raise errors.unreadable(provider.label, headers)
+    return provider.parse_embeddings(parsed)
 
 
 def out_of_time(provider: str) -> UpstreamError:
@@ -68,6 +91,6 @@ def out_of_time(provider: str) -> UpstreamError:
     return errors.out_of_time(_provider(provider).label)
 
 
-def open_stream(req: ChatRequest) -> UpstreamStream:
-    """A stream to use as ``async with open_stream(req) as stream: async for text in stream``."""
-    return UpstreamStream(_provider(req.provider), req)
+def open_stream(conv: Conversation) -> UpstreamStream:
+    """A stream to use as ``async with open_stream(conv) as stream: async for piece in stream``."""
+    return UpstreamStream(_provider(conv.provider), conv)

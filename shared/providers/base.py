@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from shared.config import Settings
-from shared.gateway.request import ChatRequest
+from shared.providers.conversation import Conversation, FinishReason, Piece, ToolCall
 from shared.providers.errors import ErrorDetails, UpstreamError, stream_error
 from shared.providers.sse import SSEEvent
 
@@ -30,6 +30,7 @@ class Usage:
     ``shared.pricing.cost_nanos`` needs one formula for all three providers.
     ``tool_prompt_tokens`` is the part of the prompt Gemini added itself (URL context...):
     billed as input, but not part of the prompt that decides the long-context tier.
+    ``reasoning_tokens`` is the part of the output spent thinking, where the provider says.
     """
 
     input_tokens: int = 0
@@ -38,13 +39,28 @@ class Usage:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     tool_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
 class Completion:
+    """A non-streamed answer; ``body`` is the provider's own JSON, for a client that speaks
+    the provider's format (it gets the answer as the provider wrote it)."""
+
     text: str
     usage: Usage
     upstream_request_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish: FinishReason = "stop"
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per input, and the usage when the provider reports it (Gemini does not)."""
+
+    vectors: list[list[float]]
+    usage: Usage | None
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,11 @@ def count(value: Any) -> int:
 def as_dict(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else ``{}``: provider JSON is read defensively."""
     return value if isinstance(value, dict) else {}
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of arguments a provider sent parsed (``{}`` for none)."""
+    return orjson.dumps(value if value is not None else {}).decode()
 
 
 def load_json(data: str | bytes) -> Any:
@@ -87,8 +108,8 @@ class StreamParser(ABC):
         self.finished = False
 
     @abstractmethod
-    def feed(self, event: SSEEvent) -> list[str]:
-        """Text deltas carried by one event."""
+    def feed(self, event: SSEEvent) -> list[Piece]:
+        """What one event carries: text deltas, tool-call pieces, the finish."""
 
     def end(self) -> None:  # noqa: B027 - a hook: only Gemini needs it
         """Called at EOF. Gemini has no marker: it finishes at EOF after a finishReason."""
@@ -114,15 +135,26 @@ class Provider(ABC):
         """The operator's key for this upstream: the setting ``{name}_api_key``."""
         return str(getattr(cfg, f"{self.name}_api_key"))
 
-    @abstractmethod
-    def build(self, req: ChatRequest, cfg: Settings, *, stream: bool) -> UpstreamCall: ...
+    def refusal(self, conv: Conversation) -> str | None:
+        """The first field of ``conv`` this provider cannot honour (the client gets a 400
+        naming it), or None."""
+        return None
 
     @abstractmethod
-    def parse_completion(self, body: Any) -> tuple[str, Usage, str | None]:
-        """(text, usage, response id from the body, if any) of a non-streamed reply."""
+    def build(self, conv: Conversation, cfg: Settings, *, stream: bool) -> UpstreamCall: ...
 
     @abstractmethod
-    def stream_parser(self) -> StreamParser: ...
+    def parse_completion(self, body: dict[str, Any], conv: Conversation) -> Completion:
+        """A non-streamed reply (``upstream_request_id``: the id in the body, if any)."""
+
+    @abstractmethod
+    def stream_parser(self, conv: Conversation) -> StreamParser: ...
+
+    def build_embeddings(self, conv: Conversation, cfg: Settings) -> UpstreamCall:
+        raise NotImplementedError(f"{self.label} has no embeddings here")
+
+    def parse_embeddings(self, body: dict[str, Any]) -> Embeddings:
+        raise NotImplementedError(f"{self.label} has no embeddings here")
 
     @abstractmethod
     def error_details(self, body: Any) -> ErrorDetails:

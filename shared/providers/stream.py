@@ -1,4 +1,4 @@
-"""A streamed completion: ``async with open_stream(req) as stream: async for text in stream``.
+"""A streamed completion: ``async with open_stream(conv) as stream: async for piece in stream``.
 
 Entering the ``async with`` sends the request and raises UpstreamError for any failure
 before the first byte (so the gateway can still answer with a plain HTTP error). Leaving
@@ -15,25 +15,27 @@ from types import TracebackType
 import httpx
 
 from shared import config
-from shared.gateway.request import ChatRequest
 from shared.providers import errors, transport
 from shared.providers.base import Provider, StreamParser, Usage
+from shared.providers.conversation import Conversation, Piece
 from shared.providers.http11 import Response
-from shared.providers.sse import SSEDecoder
+from shared.providers.sse import SSEDecoder, SSEEvent
 
 _DRAIN_S = 0.2
 
 
 class UpstreamStream:
-    """Text deltas of one upstream stream, with ``usage`` (last known, possibly partial)
-    and ``finished`` (the provider's terminal marker was seen) readable at any time."""
+    """What one upstream stream carries, with ``usage`` (last known, possibly partial) and
+    ``finished`` (the provider's terminal marker was seen) readable at any time. It yields
+    each provider event (an :class:`SSEEvent`, for a client that speaks the provider's own
+    format) followed by the pieces read from it."""
 
-    def __init__(self, provider: Provider, req: ChatRequest) -> None:
+    def __init__(self, provider: Provider, conv: Conversation) -> None:
         self._provider = provider
-        self._req = req
-        self._parser: StreamParser = provider.stream_parser()
+        self._conv = conv
+        self._parser: StreamParser = provider.stream_parser(conv)
         self._response: Response | None = None
-        self._iterator: AsyncGenerator[str, None] | None = None
+        self._iterator: AsyncGenerator[SSEEvent | Piece, None] | None = None
 
     @property
     def usage(self) -> Usage | None:
@@ -49,7 +51,7 @@ class UpstreamStream:
 
     async def __aenter__(self) -> UpstreamStream:
         key = transport.api_key(self._provider)
-        call = self._provider.build(self._req, config.settings(), stream=True)
+        call = self._provider.build(self._conv, config.settings(), stream=True)
         self._response = await transport.send(self._provider, call, key)
         return self
 
@@ -68,24 +70,26 @@ class UpstreamStream:
         if self._response is not None:
             await self._response.aclose()
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> AsyncIterator[SSEEvent | Piece]:
         if self._response is None:
-            raise RuntimeError("use the stream inside `async with open_stream(req) as stream`")
+            raise RuntimeError("use the stream inside `async with open_stream(conv) as stream`")
         if self._iterator is None:
             self._iterator = self._deltas(self._response)
         return self._iterator
 
-    async def _deltas(self, response: Response) -> AsyncGenerator[str, None]:
-        """Decode bytes (never ``aiter_lines()``, which also splits on U+2028) into deltas,
-        until the terminal marker or EOF. Transport failures become UpstreamError."""
+    async def _deltas(self, response: Response) -> AsyncGenerator[SSEEvent | Piece, None]:
+        """Decode bytes (never ``aiter_lines()``, which also splits on U+2028) into events and
+        pieces, until the terminal marker or EOF. Transport failures become UpstreamError."""
         decoder = SSEDecoder()
         parser = self._parser
         chunks = response.aiter_bytes()
         try:
             async for chunk in chunks:
                 for event in decoder.feed(chunk):
-                    for text in parser.feed(event):
-                        yield text
+                    pieces = parser.feed(event)
+                    yield event
+                    for piece in pieces:
+                        yield piece
                     if parser.finished:
                         await _drain(chunks)
                         return
@@ -97,8 +101,10 @@ class UpstreamStream:
             exc.upstream_request_id = exc.upstream_request_id or errors.request_id(response.headers)
             raise
         for event in decoder.close():
-            for text in parser.feed(event):
-                yield text
+            pieces = parser.feed(event)
+            yield event
+            for piece in pieces:
+                yield piece
         parser.end()
 
 

@@ -272,6 +272,7 @@ def test_priced_models_for_the_admin_picker() -> None:
         "cache_write_1h_per_mtok_usd": None,
         "max_input_tokens": 128000,
         "max_output_tokens": 16384,
+        "mode": "chat",
     }
     pro = next(m for m in models if m["model"] == "gemini-2.5-pro")
     assert pro["above_200k_prompt_tokens"]["input_per_mtok_usd"] == 2.5

@@ -1,7 +1,8 @@
 """The floor plan holds: imports point down, read from the source with ``ast``.
 
 - nothing under ``shared/`` but ``shared/host/`` imports ``functions``;
-- ``shared/providers/`` reaches nothing that touches the database, however indirectly;
+- ``shared/providers/`` reaches nothing that touches the database, however indirectly, and
+  imports nothing of the gateway (the conversation it translates is its own);
 - ``shared/money.py`` and ``shared/errors.py`` import nothing of the project.
 
 A forbidden edge fails with the file and line that makes it.
@@ -101,6 +102,17 @@ def test_providers_reach_nothing_that_touches_the_database():
                         seen.add(target)
                         path[target] = edge.where
                         todo.append(target)
+
+
+def test_providers_import_nothing_of_the_gateway():
+    bad = [
+        edge.where
+        for module, found in _graph().items()
+        if _is(module, "shared.providers")
+        for edge in found
+        if _is(edge.target, "shared.gateway") or _is(edge.target, "shared.compat")
+    ]
+    assert bad == [], f"providers importing the gateway: {bad}"
 
 
 def test_money_and_errors_import_nothing_of_the_project():

@@ -205,7 +205,7 @@ def test_a_provider_too_slow_after_a_hang_up_is_cut_and_billed_the_prompt_bound(
     rows = wait_for(lambda: db.execute("SELECT * FROM usage_events").fetchall())
     assert len(rows) == 1
     event = rows[0]
-    request = ChatRequest.model_validate(body("openai"))
+    request = ChatRequest.model_validate(body("openai")).conversation()
     bound = gateway.prompt_token_bound(request, pricing.lookup("openai", request.model))
     assert event["outcome"] == "client_disconnect" and event["estimated"] is True
     assert event["input_tokens"] == bound > 12  # never less than the provider read

@@ -59,7 +59,7 @@ def test_every_function_module_has_its_lambda_and_route(committed):
 
 def test_a_new_function_module_changes_the_template():
     names = template.discover()
-    grown = template.render(template.build({**names, "brand-new": False}))
+    grown = template.render(template.build({**names, "brand-new": template.Endpoint()}))
     assert "functions/brand_new.handler" in grown and "/.netlify/functions/brand-new" in grown
     assert grown != template.TEMPLATE_PATH.read_text()
 
@@ -77,7 +77,7 @@ def test_scheduled_functions_run_on_their_schedules_and_need_an_entry(committed)
     scheduled = [name for name, props in functions.items() if "Schedule" in props.get("Events", {})]
     assert sorted(scheduled) == ["KaixupushWorkerFunction", "MaintenanceFunction"]
     with pytest.raises(SystemExit, match="health is scheduled"):
-        template.build({"health": True})
+        template.build({"health": template.Endpoint(scheduled=True)})
 
 
 def test_every_secret_is_a_secrets_manager_reference_and_no_parameter_carries_one(committed):
@@ -249,9 +249,10 @@ def test_the_site_routes_functions_to_the_api_and_tells_the_screen_the_stream_or
     run = _site(tmp_path, API_ORIGIN=api + "/", STREAM_ORIGIN=stream)
     assert run.returncode == 0, run.stderr
     out = tmp_path / "site"
-    assert (
-        out / "_redirects"
-    ).read_text() == f"/.netlify/functions/*  {api}/.netlify/functions/:splat  200!\n"
+    assert (out / "_redirects").read_text().splitlines() == [
+        f"/.netlify/functions/*  {api}/.netlify/functions/:splat  200!",
+        f"/v1/*  {api}/v1/:splat  200!",  # the OpenAI and Anthropic SDKs' paths
+    ]
     assert json.loads((out / "config.json").read_text()) == {"stream_origin": stream.rstrip("/")}
     assert (out / "index.html").read_text() == (ROOT / "public" / "index.html").read_text()
     # The committed public/ is untouched: its config.json still means "this origin".

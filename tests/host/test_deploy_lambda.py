@@ -82,6 +82,10 @@ def _requests(customer_id: int, secret: str) -> dict[str, tuple[dict[str, Any], 
 
     customer = f"customer_id={customer_id}"
     checkout = {"customer_id": customer_id, "amount_cents": 500}
+    compat = {
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Hi"}],
+    }  # the SDKs' formats
     return {
         "health": (http_event("GET", _path("health")), 200),
         "admin-login": (json_event("POST", _path("admin-login"), {"password": ADMIN_PASSWORD}), 200),
@@ -110,6 +114,16 @@ def _requests(customer_id: int, secret: str) -> dict[str, tuple[dict[str, Any], 
         ),
         "gateway-chat": (with_key("POST", "gateway-chat", body()), 200),
         "gateway-stream": (with_key("POST", "gateway-stream", body()), 200),
+        "openai": (with_key("POST", "openai/v1/chat/completions", compat), 200),
+        "anthropic": (
+            json_event(
+                "POST",
+                _path("anthropic/v1/messages"),
+                {**compat, "max_tokens": 5},
+                headers={"x-api-key": secret},
+            ),
+            200,
+        ),
         "stripe-webhook": (json_event("POST", _path("stripe-webhook"), {"type": "ping"}), 501),
         "maintenance": (http_event("POST", _path("maintenance")), 503),
         "kaixupush-worker": (http_event("POST", _path("kaixupush-worker")), 503),

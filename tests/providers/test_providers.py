@@ -14,6 +14,7 @@ import pytest
 from shared import config, providers
 from shared.gateway.request import ChatRequest
 from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai, transport
+from shared.providers.conversation import Conversation
 from shared.providers.sse import SSEEvent
 from tests.support.fakes.upstreams import FakeUpstreams
 
@@ -40,7 +41,7 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def request(provider: str, **changes: Any) -> ChatRequest:
+def request(provider: str, **changes: Any) -> Conversation:
     data: dict[str, Any] = {
         "provider": provider,
         "model": MODELS[provider],
@@ -48,21 +49,23 @@ def request(provider: str, **changes: Any) -> ChatRequest:
         "max_tokens": 64,
         "temperature": 0.5,
     }
-    return ChatRequest.model_validate({**data, **changes})
+    return ChatRequest.model_validate({**data, **changes}).conversation()
 
 
-async def collect(req: ChatRequest) -> tuple[list[str], providers.UpstreamStream]:
+async def collect(req: Conversation) -> tuple[list[str], providers.UpstreamStream]:
+    """The text deltas of a stream (it also yields events, tool-call pieces and the finish)."""
     async with providers.open_stream(req) as stream:
-        return [text async for text in stream], stream
+        return [item async for item in stream if isinstance(item, str)], stream
 
 
-def stream_until_error(req: ChatRequest) -> tuple[list[str], UpstreamError, providers.UpstreamStream]:
+def stream_until_error(req: Conversation) -> tuple[list[str], UpstreamError, providers.UpstreamStream]:
     async def go() -> tuple[list[str], UpstreamError, providers.UpstreamStream]:
         seen: list[str] = []
         async with providers.open_stream(req) as stream:
             with pytest.raises(UpstreamError) as caught:
-                async for text in stream:
-                    seen.append(text)
+                async for item in stream:
+                    if isinstance(item, str):
+                        seen.append(item)
         return seen, caught.value, stream
 
     return run(go)
@@ -83,9 +86,9 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
 # --------------------------------------------------------------------------- happy paths
 
 EXPECTED_USAGE = {
-    "openai": Usage(input_tokens=40, output_tokens=9, cached_input_tokens=8),
+    "openai": Usage(input_tokens=40, output_tokens=9, cached_input_tokens=8, reasoning_tokens=3),
     "anthropic": Usage(input_tokens=40, output_tokens=9, cached_input_tokens=8, cache_write_tokens=5),
-    "gemini": Usage(input_tokens=40, output_tokens=9, cached_input_tokens=8),
+    "gemini": Usage(input_tokens=40, output_tokens=9, cached_input_tokens=8, reasoning_tokens=3),
 }
 
 
@@ -148,9 +151,10 @@ def test_stream_usage_is_readable_while_iterating(fake: FakeUpstreams) -> None:
     async def go() -> list[int]:
         seen = []
         async with providers.open_stream(request("gemini")) as stream:
-            async for _ in stream:
+            async for item in stream:
                 assert stream.usage is not None
-                seen.append(stream.usage.output_tokens)
+                if isinstance(item, str):
+                    seen.append(stream.usage.output_tokens)
             assert stream.finished
         return seen
 
@@ -497,8 +501,9 @@ def test_leaving_early_cancels_the_upstream_request(fake: FakeUpstreams, provide
     async def go() -> tuple[list[str], bool, bool]:
         seen = []
         async with providers.open_stream(request(provider)) as stream:
-            async for text in stream:
-                seen.append(text)
+            async for item in stream:
+                if isinstance(item, str):
+                    seen.append(item)
                 if len(seen) == 2:
                     break
         # Checked before this loop's HTTP client is closed: leaving the block must suffice.
@@ -529,10 +534,11 @@ def test_iterating_outside_the_context_is_an_error() -> None:
 
 def test_openai_null_content_is_empty_text() -> None:
     body = {"choices": [{"message": {"role": "assistant", "content": None}}], "usage": {"prompt_tokens": 3}}
-    assert openai.OpenAI().parse_completion(body)[:2] == ("", Usage(input_tokens=3))
+    completion = openai.OpenAI().parse_completion(body, request("openai"))
+    assert (completion.text, completion.usage) == ("", Usage(input_tokens=3))
 
 
-def test_anthropic_only_text_blocks_count() -> None:
+def test_anthropic_text_blocks_are_the_answer_and_tool_use_blocks_the_calls() -> None:
     body = {
         "content": [
             {"type": "thinking", "thinking": "hmm", "signature": "x"},
@@ -542,7 +548,9 @@ def test_anthropic_only_text_blocks_count() -> None:
         ],
         "usage": {"input_tokens": 1, "output_tokens": 2},
     }
-    assert anthropic.Anthropic().parse_completion(body)[0] == "AB"
+    completion = anthropic.Anthropic().parse_completion(body, request("anthropic"))
+    assert completion.text == "AB"
+    assert [(c.id, c.name, c.arguments) for c in completion.tool_calls] == [("t", "f", "{}")]
 
 
 def test_gemini_skips_thoughts_and_tolerates_missing_parts() -> None:
@@ -550,16 +558,18 @@ def test_gemini_skips_thoughts_and_tolerates_missing_parts() -> None:
     thoughtful = {
         "candidates": [{"content": {"parts": [{"text": "thinking...", "thought": True}, {"text": "Answer"}]}}]
     }
-    assert adapter.parse_completion(thoughtful)[0] == "Answer"
+    assert adapter.parse_completion(thoughtful, request("gemini")).text == "Answer"
     empty = {
         "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}],
         "usageMetadata": {"promptTokenCount": 15, "thoughtsTokenCount": 2, "totalTokenCount": 17},
     }
-    assert adapter.parse_completion(empty)[:2] == ("", Usage(input_tokens=15, output_tokens=2))
+    completion = adapter.parse_completion(empty, request("gemini"))
+    assert (completion.text, completion.finish) == ("", "length")
+    assert completion.usage == Usage(input_tokens=15, output_tokens=2, reasoning_tokens=2)
 
 
 def test_anthropic_message_delta_usage_overwrites_never_sums() -> None:
-    parser = anthropic.Anthropic().stream_parser()
+    parser = anthropic.Anthropic().stream_parser(request("anthropic"))
     start = {
         "type": "message_start",
         "message": {"usage": {"input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 1}},
@@ -572,7 +582,7 @@ def test_anthropic_message_delta_usage_overwrites_never_sums() -> None:
 
 
 def test_gemini_error_wrapped_in_an_array_raises() -> None:
-    parser = gemini.Gemini().stream_parser()
+    parser = gemini.Gemini().stream_parser(request("gemini"))
     chunk = {"candidates": [{"content": {"parts": [{"text": "x"}]}}]}
     assert parser.feed(SSEEvent("message", json.dumps(chunk))) == ["x"]
     wrapped = [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}]
@@ -584,7 +594,7 @@ def test_gemini_error_wrapped_in_an_array_raises() -> None:
 
 def test_unreadable_stream_event_raises() -> None:
     with pytest.raises(UpstreamError) as caught:
-        openai.OpenAI().stream_parser().feed(SSEEvent("message", '{"choices": [tru'))
+        openai.OpenAI().stream_parser(request("openai")).feed(SSEEvent("message", '{"choices": [tru'))
     assert caught.value.code == "UPSTREAM_STREAM_ERROR"
 
 

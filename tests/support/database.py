@@ -48,3 +48,13 @@ def hold_stale_reservation(db: psycopg.Connection, key: IssuedKey) -> None:
     ).fetchone()
     assert admitted["status"] == 0
     db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
+
+
+def usage_rows(db: Any, key: IssuedKey) -> list[dict[str, Any]]:
+    """What was billed to ``key``, oldest first."""
+    return db.execute(
+        "SELECT provider, model, input_tokens, output_tokens, cost_nanos, outcome FROM usage_events "
+        "WHERE api_key_id = %s ORDER BY id",
+        (key.key_id,),
+    ).fetchall()
+

@@ -13,6 +13,11 @@ Scripting is per test and thread-safe (the server runs on another thread)::
     fake.script("openai", status=429, headers={"retry-after": "7"})
     fake.script("gemini", error_after=2, chunk_delay_s=0.05)
     fake.script(once=True, status=503)   # the next request to any provider only
+    fake.script(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+    fake.script("anthropic", finish="length")   # -> stop_reason "max_tokens"
+
+Besides chat, the fake answers the embeddings endpoints (OpenAI ``POST /v1/embeddings``, Gemini
+``:embedContent`` and ``:batchEmbedContents``) with deterministic vectors (``embedding_values``).
 
 Every received request is recorded (``fake.requests``), and streams are counted
 (``streams_opened``, ``streams_closed``, ``streams_cancelled``) so a test can check that
@@ -32,10 +37,13 @@ Fixture bodies, for a conftest or a test module::
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import hashlib
 import json
 import logging
 import re
+import struct
 import threading
 import time
 import uuid
@@ -64,13 +72,23 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 # --------------------------------------------------------------------------- scripting
 
+# ``Behaviour.finish`` names a stop reason once for all three providers; each says it its own way.
+# Gemini has no reason of its own for function calls: it says STOP.
+_FINISH: dict[str, dict[str, str]] = {
+    "stop": {"openai": "stop", "anthropic": "end_turn", "gemini": "STOP"},
+    "length": {"openai": "length", "anthropic": "max_tokens", "gemini": "MAX_TOKENS"},
+    "tool_calls": {"openai": "tool_calls", "anthropic": "tool_use", "gemini": "STOP"},
+}
+
 
 @dataclass
 class Behaviour:
     """How the fake answers one request. Every field can be set with ``script()``."""
 
-    text: str | None = None  # None: "Hello from <provider>!"
+    text: str | None = None  # None: "Hello from <provider>!" (no text at all with tool_calls)
     deltas: list[str] | None = None  # explicit stream split; default: split on words
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name", "arguments": {...}, "id"?}], after any text
+    finish: str | None = None  # "stop" | "length" | "tool_calls" (others verbatim); None: the natural one
     input_tokens: int = 12  # whole prompt, as the client should see it
     output_tokens: int = 5  # all output, reasoning/thinking included
     cached_tokens: int = 0  # cache reads (part of input_tokens)
@@ -84,6 +102,18 @@ class Behaviour:
     error_after: int | None = None  # stream: provider error event after N deltas
     no_terminal: bool = False  # stream: leave out [DONE] / message_stop / finishReason
     drop_after: int | None = None  # cut the connection after N deltas (non-stream: mid-body)
+    recorded: str | None = None  # a recorded reply sent byte for byte (JSON, or SSE when streaming)
+
+    def __post_init__(self) -> None:
+        """A malformed tool call fails in the test that scripts it, not in the server thread."""
+        for call in self.tool_calls or []:
+            valid = isinstance(call, dict) and isinstance(call.get("name"), str)
+            if not valid or not isinstance(call.get("arguments", {}), dict):
+                raise TypeError(f"a tool call needs a str 'name' and dict 'arguments', got {call!r}")
+
+    def has_text(self) -> bool:
+        """Tool calls replace the default greeting; text the test set explicitly still comes first."""
+        return self.text is not None or self.deltas is not None or not self.tool_calls
 
     def reply(self, provider: str) -> str:
         return f"Hello from {provider}!" if self.text is None else self.text
@@ -91,7 +121,15 @@ class Behaviour:
     def split(self, provider: str) -> list[str]:
         if self.deltas is not None:
             return list(self.deltas)
+        if not self.has_text():
+            return []
         return re.findall(r"\S+\s*|\s+", self.reply(provider))
+
+    def stop(self, provider: str) -> str:
+        """``provider``'s stop reason: ``finish`` translated (an unknown value is sent as is, for
+        provider-specific reasons like "content_filter" or "SAFETY"), else how the reply ends."""
+        reason = self.finish or ("tool_calls" if self.tool_calls else "stop")
+        return _FINISH[reason][provider] if reason in _FINISH else reason
 
 
 @dataclass(frozen=True)
@@ -263,6 +301,35 @@ def _compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+def _fragments(arguments: str) -> list[str]:
+    """Streamed tool arguments come in pieces cut anywhere (mid-key, mid-string); 2-3 of them
+    make a client that parses each piece on its own fail."""
+    n = min(3, len(arguments))
+    return [arguments[len(arguments) * i // n : len(arguments) * (i + 1) // n] for i in range(n)]
+
+
+def _call_id(call: dict[str, Any], prefix: str, length: int) -> str:
+    """The scripted id, else a fresh one shaped like the provider's (``call_…``, ``toolu_01…``)."""
+    return str(call.get("id") or prefix + uuid.uuid4().hex[:length])
+
+
+EMBEDDING_DIMENSIONS = 8  # vector length when the request does not ask for one
+
+
+def embedding_values(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The fake's vector for ``text``: the same text always gets the same vector, so a test can
+    predict it. Multiples of 1/1024 in [-1, 1) are exact in float32, so the float and base64
+    encodings of one input decode to the very same numbers."""
+    digest = hashlib.shake_256(text.encode()).digest(2 * dimensions)
+    halves = [int.from_bytes(digest[i : i + 2], "little") for i in range(0, 2 * dimensions, 2)]
+    return [(n % 2048 - 1024) / 1024 for n in halves]
+
+
+def _float32_base64(values: list[float]) -> str:
+    """What ``encoding_format: "base64"`` returns: the little-endian float32 array, base64."""
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
+
+
 # --------------------------------------------------------------------------- wire formats
 
 
@@ -312,6 +379,9 @@ class _Wire:
     def stream(self, request: dict[str, Any]) -> Reply:
         raise NotImplementedError
 
+    def embeddings(self, request: dict[str, Any]) -> Reply:
+        raise NotImplementedError
+
 
 class OpenAIWire(_Wire):
     name = "openai"
@@ -338,6 +408,23 @@ class OpenAIWire(_Wire):
     def error(self, status: int) -> Reply:
         return self.json_reply(status, openai_error(status))
 
+    @staticmethod
+    def tool_call(call: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI sends the arguments as a compact JSON string, not as an object."""
+        function = {"name": call["name"], "arguments": _compact(call.get("arguments", {}))}
+        return {"id": _call_id(call, "call_", 24), "type": "function", "function": function}
+
+    def message(self) -> dict[str, Any]:
+        """``content`` is null when the reply is only tool calls; ``tool_calls`` is left out
+        when there are none."""
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self.b.reply(self.name) if self.b.has_text() else None,
+        }
+        if self.b.tool_calls:
+            message["tool_calls"] = [self.tool_call(call) for call in self.b.tool_calls]
+        return {**message, "refusal": None, "annotations": []}
+
     def completion(self) -> Reply:
         body = {
             "id": "chatcmpl-" + uuid.uuid4().hex[:29],
@@ -347,14 +434,9 @@ class OpenAIWire(_Wire):
             "choices": [
                 {
                     "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": self.b.reply(self.name),
-                        "refusal": None,
-                        "annotations": [],
-                    },
+                    "message": self.message(),
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": self.b.stop(self.name),
                 }
             ],
             "usage": self.usage(),
@@ -385,15 +467,54 @@ class OpenAIWire(_Wire):
         def choice(delta: dict[str, Any], finish: str | None = None) -> list[Any]:
             return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
 
-        frames = [frame(choice({"role": "assistant", "content": "", "refusal": None}), None, "head")]
-        frames += [frame(choice({"content": text}), None, "delta") for text in self.b.split(self.name)]
-        frames.append(frame(choice({}, "stop"), None, "tail"))
+        first: dict[str, Any] = {"role": "assistant", "content": "" if self.b.has_text() else None}
+        deltas = [frame(choice({"content": text}), None, "delta") for text in self.b.split(self.name)]
+        for index, call in enumerate(self.b.tool_calls or []):
+            opening, pieces = self.tool_deltas(index, self.tool_call(call))
+            if index == 0 and not self.b.has_text():
+                first.update(opening)  # as recorded: the first call rides on the role delta
+            else:
+                deltas.append(frame(choice(opening), None, "tail"))
+            deltas += [frame(choice(piece), None, "delta") for piece in pieces]
+        frames = [frame(choice({**first, "refusal": None}), None, "head"), *deltas]
+        frames.append(frame(choice({}, self.b.stop(self.name)), None, "tail"))
         if include_usage:
             frames.append(frame([], self.usage(), "tail"))
         if not self.b.no_terminal:
             frames.append(Frame(b"data: [DONE]\n\n", "tail"))
         error = f"data: {_compact({'error': _OPENAI_MIDSTREAM})}\n\ndata: [DONE]\n\n".encode()
         return self.sse_reply(frames, error)
+
+    @staticmethod
+    def tool_deltas(index: int, call: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A call's opening delta (id, type, name, empty arguments), then its argument pieces,
+        as in ``openai_stream_tool_call.txt``; the client joins the pieces per ``index``."""
+        function = {"name": call["function"]["name"], "arguments": ""}
+        opening = {"index": index, "id": call["id"], "type": "function", "function": function}
+        pieces = [
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in _fragments(call["function"]["arguments"])
+        ]
+        return {"tool_calls": [opening]}, pieces
+
+    def embeddings(self, request: dict[str, Any]) -> Reply:
+        """One vector per input (a string, strings, or token arrays). The openai SDK asks for
+        ``encoding_format: "base64"`` by default and decodes the float32 bytes itself."""
+        items = request.get("input")
+        if isinstance(items, str) or (isinstance(items, list) and items and isinstance(items[0], int)):
+            items = [items]
+        dimensions = request.get("dimensions") or EMBEDDING_DIMENSIONS
+        if not isinstance(items, list) or not items or not isinstance(dimensions, int) or dimensions < 1:
+            return self.error(400)
+        data = []
+        for index, item in enumerate(items):
+            values = embedding_values(item if isinstance(item, str) else _compact(item), dimensions)
+            vector: Any = _float32_base64(values) if request.get("encoding_format") == "base64" else values
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = self.b.input_tokens * len(items)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        body = {"object": "list", "data": data, "model": self.model, "usage": usage}
+        return self.json_reply(200, json.dumps(body, indent=2, ensure_ascii=False).encode())
 
 
 class AnthropicWire(_Wire):
@@ -435,9 +556,16 @@ class AnthropicWire(_Wire):
             "usage": usage,
         }
 
+    @staticmethod
+    def tool_use(call: dict[str, Any]) -> dict[str, Any]:
+        """Anthropic sends the arguments as an object (``input``), unlike OpenAI."""
+        id_ = _call_id(call, "toolu_01", 22)
+        return {"type": "tool_use", "id": id_, "name": call["name"], "input": call.get("arguments", {})}
+
     def completion(self) -> Reply:
-        content = [{"type": "text", "text": self.b.reply(self.name)}]
-        body = self.message(content, self.usage(self.b.output_tokens), "end_turn")
+        content = [{"type": "text", "text": self.b.reply(self.name)}] if self.b.has_text() else []
+        content += [self.tool_use(call) for call in self.b.tool_calls or []]
+        body = self.message(content, self.usage(self.b.output_tokens), self.b.stop(self.name))
         return self.json_reply(200, _compact(body).encode())
 
     @staticmethod
@@ -455,29 +583,15 @@ class AnthropicWire(_Wire):
             self.event(
                 "message_start", {"type": "message_start", "message": self.message([], usage, None)}, pad=12
             ),
-            self.event(
-                "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                pad=8,
-            ),
-            Frame(b'event: ping\ndata: {"type": "ping"}\n\n'),
         ]
+        for index, (block, opening, deltas) in enumerate(self.blocks()):
+            frames += self.block(index, block, opening, deltas)
         frames += [
-            self.event(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-                "delta",
-                pad=6,
-            )
-            for text in self.b.split(self.name)
-        ]
-        frames += [
-            self.event("content_block_stop", {"type": "content_block_stop", "index": 0}, "tail", pad=8),
             self.event(
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": self.b.stop(self.name), "stop_sequence": None},
                     "usage": {**delta_usage, "output_tokens": self.b.output_tokens},
                 },
                 "tail",
@@ -492,9 +606,47 @@ class AnthropicWire(_Wire):
         )
         return self.sse_reply(frames, error)
 
+    def blocks(self) -> list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+        """The content blocks to stream, each as (start block, empty opening deltas, deltas).
+        Tool input arrives as JSON text (spaced like ``json.dumps``, as recorded), first ``""``."""
+        blocks = []
+        if self.b.has_text():
+            texts = [{"type": "text_delta", "text": text} for text in self.b.split(self.name)]
+            blocks.append(({"type": "text", "text": ""}, [], texts))
+        for call in self.b.tool_calls or []:
+            pieces = _fragments(json.dumps(call.get("arguments", {}), ensure_ascii=False))
+            deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
+            opening = [{"type": "input_json_delta", "partial_json": ""}]
+            blocks.append(({**self.tool_use(call), "input": {}}, opening, deltas))
+        return blocks
+
+    def block(
+        self, index: int, block: dict[str, Any], opening: list[dict[str, Any]], deltas: list[dict[str, Any]]
+    ) -> list[Frame]:
+        """One content block: start, (the ping after the first start,) deltas, stop. Frames that
+        carry nothing are never interrupted before the first block's deltas ("head")."""
+        kind = "head" if index == 0 else "tail"
+
+        def delta(data: dict[str, Any], kind: str) -> Frame:
+            event = {"type": "content_block_delta", "index": index, "delta": data}
+            return self.event("content_block_delta", event, kind, pad=6)
+
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        frames = [self.event("content_block_start", start, kind, pad=8)]
+        if index == 0:
+            frames.append(Frame(b'event: ping\ndata: {"type": "ping"}\n\n'))
+        frames += [delta(data, kind) for data in opening]
+        frames += [delta(data, "delta") for data in deltas]
+        stop = {"type": "content_block_stop", "index": index}
+        return [*frames, self.event("content_block_stop", stop, "tail", pad=8)]
+
 
 class GeminiWire(_Wire):
     name = "gemini"
+
+    def __init__(self, behaviour: Behaviour, model: str, method: str = "generateContent") -> None:
+        super().__init__(behaviour, model)
+        self.method = method  # from the path: the model and method are in the URL, not the body
 
     def headers(self, content_type: str) -> dict[str, str]:
         if content_type.startswith("text/event-stream"):
@@ -517,13 +669,15 @@ class GeminiWire(_Wire):
     def error(self, status: int) -> Reply:
         return self.json_reply(status, gemini_error(status))
 
-    def response(self, text: str | None, usage: dict[str, Any], finish: bool) -> dict[str, Any]:
+    def response(
+        self, parts: list[dict[str, Any]] | None, usage: dict[str, Any], finish: str | None
+    ) -> dict[str, Any]:
         content: dict[str, Any] = {"role": "model"}
-        if text is not None:
-            content = {"parts": [{"text": text}], "role": "model"}
+        if parts is not None:
+            content = {"parts": parts, "role": "model"}
         candidate: dict[str, Any] = {"content": content, "index": 0}
         if finish:
-            candidate["finishReason"] = "STOP"
+            candidate["finishReason"] = finish
         return {
             "candidates": [candidate],
             "usageMetadata": usage,
@@ -531,21 +685,35 @@ class GeminiWire(_Wire):
             "responseId": "fake" + uuid.uuid4().hex[:19],
         }
 
+    def function_calls(self) -> list[dict[str, Any]]:
+        """Gemini's calls carry no id and their arguments as an object (``args``)."""
+        calls = self.b.tool_calls or []
+        return [{"functionCall": {"name": c["name"], "args": c.get("arguments", {})}} for c in calls]
+
     def completion(self) -> Reply:
         candidates = self.b.output_tokens - self.b.thoughts_tokens
-        body = self.response(self.b.reply(self.name), self.usage(candidates), True)
+        parts = [{"text": self.b.reply(self.name)}] if self.b.has_text() else []
+        body = self.response(parts + self.function_calls(), self.usage(candidates), self.b.stop(self.name))
         return self.json_reply(200, json.dumps(body, indent=2, ensure_ascii=False).encode())
+
+    def chunks(self) -> list[tuple[list[dict[str, Any]], str]]:
+        """Each streamed chunk's parts and frame kind: one per text delta, then every function
+        call whole in one chunk (Gemini does not stream arguments in pieces)."""
+        chunks = [([{"text": text}], "delta" if text else "tail") for text in self.b.split(self.name)]
+        if self.b.tool_calls:
+            chunks.append((self.function_calls(), "delta"))
+        return chunks or [([{"text": ""}], "tail")]
 
     def stream(self, request: dict[str, Any]) -> Reply:
         """Each chunk is a whole response with cumulative usage; the last has finishReason."""
-        deltas = self.b.split(self.name) or [""]
+        chunks = self.chunks()
         total = self.b.output_tokens - self.b.thoughts_tokens
         frames = []
-        for i, text in enumerate(deltas, start=1):
-            last = i == len(deltas)
-            chunk = self.response(text, self.usage(total * i // len(deltas)), last and not self.b.no_terminal)
+        for i, (parts, kind) in enumerate(chunks, start=1):
+            finish = self.b.stop(self.name) if i == len(chunks) and not self.b.no_terminal else None
+            chunk = self.response(parts, self.usage(total * i // len(chunks)), finish)
             data = json.dumps(chunk, separators=(",", ": "), ensure_ascii=False)
-            frames.append(Frame(f"data: {data}\r\n\r\n".encode(), "delta" if text else "tail"))
+            frames.append(Frame(f"data: {data}\r\n\r\n".encode(), kind))
         error = {
             "error": {
                 "code": 500,
@@ -555,6 +723,33 @@ class GeminiWire(_Wire):
             }
         }
         return self.sse_reply(frames, f"data: {json.dumps(error)}\r\n\r\n".encode())
+
+    def embeddings(self, request: dict[str, Any]) -> Reply:
+        """``:embedContent`` answers one vector, ``:batchEmbedContents`` one per request; Gemini
+        reports no usage for embeddings."""
+        single = self.method == "embedContent"
+        requests = [request] if single else request.get("requests")
+        vectors = [self.values(r) for r in requests] if isinstance(requests, list) and requests else [None]
+        if None in vectors:
+            return self.error(400)
+        body: dict[str, Any] = {"embeddings": [{"values": v} for v in vectors]}
+        if single:
+            body = {"embedding": {"values": vectors[0]}}
+        return self.json_reply(200, json.dumps(body, indent=2).encode())
+
+    @staticmethod
+    def values(request: Any) -> list[float] | None:
+        """The vector for one ``{content: {parts: [{text}]}, outputDimensionality?}``; None when
+        the request is malformed (Google answers 400 INVALID_ARGUMENT)."""
+        content = request.get("content") if isinstance(request, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list) or not parts:
+            return None
+        dimensions = request.get("outputDimensionality") or EMBEDDING_DIMENSIONS
+        if not isinstance(dimensions, int) or dimensions < 1:
+            return None
+        text = "".join(str(part.get("text", "")) for part in parts if isinstance(part, dict))
+        return embedding_values(text, dimensions)
 
 
 # --------------------------------------------------------------------------- the server
@@ -576,7 +771,16 @@ def _quiet_intentional_drops() -> None:
         logger.addFilter(_QuietDrops())
 
 
-_GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_PATHS = {"/v1/chat/completions": "openai", "/v1/embeddings": "openai", "/v1/messages": "anthropic"}
+_GEMINI_PATH = re.compile(
+    r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$"
+)
+_GEMINI_OPERATIONS = {
+    "generateContent": "complete",
+    "streamGenerateContent": "stream",
+    "embedContent": "embed",
+    "batchEmbedContents": "embed",
+}
 
 
 class FakeUpstreams:
@@ -713,7 +917,7 @@ class FakeUpstreams:
             generation = self._generation
         raw = await _read_body(receive)
         request = self._record(scope, raw)
-        wire, stream = self._route(request)
+        wire, operation = self._route(request)
         if wire is None:
             await _send_reply(
                 send,
@@ -722,7 +926,7 @@ class FakeUpstreams:
             return
         if wire.b.delay_s:
             await asyncio.sleep(wire.b.delay_s)
-        reply = self._refusal(wire, request) or self._answer(wire, request, stream)
+        reply = self._refusal(wire, request) or self._answer(wire, request, operation)
         if reply.frames is None:
             await _send_reply(send, reply, drop=wire.b.drop_after is not None and reply.status == 200)
         else:
@@ -736,15 +940,7 @@ class FakeUpstreams:
         except ValueError:
             body = raw.decode("utf-8", errors="replace")
         path = scope["path"]
-        provider = (
-            "openai"
-            if path == "/v1/chat/completions"
-            else "anthropic"
-            if path == "/v1/messages"
-            else "gemini"
-            if _GEMINI_PATH.match(path)
-            else None
-        )
+        provider = _PATHS.get(path) or ("gemini" if _GEMINI_PATH.match(path) else None)
         client = scope.get("client") or (None, None)
         request = RecordedRequest(provider, scope["method"], path, query, headers, body, client[1])
         with self._lock:
@@ -752,17 +948,22 @@ class FakeUpstreams:
             self._lock.notify_all()
         return request
 
-    def _route(self, request: RecordedRequest) -> tuple[_Wire | None, bool]:
+    def _route(self, request: RecordedRequest) -> tuple[_Wire | None, str]:
+        """The provider's wire and what is asked of it: "complete", "stream" or "embed"."""
         if request.method != "POST" or request.provider is None:
-            return None, False
+            return None, ""
         body = request.body if isinstance(request.body, dict) else {}
         behaviour = self._behaviour(request.provider)
         if request.provider == "gemini":
             match = _GEMINI_PATH.match(request.path)
             assert match is not None
-            return GeminiWire(behaviour, match.group(1)), match.group(2) == "streamGenerateContent"
+            model, method = match.groups()
+            return GeminiWire(behaviour, model, method), _GEMINI_OPERATIONS[method]
         wire_class = OpenAIWire if request.provider == "openai" else AnthropicWire
-        return wire_class(behaviour, str(body.get("model", ""))), body.get("stream") is True
+        wire = wire_class(behaviour, str(body.get("model", "")))
+        if request.path == "/v1/embeddings":
+            return wire, "embed"
+        return wire, "stream" if body.get("stream") is True else "complete"
 
     def _refusal(self, wire: _Wire, request: RecordedRequest) -> Reply | None:
         """Auth first (as the real APIs do), then a scripted error status."""
@@ -789,12 +990,19 @@ class FakeUpstreams:
         return reply
 
     @staticmethod
-    def _answer(wire: _Wire, request: RecordedRequest, stream: bool) -> Reply:
-        if not stream:
+    def _answer(wire: _Wire, request: RecordedRequest, operation: str) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        if wire.b.recorded is not None and operation != "embed":
+            if operation == "complete":
+                return wire.json_reply(200, wire.b.recorded.encode())
+            return wire.sse_reply([Frame(wire.b.recorded.encode(), "tail")], b"")
+        if operation == "embed":
+            return wire.embeddings(body)
+        if operation == "complete":
             return wire.completion()
         if isinstance(wire, GeminiWire) and request.query.get("alt") != "sse":
             return wire.json_reply(400, gemini_error(400))  # the JSON-array stream is not faked
-        return wire.stream(request.body if isinstance(request.body, dict) else {})
+        return wire.stream(body)
 
     async def _stream(
         self, generation: int, reply: Reply, b: Behaviour, receive: Receive, send: Send
