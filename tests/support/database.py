@@ -58,4 +58,3 @@ def usage_rows(db: Any, key: IssuedKey) -> list[dict[str, Any]]:
         "WHERE api_key_id = %s ORDER BY id",
         (key.key_id,),
     ).fetchall()
-
