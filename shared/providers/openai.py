@@ -97,13 +97,21 @@ def _messages(turn: Turn) -> list[dict[str, Any]]:
     return [message]
 
 
+def _effort(conv: Conversation) -> str | None:
+    """OpenAI takes an effort, not a budget: an Anthropic-style thinking budget maps to the
+    effort whose budget it is nearest (the same steps as Anthropic's adapter, in reverse)."""
+    if conv.reasoning_effort is not None or conv.thinking_budget is None:
+        return conv.reasoning_effort
+    return "low" if conv.thinking_budget <= 2_048 else "medium" if conv.thinking_budget <= 8_192 else "high"
+
+
 def _options(conv: Conversation) -> dict[str, Any]:
     """The request's optional fields, each only when the client set it."""
     body: dict[str, Any] = {}
     if conv.temperature is not None:
         body["temperature"] = conv.temperature
     optional = {"top_p": conv.top_p, "seed": conv.seed, "user": conv.user}
-    optional |= {"reasoning_effort": conv.reasoning_effort, "parallel_tool_calls": conv.parallel_tool_calls}
+    optional |= {"reasoning_effort": _effort(conv), "parallel_tool_calls": conv.parallel_tool_calls}
     body |= {name: value for name, value in optional.items() if value is not None}
     if conv.stop:
         body["stop"] = list(conv.stop)

@@ -71,6 +71,18 @@ def test_to_openai_the_system_prompt_is_a_system_message(sdk, upstreams):
     assert (sent["max_completion_tokens"], sent["stop"]) == (20, ["END"])
 
 
+@pytest.mark.parametrize(("budget", "effort"), [(1024, "low"), (6000, "medium"), (10000, "high")])
+def test_a_thinking_budget_reaches_openai_as_an_effort(sdk, upstreams, budget, effort):
+    sdk.messages.create(
+        model=MODELS["openai"],
+        messages=HELLO,
+        max_tokens=100,
+        thinking={"type": "enabled", "budget_tokens": budget},
+        timeout=60,  # else this SDK refuses a large budget unstreamed
+    )
+    assert upstreams.last_request("openai").body["reasoning_effort"] == effort
+
+
 @pytest.mark.parametrize("provider", list(MODELS))
 def test_streaming_in_anthropics_events(sdk, key, db, upstreams, provider):
     upstreams.script(provider, text="One two three.", input_tokens=11, output_tokens=3)
