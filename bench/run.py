@@ -28,6 +28,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -87,6 +88,7 @@ def sizes(args: argparse.Namespace) -> dict[str, int]:
     return SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
 
 
+LATENCY_TURNS = 4  # gateway-chat and the OpenAI format alternate this many times at concurrency 1
 FRAME_DELAY_MS = 300  # the fake's pause between stream frames: a stream lasts about 2 s, as LLM streams do
 STREAM_S = 7 * FRAME_DELAY_MS / 1000
 
@@ -149,6 +151,11 @@ def seed(database_url: str) -> str:
     return json.loads(out)["key"]
 
 
+def server_cpu_s(parent: subprocess.Popen) -> float:
+    process = psutil.Process(parent.pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+
+
 def server_rss_mb(parent: subprocess.Popen) -> float:
     process = psutil.Process(parent.pid)
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
@@ -191,14 +198,30 @@ async def measure(
     async def gateway(connections: int, seconds: float) -> Stats:
         return await driver.run(gw_port, CHAT_PATH, CHAT_BODY, auth, connections=connections, seconds=seconds)
 
+    async def openai_format(connections: int, seconds: float) -> Stats:
+        return await driver.run(
+            gw_port, COMPAT_PATH, COMPAT_BODY, auth, connections=connections, seconds=seconds
+        )
+
     await gateway(8, 2)  # warm-up: connections, prepared statements, caches
+    await openai_format(8, 1)
     base = await driver.run(
         fake_port, UPSTREAM_PATH, UPSTREAM_BODY, upstream_auth, connections=1, seconds=size["latency_s"]
     )
-    via = await gateway(1, size["latency_s"])
-    compat = await driver.run(
-        gw_port, COMPAT_PATH, COMPAT_BODY, auth, connections=1, seconds=size["latency_s"]
-    )
+    # The two ways in take turns, so that the VM's drift falls on both alike; the server's CPU
+    # time per call is counted too (steadier than latency on a shared VM).
+    cpu = {"gateway": 0.0, "openai": 0.0}
+
+    async def timed(way: str, run: Any) -> Stats:
+        before = server_cpu_s(server)
+        stats: Stats = await run(1, size["latency_s"] / LATENCY_TURNS)
+        cpu[way] += server_cpu_s(server) - before
+        return stats
+
+    turns = [
+        (await timed("gateway", gateway), await timed("openai", openai_format)) for _ in range(LATENCY_TURNS)
+    ]
+    via, compat = (Stats.mean([turn[side] for turn in turns]) for side in (0, 1))
     round_trips = await round_trips_per_call(database_url, chat, gw_port, 300 if not args.smoke else 20)
 
     rss_before = server_rss_mb(server)  # the memory figure covers the streams and the 50,000 calls
@@ -236,6 +259,8 @@ async def measure(
             "p50": ms(compat.p50_s - base.p50_s),
             "p99": ms(compat.p99_s - base.p99_s),
             "vs_gateway_chat_p50": round((compat.p50_s - base.p50_s) / max(via.p50_s - base.p50_s, 1e-9), 3),
+            "server_cpu_us_per_call": round(cpu["openai"] / max(compat.requests, 1) * 1e6),
+            "gateway_chat_server_cpu_us_per_call": round(cpu["gateway"] / max(via.requests, 1) * 1e6),
         },
         "throughput": {
             "concurrency": 64,

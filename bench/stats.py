@@ -30,3 +30,15 @@ class Stats:
         return cls(
             len(latencies_s), seconds, percentile(latencies_s, 50), percentile(latencies_s, 99), errors
         )
+
+    @classmethod
+    def mean(cls, runs: list[Stats]) -> Stats:
+        """Runs of one load taken in turns with another: counts add up, percentiles average."""
+        n = len(runs)
+        return cls(
+            sum(r.requests for r in runs),
+            sum(r.seconds for r in runs),
+            sum(r.p50_s for r in runs) / n,
+            sum(r.p99_s for r in runs) / n,
+            sum(r.errors for r in runs),
+        )

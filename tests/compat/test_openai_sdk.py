@@ -325,3 +325,24 @@ def test_chat_and_embedding_models_are_not_mixed_up(sdk):
     with pytest.raises(openai.BadRequestError) as embed_on_chat:
         sdk.embeddings.create(model=MODELS["openai"], input="x")
     assert embed_on_chat.value.body["param"] == "model"
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_parallel_tool_calls_come_back_each_with_its_id(sdk, upstreams, provider, stream):
+    cities = [{"name": "get_weather", "arguments": {"city": c}} for c in ("Oslo", "Lima")]
+    upstreams.script(provider, tool_calls=cities)
+    args = {"model": MODELS[provider], "messages": [{"role": "user", "content": "Both?"}], "tools": [WEATHER]}
+    if stream:
+        pieces: dict[int, dict[str, str]] = {}
+        for chunk in sdk.chat.completions.create(**args, max_tokens=50, stream=True):
+            for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                call = pieces.setdefault(delta.index, {"id": "", "arguments": ""})
+                call["id"] = delta.id or call["id"]
+                call["arguments"] += delta.function.arguments or ""
+        calls = [(c["id"], json.loads(c["arguments"])) for _, c in sorted(pieces.items())]
+    else:
+        message = sdk.chat.completions.create(**args, max_tokens=50).choices[0].message
+        calls = [(c.id, json.loads(c.function.arguments)) for c in message.tool_calls]
+    assert [arguments for _, arguments in calls] == [{"city": "Oslo"}, {"city": "Lima"}]
+    assert all(call_id for call_id, _ in calls) and calls[0][0] != calls[1][0]
