@@ -47,6 +47,12 @@ class PoolTimeout(psycopg.OperationalError):
 UNAVAILABLE = (psycopg.OperationalError,)
 
 
+def is_nul_in_text(error: BaseException) -> bool:
+    """PostgreSQL text cannot hold U+0000; psycopg refuses such a value before sending it, so
+    nothing was written: the client sent it, and gets a 400 (the wrapper says so)."""
+    return isinstance(error, psycopg.DataError) and "NUL (0x00)" in str(error)
+
+
 class _Pooled:
     __slots__ = ("born", "conn", "cursor", "used")
 

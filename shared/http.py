@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shared import aws_lambda, client_address, config, db, monitor, numbers
-from shared.errors import ApiError
+from shared.errors import ApiError, bad_request
 
 log = logging.getLogger("kaixu.http")
 
@@ -296,7 +296,11 @@ class FunctionApp:
             return self.errors(
                 ApiError(503, "DB_UNAVAILABLE", "The database is unavailable; try again shortly."), ctx
             )
-        except Exception:
+        except Exception as error:
+            if db.is_nul_in_text(error):
+                return self.errors(
+                    bad_request("body", "Text in this request contains a NUL character (U+0000)."), ctx
+                )
             log.exception("unhandled error in %s (request %s)", self.name, ctx.request_id)
             ctx.summary = "internal error"
             return self.errors(
@@ -304,17 +308,22 @@ class FunctionApp:
             )
 
 
-def by_path(routes: dict[str, Handler]) -> Handler:
+class ByPath:
     """A handler that picks one of ``routes`` by the path below the function (``ctx.subpath``),
-    for a function that serves several of another API's paths."""
+    for a function that serves several of another API's paths (the OpenAPI document lists
+    each path with its own methods)."""
 
-    async def route(ctx: Ctx) -> Response | dict[str, Any] | list[Any]:
-        handler = routes.get(ctx.subpath.rstrip("/"))
+    def __init__(self, routes: dict[str, Handler]) -> None:
+        self.routes = routes
+
+    async def __call__(self, ctx: Ctx) -> Response | dict[str, Any] | list[Any]:
+        handler = self.routes.get(ctx.subpath.rstrip("/"))
         if handler is None:
             raise ApiError(404, "NOT_FOUND", f"No such endpoint: {ctx.request.method} {ctx.subpath}.")
         return await handler(ctx)
 
-    return route
+
+by_path = ByPath
 
 
 def secret_header(header: str, env_name: str, secret: Callable[[], str]) -> Auth:
