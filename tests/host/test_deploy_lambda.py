@@ -88,6 +88,7 @@ def _requests(customer_id: int, secret: str) -> dict[str, tuple[dict[str, Any], 
     }  # the SDKs' formats
     return {
         "health": (http_event("GET", _path("health")), 200),
+        "openapi": (http_event("GET", _path("openapi")), 200),
         "admin-login": (json_event("POST", _path("admin-login"), {"password": ADMIN_PASSWORD}), 200),
         "admin-customers": (admin("admin-customers"), 200),
         "admin-keys": (admin("admin-keys", customer), 200),
