@@ -41,6 +41,7 @@ from bench import drivers, litellm_compare, load  # noqa: E402
 from bench.statements import StatementLog  # noqa: E402
 from bench.stats import Stats, percentile  # noqa: E402
 from shared import migrate  # noqa: E402
+from shared.host.command import server_command  # noqa: E402
 from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 MODEL = "gpt-4o-mini"
@@ -388,21 +389,7 @@ def main() -> None:
         }
         server = start(
             stack,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "shared.host.asgi:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(gw_port),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            server_command(gw_port, args.workers),
             env,
         )
         wait_for_port(fake_port)

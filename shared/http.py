@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from mangum import Mangum
 from starlette.datastructures import Headers, QueryParams
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -290,6 +290,13 @@ class FunctionApp:
             if error.status >= 500:
                 ctx.summary = ctx.summary or error.message
             return self.errors(error, ctx)
+        except ClientDisconnect:
+            # Gone before its body was read (a flaky network, a killed app): not our error, so
+            # no traceback and no 5xx in the monitor; nothing was admitted.
+            ctx.summary = "the client disconnected before its request was read"
+            return self.errors(
+                ApiError(499, "CLIENT_DISCONNECTED", "The client closed the connection early."), ctx
+            )
         except db.UNAVAILABLE:
             log.warning("database unavailable in %s (request %s)", self.name, ctx.request_id)
             ctx.summary = "database unavailable"

@@ -13,14 +13,16 @@ OpenAI's and Anthropic's in ``shared.compat``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any, Protocol
 
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from shared import config, providers
+from shared import config, db, providers
 from shared.closing_stream import stream_to_reader
 from shared.gateway.pipeline import Call, admit, upstream_failure
 from shared.http import Ctx, dumps
@@ -28,6 +30,7 @@ from shared.providers import Usage
 from shared.providers.conversation import Piece, ToolCallDelta
 from shared.providers.sse import SSEEvent
 
+log = logging.getLogger("kaixu.gateway")
 _END = object()
 _KEEP_RESERVED_EVERY_S = 120  # well inside the reaper's patience (UPSTREAM_TIMEOUT_S + 5 min)
 SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
@@ -161,6 +164,16 @@ class StreamSession:
             yield item  # type: ignore[misc]
 
     async def frames(self) -> AsyncIterator[bytes]:
+        """The stream's frames. A settlement the database cannot take ends it with an ``error``
+        frame, not a cut: the reservation stays, and maintenance bills it as abandoned."""
+        async with aclosing(self._frames()) as frames:
+            try:
+                async for out in frames:
+                    yield out
+            except db.UNAVAILABLE:
+                yield self.grammar.error("The database is unavailable; try again shortly.", "DB_UNAVAILABLE")
+
+    async def _frames(self) -> AsyncGenerator[bytes, None]:
         call, grammar = self.call, self.grammar
         yield grammar.head(call)
         try:
@@ -181,12 +194,13 @@ class StreamSession:
             return
         await self._close_upstream()
         usage, estimated = self.billable_usage()
-        if estimated:  # the provider's stream ended without its end marker
+        if not (self.upstream and self.upstream.finished):  # ended without its end marker
             message = "The provider's stream ended early; the reply may be incomplete."
             await call.settle(usage, outcome="stream_error", status=502, estimated=True, summary=message)
             yield grammar.error(message, "UPSTREAM_STREAM_ERROR")
             return
-        month = await call.settle(usage, outcome="ok", status=200)
+        # Whole, though perhaps without the provider's usage: then billed an estimate, as a chat is.
+        month = await call.settle(usage, outcome="ok", status=200, estimated=estimated)
         yield grammar.done(call, usage, month)
 
     async def _close_upstream(self) -> None:
@@ -225,13 +239,16 @@ class StreamSession:
         await self._read_the_rest()
         await self._close_upstream()
         usage, estimated = self.billable_usage()
-        await self.call.settle(
-            usage,
-            outcome="client_disconnect",
-            status=499,
-            estimated=estimated,
-            summary="the client disconnected mid-stream",
-        )
+        try:
+            await self.call.settle(
+                usage,
+                outcome="client_disconnect",
+                status=499,
+                estimated=estimated,
+                summary="the client disconnected mid-stream",
+            )
+        except db.UNAVAILABLE:
+            log.warning("stream %s not settled: the database is unavailable", self.call.ctx.request_id)
 
 
 class EventStreamResponse(StreamingResponse):

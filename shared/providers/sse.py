@@ -38,6 +38,8 @@ class SSEDecoder:
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:  # an empty read must not forget a CR that ended the previous one
+            return []
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False

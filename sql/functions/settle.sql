@@ -4,7 +4,8 @@
 -- changes (see shared/migrate.py). Edit it here; never in a numbered migration.
 
 -- SETTLE: the actual cost replaces the reservation, one usage event per admission (keyed by
--- its id), rollups, last-seen and the monitor row. Works from the call's own figures, so it
+-- its id; should a crash hand an id out twice, the second call's event goes without it),
+-- rollups, last-seen and the monitor row. Works from the call's own figures, so it
 -- bills correctly even when the reservation is gone: released by the reaper while a long
 -- stream still ran (the real ending then replaces the 'abandoned' record, and the rollups take
 -- only the difference from the prompt charge the release made), or lost with an
@@ -45,19 +46,31 @@ BEGIN
     RETURNING id INTO v_event_id;
     IF v_event_id IS NULL THEN
         SELECT * INTO v_prior FROM usage_events WHERE reservation_id = p_reservation_id FOR UPDATE;
-        IF v_prior.outcome <> 'abandoned' OR p_outcome = 'abandoned' THEN
-            RETURN;  -- already settled
+        IF v_prior.outcome = 'abandoned' AND p_outcome <> 'abandoned' THEN
+            UPDATE usage_events
+            SET input_tokens = p_input_tokens, output_tokens = p_output_tokens, cost_nanos = p_cost_nanos,
+                outcome = p_outcome, estimated = p_estimated, app = p_app, build = p_build,
+                request_id = p_request_id, duration_ms = p_duration_ms
+            WHERE id = v_prior.id;
+            v_calls := 0;
+            -- The release billed the prompt bound already: the rollups take only the difference.
+            v_cost := p_cost_nanos - v_prior.cost_nanos;
+            v_input := p_input_tokens - v_prior.input_tokens;
+            v_output := p_output_tokens - v_prior.output_tokens;
+        ELSIF (v_prior.request_id, v_prior.customer_id, v_prior.api_key_id, v_prior.outcome, v_prior.cost_nanos)
+              IS NOT DISTINCT FROM (p_request_id, p_customer_id, p_api_key_id, p_outcome, p_cost_nanos) THEN
+            RETURN;  -- already settled: this very settlement, repeated
+        ELSE
+            -- Another call was billed under this id: a database crash lost an asynchronously
+            -- committed admission, and the sequence's advance with it, so the id was handed out
+            -- again. Bill this call too, on an event of its own.
+            INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens,
+                                      output_tokens, cost_nanos, outcome, estimated, install_id, app, build,
+                                      request_id, duration_ms)
+            VALUES (p_customer_id, p_api_key_id, p_month, p_provider, p_model, p_input_tokens,
+                    p_output_tokens, p_cost_nanos, p_outcome, p_estimated, p_install_id, p_app, p_build,
+                    p_request_id, p_duration_ms);
         END IF;
-        UPDATE usage_events
-        SET input_tokens = p_input_tokens, output_tokens = p_output_tokens, cost_nanos = p_cost_nanos,
-            outcome = p_outcome, estimated = p_estimated, app = p_app, build = p_build,
-            request_id = p_request_id, duration_ms = p_duration_ms
-        WHERE id = v_prior.id;
-        v_calls := 0;
-        -- The release billed the prompt bound already: the rollups take only the difference.
-        v_cost := p_cost_nanos - v_prior.cost_nanos;
-        v_input := p_input_tokens - v_prior.input_tokens;
-        v_output := p_output_tokens - v_prior.output_tokens;
     END IF;
 
     -- Last seen, at most once a second per key and device: keeps the hot key row cool.

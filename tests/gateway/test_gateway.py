@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
@@ -14,18 +12,7 @@ from shared.gateway.request import ChatRequest
 from shared.providers import Usage
 from tests.support.calls import PROVIDER_MODELS, body
 from tests.support.database import wait_for
-
-
-def parse_sse(text: str) -> list[tuple[str, dict]]:
-    frames = []
-    for block in text.split("\n\n"):
-        if not block.strip():
-            continue
-        lines = block.split("\n")
-        assert lines[0].startswith("event: ") and lines[1].startswith("data: "), block
-        assert len(lines) == 2, block
-        frames.append((lines[0][7:], json.loads(lines[1][6:])))
-    return frames
+from tests.support.sse import parse_sse
 
 
 def expected_cents(provider: str, input_tokens: int, output_tokens: int) -> tuple[int, int]:

@@ -1,0 +1,2 @@
+"""Fault injection: what the gateway guarantees when a process, the database, a provider or a
+client breaks mid-call."""
