@@ -77,10 +77,10 @@ SETTLE = _named_call(
     summary="text",
     user_agent="text",
 )
-_SETTLE_ATTEMPTS = 4
 # Kept back from a host's deadline (a Lambda's timeout) for SETTLE and the answer: SETTLE
 # takes about a millisecond, a database under strain a second or more.
 _SETTLE_RESERVE_S = 2.0
+_ANSWER_S = 0.5  # of that reserve, kept for the answer once SETTLE has been tried
 _PROMPT_OVERHEAD_TOKENS = 32  # per request: role markers, formatting
 _MESSAGE_OVERHEAD_TOKENS = 8  # per message
 
@@ -170,17 +170,24 @@ def _refusal(row: dict[str, Any], conv: Conversation) -> ApiError:
     return ApiError(status, code, message)
 
 
-async def _settle_with_retries(params: dict[str, Any]) -> dict[str, Any] | None:
-    """SETTLE is idempotent per reservation, so a lost connection, a pool timeout or a lost
-    deadlock is retried rather than leaving a paid call unbilled until the reaper."""
-    for attempt in range(_SETTLE_ATTEMPTS):
+async def _settle_with_retries(params: dict[str, Any], give_up_at: float | None) -> dict[str, Any] | None:
+    """SETTLE is idempotent per reservation, so a lost connection, a pool timeout, a lost
+    deadlock or a database restarting is retried, backing off, for up to ``SETTLE_RETRY_S``
+    (and never past ``give_up_at``, the host's deadline less the time to answer): an answered
+    call is then billed what the provider billed, not left to the reaper's prompt bound."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + config.settings().settle_retry_s
+    if give_up_at is not None:
+        end = min(end, give_up_at)
+    delay = 0.05
+    while True:
         try:
             return await db.fetch_one(SETTLE, params)
         except (*db.UNAVAILABLE, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            if attempt == _SETTLE_ATTEMPTS - 1:
+            if loop.time() + delay >= end:
                 raise
-            await asyncio.sleep(0.05 * 4**attempt)
-    return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 4, 1.0)
 
 
 @dataclass
@@ -263,7 +270,8 @@ class Call:
             "summary": summary,
             "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
         }
-        row = await _settle_with_retries(params)
+        give_up_at = None if ctx.deadline is None else ctx.deadline - _ANSWER_S
+        row = await _settle_with_retries(params, give_up_at)
         if not (row and row["month"]):
             return self.month_before.view()
         after = self.month_before.spent(row["spent_nanos"], row["key_spent_nanos"])

@@ -76,7 +76,9 @@ def test_a_database_restart_under_load_bills_each_call_once_or_not_at_all(
 ):
     if not can_restart_postgres(database_url):
         pytest.skip("the test database's server runs elsewhere: it cannot be restarted from here")
-    configure(KAIXU_MAINTENANCE_SECRET=MAINTENANCE_SECRET)
+    # Settlements give up after half a second here, so that some fail while the database is away
+    # (the next test shows the default budget riding out the same outage).
+    configure(KAIXU_MAINTENANCE_SECRET=MAINTENANCE_SECRET, SETTLE_RETRY_S="0.5")
     key = make_key(customer={"max_concurrent": 0}, rpm_limit=1000)
     upstreams.script("openai", delay_s=0.3)
     assert client.post("gateway-chat", json=body(), headers=key.auth).status_code == 200
@@ -111,6 +113,35 @@ def test_a_database_restart_under_load_bills_each_call_once_or_not_at_all(
     again = [client.post("gateway-chat", json=body(), headers=key.auth).status_code for _ in range(3)]
     assert again == [200, 200, 200]
     assert client.get("health").json()["db"] == {"ok": True}
+
+
+def test_a_settlement_rides_out_a_database_restart_and_bills_in_full(
+    server, client, database_url, db, make_key, upstreams
+):
+    """The provider answered while PostgreSQL was away: SETTLE is retried (SETTLE_RETRY_S, 10 s by
+    default) until it is back, so the call is answered and billed what the provider billed."""
+    if not can_restart_postgres(database_url):
+        pytest.skip("the test database's server runs elsewhere: it cannot be restarted from here")
+    key = make_key(customer={"max_concurrent": 0}, rpm_limit=1000)
+    upstreams.script("openai", once=True, delay_s=1.0, input_tokens=30, output_tokens=9)
+    answers: list[httpx.Response] = []
+    call = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(f"{server}/.netlify/functions/gateway-chat", json=body(), headers=key.auth, timeout=30)
+        )
+    )
+    call.start()
+    assert upstreams.wait_for(lambda: len(upstreams.requests) == 1)  # admitted, at the provider
+    restart_postgres(database_url, down_s=2.0)
+    call.join(30)
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].json()["usage"]["output_tokens"] == 9
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as books:
+        rows = books.execute(
+            "SELECT outcome, input_tokens, output_tokens, estimated FROM usage_events"
+        ).fetchall()
+        assert rows == [{"outcome": "ok", "input_tokens": 30, "output_tokens": 9, "estimated": False}]
+        assert_ledger_balances(books, calls=1)
 
 
 def test_a_reservation_id_a_crash_hands_out_twice_still_bills_both_calls(
