@@ -91,7 +91,7 @@ def test_streaming_in_anthropics_events(sdk, key, db, upstreams, provider):
         final = stream.get_final_message()
     assert text == "One two three."
     assert final.stop_reason == "end_turn" and final.usage.output_tokens == 3
-    rows = wait_for(lambda: usage_rows(db, key))
+    rows = wait_for(lambda: usage_rows(db, key), timeout=15)
     assert [(r["outcome"], r["output_tokens"]) for r in rows] == [("ok", 3)]
 
 

@@ -96,7 +96,7 @@ def test_streaming_in_chunks_with_a_usage_chunk_when_asked(sdk, db, upstreams, p
         "stop"
     ]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
-    rows = wait_for(lambda: usage_rows(db, sdk.key))  # settled as the last chunk goes out
+    rows = wait_for(lambda: usage_rows(db, sdk.key), timeout=15)  # settled as the last chunk goes out
     assert [(r["outcome"], r["output_tokens"]) for r in rows] == [("ok", 3)]
 
 
@@ -108,7 +108,7 @@ def test_without_include_usage_no_usage_chunk_but_the_call_is_still_metered(sdk,
     )
     assert all(c.choices for c in chunks)
     assert upstreams.last_request("openai").body["stream_options"] == {"include_usage": True}
-    assert [r["outcome"] for r in wait_for(lambda: usage_rows(db, sdk.key))] == ["ok"]
+    assert [r["outcome"] for r in wait_for(lambda: usage_rows(db, sdk.key), timeout=15)] == ["ok"]
 
 
 @pytest.mark.parametrize("provider", list(MODELS))
