@@ -35,17 +35,16 @@ from shared.gateway import keys  # noqa: E402
 from shared.gateway.pipeline import ADMIT, SETTLE  # noqa: E402
 from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
-RESERVE_NANOS = 2_000_000  # a small call's worst case
 COST_NANOS = 1_200_000
-_ADMISSION = {
+_ADMISSION = {  # a small call: 40 prompt tokens, up to 3,323 out (1,999,800 nanos at list price)
     "provider": "openai",
     "model": "gpt-4o-mini",
     "install_id": None,
     "user_agent": None,
-    "worst_nanos": RESERVE_NANOS,
-    "default_rpm": 0,
     "prompt_tokens": 40,
-    "prompt_nanos": 6000,
+    "max_tokens": 3323,
+    "embedding": False,
+    "default_rpm": 0,
     "default_concurrency": 0,
 }
 _SETTLEMENT = {
@@ -55,6 +54,9 @@ _SETTLEMENT = {
     "input_tokens": 12,
     "output_tokens": 20,
     "cost_nanos": COST_NANOS,
+    "sell_nanos": COST_NANOS,
+    "price_version_id": None,
+    "sell_version_id": None,
     "outcome": "ok",
     "estimated": False,
     "function": "gateway-chat",
@@ -73,8 +75,8 @@ def seed(database_url: str, customers: int) -> list[bytes]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         for n in range(customers):
             customer = conn.execute(
-                "INSERT INTO customers (email, monthly_cap_cents, rpm_limit, max_concurrent) "
-                "VALUES (%s, 10000000000, 0, 0) RETURNING id",
+                "INSERT INTO customers (email, plan_id, monthly_cap_cents, rpm_limit, max_concurrent) "
+                "SELECT %s, id, 10000000000, 0, 0 FROM plans WHERE is_default RETURNING id",
                 (f"capacity-{time.time_ns()}-{n}@example.com",),
             ).fetchone()[0]
             key = keys.generate()

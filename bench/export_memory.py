@@ -37,10 +37,10 @@ PASSWORD = "bench-export-password"
 MB = 1024 * 1024
 SEED = """
 INSERT INTO usage_events (created_at, customer_id, api_key_id, month, provider, model, input_tokens,
-                          output_tokens, cost_nanos, outcome, install_id, app, build, request_id)
+                          output_tokens, cost_nanos, sell_nanos, outcome, install_id, app, build, request_id)
 SELECT now() - make_interval(secs => %(rows)s - n), %(customer)s, %(key)s, '2026-02', 'openai', 'gpt-4o-mini',
-       100 + mod(n, 900), 20 + mod(n, 300), 15000 + mod(n * 7, 1000000), 'ok', 'install-' || mod(n, 1000),
-       'app, "quoted" ' || mod(n, 50), 'build-' || mod(n, 7), md5(n::text)
+       100 + mod(n, 900), 20 + mod(n, 300), 15000 + mod(n * 7, 1000000), 19650 + mod(n * 7, 1000000), 'ok',
+       'install-' || mod(n, 1000), 'app, "quoted" ' || mod(n, 50), 'build-' || mod(n, 7), md5(n::text)
 FROM generate_series(1, %(rows)s) AS n
 """
 
@@ -62,7 +62,8 @@ def seed(url: str, rows: int) -> None:
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         customer = conn.execute(
-            "INSERT INTO customers (email) VALUES ('bench@example.com') RETURNING id"
+            "INSERT INTO customers (email, plan_id)"
+            " SELECT 'bench@example.com', id FROM plans WHERE is_default RETURNING id"
         ).fetchone()[0]
         key = conn.execute(
             "INSERT INTO api_keys (customer_id, key_hash, key_last4) VALUES (%s, %s, 'abcd') RETURNING id",

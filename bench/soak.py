@@ -60,7 +60,7 @@ FUNCTIONS = ROOT / "sql" / "functions"
 SABOTAGES = {
     "cap": (
         "admit.sql",
-        "IF v_cu.spent_nanos + v_cu.reserved_nanos + p_worst_nanos > kx_nanos(cap_cents) THEN",
+        "IF v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > kx_nanos(cap_cents) THEN",
         "IF false THEN",
         "spend ≤ cap + top-ups at every settlement (event log, in order)",
     ),
@@ -78,8 +78,8 @@ SABOTAGES = {
     ),
     "settle": (
         "settle.sql",
-        "spent_nanos = mu.spent_nanos + v_cost,",
-        "spent_nanos = mu.spent_nanos + v_cost + 1,",
+        "spent_nanos = mu.spent_nanos + v_sell,",
+        "spent_nanos = mu.spent_nanos + v_sell + 1,",
         "Σ events = month rollup = invoice preview (customer and key)",
     ),
 }

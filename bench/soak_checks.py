@@ -51,7 +51,7 @@ def sums(conn: psycopg.Connection, invoices: dict[tuple[int, str], dict[str, Any
         (r["customer_id"], r["month"]): r
         for r in _all(
             conn,
-            "SELECT customer_id, month, sum(cost_nanos)::bigint AS cost, count(*) AS calls, "
+            "SELECT customer_id, month, sum(sell_nanos)::bigint AS cost, count(*) AS calls, "
             "sum(input_tokens)::bigint AS input, sum(output_tokens)::bigint AS output "
             "FROM usage_events GROUP BY 1, 2",
         )
@@ -86,7 +86,7 @@ def sums(conn: psycopg.Connection, invoices: dict[tuple[int, str], dict[str, Any
         (r["api_key_id"], r["month"]): r["cost"]
         for r in _all(
             conn,
-            "SELECT api_key_id, month, sum(cost_nanos)::bigint AS cost FROM usage_events GROUP BY 1, 2",
+            "SELECT api_key_id, month, sum(sell_nanos)::bigint AS cost FROM usage_events GROUP BY 1, 2",
         )
     }
     key_rollups = {
@@ -94,7 +94,7 @@ def sums(conn: psycopg.Connection, invoices: dict[tuple[int, str], dict[str, Any
         for r in _all(conn, "SELECT api_key_id, month, spent_nanos FROM monthly_key_usage")
     }
     key_invoices = {
-        (int(line["api_key_id"]), month): int(line["cost_nanos"])
+        (int(line["api_key_id"]), month): int(line["sell_nanos"])
         for (_, month), doc in invoices.items()
         for line in doc.get("by_key", [])
     }

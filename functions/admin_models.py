@@ -1,7 +1,14 @@
-"""admin-models: every priced model (provider, name, USD per Mtok), for the admin's model picker."""
+"""admin-models: the price book: models, their cost prices (versioned) and retirement."""
 
 from shared.admin.auth import require_admin
-from shared.billing import pricing
+from shared.billing import price_book
 from shared.http import function
 
-app, handler = function(__name__, auth=require_admin, GET=pricing.list_models)
+app, handler = function(
+    __name__,
+    auth=require_admin,
+    GET=price_book.get,
+    POST=price_book.create,
+    PATCH=price_book.update,
+    DELETE=price_book.retire,
+)

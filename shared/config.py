@@ -81,7 +81,6 @@ class Settings:
 
     default_rpm_limit: int = field(default_factory=lambda: _int("DEFAULT_RPM_LIMIT", 120))
     default_max_concurrent: int = field(default_factory=lambda: _int("DEFAULT_MAX_CONCURRENT", 32))
-    default_customer_cap_cents: int = field(default_factory=lambda: _int("DEFAULT_CUSTOMER_CAP_CENTS", 2000))
 
     openai_base_url: str = field(
         default_factory=lambda: _str("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
@@ -121,6 +120,11 @@ class Settings:
     public_app_origin: str = field(
         default_factory=lambda: _str("PUBLIC_APP_ORIGIN", "http://127.0.0.1:8888").rstrip("/")
     )
+
+    # Who issues the invoices (the printable invoice's header); the address takes "\n" for lines.
+    operator_name: str = field(default_factory=lambda: _str("OPERATOR_NAME") or "Kaixu Gateway")
+    operator_address: str = field(default_factory=lambda: _str("OPERATOR_ADDRESS").replace("\\n", "\n"))
+    operator_email: str = field(default_factory=lambda: _str("OPERATOR_EMAIL"))
 
     # "kid:base64-32-byte-key" entries, comma separated; the LAST entry encrypts new secrets.
     encryption_keys: tuple[str, ...] = field(default_factory=lambda: _list("KAIXU_ENCRYPTION_KEYS"))

@@ -61,4 +61,15 @@ REFUSALS = {
     "RATE_LIMITED": "Rate limit of {limit} requests per {scope} reached; retry in {retry} s.",
     "CONCURRENCY_LIMIT": "This {scope} already has {limit} calls in flight; retry when one ends.",
     "CAP_REACHED": "The monthly cap of this {scope} is reached.",
+    "NO_CREDIT": "This account's prepaid credit does not cover this call; top up to continue.",
+    # The model checks, when ADMIT finds the catalogue changed since this process read it.
+    "EMBEDDING_MODEL": "{provider}/{model} is an embedding model: call /v1/embeddings.",
+    "NOT_AN_EMBEDDING_MODEL": "{provider}/{model} is not an embedding model.",
+    "MAX_TOKENS_TOO_LARGE": "max_tokens may be at most {limit} for {model}.",
+}
+# The refusals above that are a 400 about one field of the request.
+REFUSED_FIELDS = {
+    "EMBEDDING_MODEL": "model",
+    "NOT_AN_EMBEDDING_MODEL": "model",
+    "MAX_TOKENS_TOO_LARGE": "max_tokens",
 }

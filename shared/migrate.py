@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 
 from shared import config
+from shared.billing import seed
 
 SQL_DIR = config.PROJECT_ROOT / "sql"
 FUNCTIONS_DIR = SQL_DIR / "functions"
@@ -117,8 +118,8 @@ def _apply_one(conn: psycopg.Connection, migration: Migration) -> bool:
 
 
 def migrate(database_url: str, directory: Path = SQL_DIR) -> list[str]:
-    """Apply every pending migration, then every changed function file; return the names
-    applied by this call."""
+    """Apply every pending migration, then every changed function file, then seed what a new
+    database lacks (shared/billing/seed.py); return the names applied by this call."""
     applied = []
     with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
         for migration in discover(directory):
@@ -127,6 +128,8 @@ def migrate(database_url: str, directory: Path = SQL_DIR) -> list[str]:
         for routines in discover_functions(directory / "functions"):
             if _apply_functions(conn, routines):
                 applied.append(routines.name)
+        if directory == SQL_DIR:
+            seed.seed(conn)
     return applied
 
 

@@ -8,6 +8,7 @@ here; the SQL has its own one named constant (``kx_nanos``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -62,3 +63,8 @@ class Month:
             "key_cap_cents": self.key_cap_cents,
             "key_spent_cents": cents(self.key_spent_nanos),
         }
+
+
+def cents_of(row: Mapping[str, Any], *names: str) -> dict[str, int]:
+    """``{"x_cents": ...}`` for each ``"x_nanos"`` of ``names`` in ``row``, each rounded once."""
+    return {name.removesuffix("_nanos") + "_cents": cents(int(row[name])) for name in names}

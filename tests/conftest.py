@@ -21,6 +21,7 @@ import uvicorn
 from psycopg.types.json import Jsonb
 
 from shared import config, migrate
+from shared.billing import seed
 from shared.gateway import keys
 from tests.support.database import IssuedKey, with_database
 from tests.support.deploy import ARCH
@@ -102,6 +103,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         ]
         if tables:
             conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        seed.seed(conn)  # the price book and the default plan, as a new database has them
 
 
 @pytest.fixture
@@ -138,6 +140,7 @@ def make_key(db: psycopg.Connection) -> Callable[..., IssuedKey]:
     ) -> IssuedKey:
         if customer_id is None:
             fields = {"email": f"c{uuid.uuid4().hex[:10]}@example.com", **(customer or {})}
+            fields.setdefault("plan_id", db.execute("SELECT id FROM plans WHERE is_default").fetchone()["id"])
             customer_id = db.execute(
                 f"INSERT INTO customers ({', '.join(fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
                 "RETURNING id",

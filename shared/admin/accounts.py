@@ -8,8 +8,9 @@ from typing import Any
 
 import psycopg
 
-from shared import audit, config, db
+from shared import audit, db
 from shared.admin import policy
+from shared.billing import plans
 from shared.errors import ApiError, bad_request, found
 from shared.gateway import keys
 
@@ -53,26 +54,28 @@ async def create_customer(
     email: str,
     *,
     actor: str,
-    plan: str = "starter",
+    plan_id: int | None = None,
     monthly_cap_cents: int | None = None,
     rpm_limit: int | None = None,
     max_concurrent: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], keys.NewKey]:
-    """Create a customer and its master key in one transaction."""
+    """Create a customer on ``plan_id`` (else the default plan) and its master key, in one
+    transaction. A setting left out is the plan's."""
     email = check_email(email)
-    cap = config.settings().default_customer_cap_cents if monthly_cap_cents is None else monthly_cap_cents
     try:
         async with db.connection() as conn, conn.transaction():
+            plan = await plans.require_plan(conn, plan_id)
             cur = await conn.execute(
-                "INSERT INTO customers (email, plan, monthly_cap_cents, rpm_limit, max_concurrent) "
+                "INSERT INTO customers (email, plan_id, monthly_cap_cents, rpm_limit, max_concurrent) "
                 "VALUES (%s, %s, %s, %s, %s) RETURNING *",
-                (email, plan, cap, rpm_limit, max_concurrent),
+                (email, plan["id"], monthly_cap_cents, rpm_limit, max_concurrent),
             )
             customer = await db.one(cur)
             key, new = await insert_key(
                 conn, customer["id"], "master", {"label": "master", "role": keys.MASTER_ROLE}
             )
-            await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", {"email": email})
+            details = {"email": email, "plan_id": plan["id"]}
+            await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", details)
     except psycopg.errors.UniqueViolation as exc:
         raise ApiError(409, "DUPLICATE_EMAIL", f"A customer with email {email} already exists.") from exc
     return customer, key, new

@@ -2,39 +2,74 @@
 
 A customer item carries what the admin screen shows in one row: policy, active key count,
 whether a Netlify token is stored, and this month's spend (exact nanos and rounded cents).
+Its ``effective`` block gives each setting a plan provides as the value in force and where it
+comes from: the customer's own override, its plan, or the deployment's default.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared import db, money, params
+from shared import config, db, money, params
 from shared.admin import accounts, policy
+from shared.billing import plans, sell_prices
 from shared.errors import bad_request, found
 from shared.http import Ctx, JSONResponse
 
 _CREATE_SPEC = {
     name: policy.CUSTOMER_POLICY[name]
-    for name in ("plan", "monthly_cap_cents", "rpm_limit", "max_concurrent")
+    for name in ("plan_id", "monthly_cap_cents", "rpm_limit", "max_concurrent")
 }
 
 _SELECT = """
-SELECT c.id, c.email, c.plan, c.monthly_cap_cents, c.is_active, c.max_devices_per_key,
+SELECT c.id, c.email, c.plan_id, p.name AS plan, c.monthly_cap_cents, c.is_active, c.max_devices_per_key,
        c.require_install_id, c.allowed_providers, c.allowed_models, c.rpm_limit, c.rpd_limit,
        c.max_concurrent, c.created_at, c.updated_at,
        (SELECT count(*) FROM api_keys k WHERE k.customer_id = c.id AND k.revoked_at IS NULL) AS active_keys,
        EXISTS (SELECT 1 FROM customer_netlify_tokens t WHERE t.customer_id = c.id) AS has_netlify_token,
-       coalesce(mu.spent_nanos, 0) AS month_spent_nanos, coalesce(mu.topup_cents, 0) AS month_topup_cents
+       coalesce(mu.spent_nanos, 0) AS month_spent_nanos, coalesce(mu.topup_cents, 0) AS month_topup_cents,
+       to_jsonb(p) AS plan_settings, to_jsonb(kx_sell_rule(c.id, c.plan_id, NULL, now())) AS markup_rule
 FROM customers c
+JOIN plans p ON p.id = c.plan_id
 LEFT JOIN monthly_usage mu ON mu.customer_id = c.id AND mu.month = %(month)s
 """
 
 
+def _defaults() -> dict[str, Any]:
+    """What applies when neither the customer nor its plan sets a value."""
+    cfg = config.settings()
+    return {"rpm_limit": cfg.default_rpm_limit, "max_concurrent": cfg.default_max_concurrent}
+
+
+def effective(customer: dict[str, Any], plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each inherited setting's value in force and its source, as ADMIT resolves it."""
+    defaults = _defaults()
+    settings = {}
+    for name in policy.INHERITED:
+        if customer[name] is not None:
+            settings[name] = {"value": customer[name], "source": "customer"}
+        elif plan[name] is not None:
+            settings[name] = {"value": plan[name], "source": "plan"}
+        else:
+            settings[name] = {"value": defaults.get(name), "source": "default"}
+    return settings
+
+
+def _markup(rule: dict[str, Any] | None) -> dict[str, Any]:
+    """The markup every model sells at unless a per-model rule says otherwise."""
+    if rule is None:
+        return {"value": "0", "source": "default"}
+    source = "customer" if rule["customer_id"] else "plan" if rule["plan_id"] else "default"
+    return {"value": sell_prices.pct(rule["markup_bp"] or 0), "source": source}
+
+
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     item = dict(row)
+    plan = item.pop("plan_settings")
+    item["effective"] = effective(row, plan) | {"markup_pct": _markup(item.pop("markup_rule"))}
     item["month"] = accounts.current_month()
     item["month_spent_cents"] = money.cents(row["month_spent_nanos"])
-    item["month_cap_cents"] = row["monthly_cap_cents"] + row["month_topup_cents"]
+    item["month_cap_cents"] = item["effective"]["monthly_cap_cents"]["value"] + row["month_topup_cents"]
     return item
 
 
@@ -89,6 +124,8 @@ async def update_policy(ctx: Ctx) -> dict[str, Any]:
         raise bad_request("body", "Send at least one field to change.")
     async with db.connection() as conn, conn.transaction():
         before = await accounts.require_customer(conn, customer_id)
+        if "plan_id" in changes:
+            await plans.require_plan(conn, changes["plan_id"])
         await policy.apply(
             conn,
             "customers",

@@ -40,10 +40,11 @@ class Export:
 
 _USAGE_HEADER = (
     "created_at", "customer_id", "api_key_id", "provider", "model", "input_tokens", "output_tokens",
-    "cost_cents", "cost_nanos", "outcome", "estimated", "install_id", "app", "build", "request_id",
+    "sell_cents", "sell_nanos", "cost_cents", "cost_nanos", "price_version_id", "sell_version_id",
+    "outcome", "estimated", "install_id", "app", "build", "request_id",
 )  # fmt: skip
 _CUSTOMERS_HEADER = (
-    "id", "email", "plan", "monthly_cap_cents", "is_active", "active_keys", "has_netlify_token",
+    "id", "email", "plan_id", "plan", "monthly_cap_cents", "is_active", "active_keys", "has_netlify_token",
     "rpm_limit", "rpd_limit", "max_concurrent", "max_devices_per_key", "require_install_id",
     "allowed_providers", "allowed_models", "created_at",
 )  # fmt: skip
@@ -60,8 +61,8 @@ _TOPUPS_HEADER = (
     "id", "created_at", "customer_id", "month", "amount_cents", "source", "actor", "stripe_session_id",
 )  # fmt: skip
 _INVOICES_HEADER = (
-    "id", "customer_id", "email", "month", "version", "calls", "tokens", "usage_cents", "push_cents",
-    "total_cents", "created_at", "created_by",
+    "id", "customer_id", "email", "month", "version", "status", "number", "calls", "tokens", "usage_cents",
+    "push_cents", "due_cents", "total_cents", "created_at", "created_by",
 )  # fmt: skip
 _SUMMARY_HEADER = (
     "customer_id", "email", "month", "calls", "input_tokens", "output_tokens", "tokens",
@@ -70,7 +71,8 @@ _SUMMARY_HEADER = (
 
 
 def _usage_cells(row: Row) -> list[Any]:
-    return [row[name] if name != "cost_cents" else money.cents(row["cost_nanos"]) for name in _USAGE_HEADER]
+    cents = money.cents_of(row, "sell_nanos", "cost_nanos")
+    return [cents[name] if name in cents else row[name] for name in _USAGE_HEADER]
 
 
 def _summary_cells(row: Row) -> list[Any]:
@@ -91,9 +93,11 @@ EXPORTS: dict[str, Export] = {
         _usage_cells,
     ),
     "customers": Export(
-        "SELECT c.*, (SELECT count(*) FROM api_keys k WHERE k.customer_id = c.id AND k.revoked_at IS NULL)"
-        " AS active_keys, EXISTS (SELECT 1 FROM customer_netlify_tokens t WHERE t.customer_id = c.id)"
-        " AS has_netlify_token FROM customers c",
+        "SELECT c.*, p.name AS plan,"
+        " (SELECT count(*) FROM api_keys k WHERE k.customer_id = c.id AND k.revoked_at IS NULL)"
+        " AS active_keys,"
+        " EXISTS (SELECT 1 FROM customer_netlify_tokens t WHERE t.customer_id = c.id)"
+        " AS has_netlify_token FROM customers c JOIN plans p ON p.id = c.plan_id",
         {"customer_id": "c.id"},
         "c.id",
         _CUSTOMERS_HEADER,
@@ -122,7 +126,8 @@ EXPORTS: dict[str, Export] = {
         _columns(*_TOPUPS_HEADER),
     ),
     "invoices": Export(
-        "SELECT i.id, i.customer_id, c.email, i.month, i.version, i.total_cents, i.created_at, i.created_by,"
+        "SELECT i.id, i.customer_id, c.email, i.month, i.version, i.status, i.number, i.total_cents,"
+        " i.total_cents AS due_cents, i.created_at, i.created_by,"
         " (i.snapshot->'totals'->>'calls')::bigint AS calls, (i.snapshot->'totals'->>'tokens')::bigint"
         " AS tokens, (i.snapshot->'totals'->>'total_cents')::bigint AS usage_cents,"
         " (i.snapshot->'totals'->>'push_cents')::bigint AS push_cents"
@@ -133,8 +138,10 @@ EXPORTS: dict[str, Export] = {
         _columns(*_INVOICES_HEADER),
     ),
     "summary": Export(
-        "SELECT mu.*, c.email, c.monthly_cap_cents + mu.topup_cents AS cap_cents,"
-        " mu.topup_cents AS topups_cents FROM monthly_usage mu JOIN customers c ON c.id = mu.customer_id",
+        "SELECT mu.*, c.email,"
+        " coalesce(c.monthly_cap_cents, p.monthly_cap_cents) + mu.topup_cents AS cap_cents,"
+        " mu.topup_cents AS topups_cents"
+        " FROM monthly_usage mu JOIN customers c ON c.id = mu.customer_id JOIN plans p ON p.id = c.plan_id",
         {"customer_id": "mu.customer_id", "month": "mu.month"},
         "mu.month, mu.customer_id",
         _SUMMARY_HEADER,

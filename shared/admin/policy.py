@@ -3,9 +3,10 @@
 Customer PATCH, key creation and key PATCH share these checks, so a malformed allowlist is a
 400 naming the field everywhere (never a silent "allow all", reference weak point 19), and
 every change lands in the audit log with its before and after values. ``null`` clears a
-nullable field: on a key that means "inherit the customer's value"; on a customer, "no limit"
-or "no allowlist". Empty allowlists are refused because their meaning (nothing allowed, or
-everything?) is exactly the ambiguity the original system got wrong.
+nullable field: on a key that means "inherit the customer's value"; on a customer, "the
+plan's value"; on a plan, "no limit" or "no allowlist". Empty allowlists are refused because
+their meaning (nothing allowed, or everything?) is exactly the ambiguity the original system
+got wrong.
 """
 
 from __future__ import annotations
@@ -112,9 +113,23 @@ _LIMIT = Field(_whole(MAX_LIMIT), nullable=True)
 _PROVIDER_LIST = Field(_providers, nullable=True)
 _MODEL_MAP = Field(_models, nullable=True)
 
+_PLAN_ID = Field(_whole(2**62), nullable=False)
+
+# The settings a plan gives its customers; NULL on a customer means "the plan's value" (the
+# cap has no such meaning on a plan: every plan has one).
+INHERITED = (
+    "monthly_cap_cents",
+    "rpm_limit",
+    "rpd_limit",
+    "max_devices_per_key",
+    "max_concurrent",
+    "allowed_providers",
+    "allowed_models",
+)
+
 CUSTOMER_POLICY: Mapping[str, Field] = {
-    "plan": Field(_text(40), nullable=False),
-    "monthly_cap_cents": _CAP,
+    "plan_id": _PLAN_ID,
+    "monthly_cap_cents": Field(_CAP.check, nullable=True),
     "is_active": Field(_boolean, nullable=False),
     "max_devices_per_key": _LIMIT,
     "require_install_id": Field(_boolean, nullable=False),
@@ -123,6 +138,20 @@ CUSTOMER_POLICY: Mapping[str, Field] = {
     "rpm_limit": _LIMIT,
     "rpd_limit": _LIMIT,
     "max_concurrent": _LIMIT,
+}
+
+PLAN_SETTINGS: Mapping[str, Field] = {
+    "name": Field(_text(40), nullable=False),
+    "monthly_cap_cents": _CAP,
+    "rpm_limit": _LIMIT,
+    "rpd_limit": _LIMIT,
+    "max_devices_per_key": _LIMIT,
+    "max_concurrent": _LIMIT,
+    "allowed_providers": _PROVIDER_LIST,
+    "allowed_models": _MODEL_MAP,
+    "included_credit_cents": Field(_whole(MAX_CAP_CENTS), nullable=False),
+    "stripe_topups": Field(_boolean, nullable=False),
+    "prepaid": Field(_boolean, nullable=False),
 }
 
 # Key overrides: null means "use the customer's value".
@@ -163,7 +192,7 @@ def db_values(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_TABLES = ("customers", "api_keys")
+_TABLES = ("customers", "api_keys", "plans")
 
 
 async def apply(

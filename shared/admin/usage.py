@@ -15,14 +15,14 @@ from shared.errors import bad_request, found
 from shared.http import Ctx
 
 _EVENT_COLUMNS = (
-    "id, created_at, api_key_id, provider, model, input_tokens, output_tokens, cost_nanos, outcome, "
-    "estimated, install_id, app, build, request_id, duration_ms"
+    "id, created_at, api_key_id, provider, model, input_tokens, output_tokens, cost_nanos, sell_nanos, "
+    "price_version_id, sell_version_id, outcome, estimated, install_id, app, build, request_id, duration_ms"
 )
 _MAX_MODEL = 200
 
 
 def _event_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "cost_cents": money.cents(row["cost_nanos"])}
+    return {**row, "cost_cents": money.cents(row["cost_nanos"]), "sell_cents": money.cents(row["sell_nanos"])}
 
 
 def _filters(ctx: Ctx, customer_id: int) -> tuple[list[str], list[Any]]:
@@ -70,11 +70,13 @@ async def list_events(ctx: Ctx) -> dict[str, Any]:
 
 
 _TOTALS = """
-SELECT c.monthly_cap_cents, coalesce(mu.topup_cents, 0) AS topup_cents,
+SELECT coalesce(c.monthly_cap_cents, p.monthly_cap_cents) AS monthly_cap_cents,
+       coalesce(mu.topup_cents, 0) AS topup_cents,
        coalesce(mu.spent_nanos, 0) AS spent_nanos, coalesce(mu.reserved_nanos, 0) AS reserved_nanos,
        coalesce(mu.calls, 0) AS calls, coalesce(mu.input_tokens, 0) AS input_tokens,
        coalesce(mu.output_tokens, 0) AS output_tokens
-FROM customers c LEFT JOIN monthly_usage mu ON mu.customer_id = c.id AND mu.month = %(month)s
+FROM customers c JOIN plans p ON p.id = c.plan_id
+LEFT JOIN monthly_usage mu ON mu.customer_id = c.id AND mu.month = %(month)s
 WHERE c.id = %(customer_id)s
 """
 _PER_KEY = """
@@ -87,7 +89,7 @@ ORDER BY mk.spent_nanos DESC, mk.api_key_id
 _PER_DAY = """
 SELECT (created_at AT TIME ZONE 'UTC')::date AS date, count(*) AS calls,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
-       sum(cost_nanos)::bigint AS cost_nanos
+       sum(cost_nanos)::bigint AS cost_nanos, sum(sell_nanos)::bigint AS sell_nanos
 FROM usage_events WHERE customer_id = %(customer_id)s AND month = %(month)s
 GROUP BY 1 ORDER BY 1
 """
@@ -117,5 +119,5 @@ async def summary(customer_id: int, month: str) -> dict[str, Any]:
         "month": month,
         "totals": month_totals,
         "keys": [{**_with_tokens(r), "spent_cents": money.cents(r["spent_nanos"])} for r in per_key],
-        "days": [{**_with_tokens(r), "cost_cents": money.cents(r["cost_nanos"])} for r in per_day],
+        "days": [{**_with_tokens(r), **money.cents_of(r, "cost_nanos", "sell_nanos")} for r in per_day],
     }

@@ -1,4 +1,9 @@
-"""The price book: what one token of each model costs, in integer nano-dollars.
+"""Prices: what one token of each model costs and sells for, in integer nano-dollars.
+
+The price book lives in the database, versioned (``shared/billing/price_book.py``); ADMIT
+hands the gateway the cost price in force and the sell rule, and the formulas here turn a
+call's usage into its exact cost and sell amounts. ``prices.json`` holds the providers' list
+prices that seed a new database's book.
 
 Money is counted in integers so that summing thousands of requests never drifts:
 1 USD = 10**9 nanos, and a price of ``x`` USD per million tokens is ``x * 1000`` nanos per
@@ -23,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from shared import money
 
 if TYPE_CHECKING:
-    from shared.http import Ctx
     from shared.providers.base import Usage
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
@@ -71,6 +75,8 @@ class ModelPrice:
     long_context: Rates | None = None
     long_context_threshold: int = LONG_CONTEXT_THRESHOLD
     mode: str = "chat"  # or "embedding": priced per input token, called at /v1/embeddings
+    request: int = 0  # a per-call fee, in nanos
+    version_id: int | None = None  # the price version in the database
 
     @property
     def base(self) -> Rates:
@@ -167,8 +173,14 @@ def rounded_up_prices() -> tuple[tuple[str, str, str], ...]:
 
 
 def lookup(provider: str, model: str) -> ModelPrice | None:
-    """The price of ``model`` (canonical name or listed alias) at ``provider``, or None."""
+    """The list price of ``model`` (canonical name or listed alias) at ``provider`` in
+    prices.json, the seed of a new price book; or None."""
     return _book().get((provider, model))
+
+
+def list_prices() -> list[ModelPrice]:
+    """Every model of prices.json, once each, in the file's order: the seed."""
+    return list({id(price): price for price in _book().values()}.values())
 
 
 def cost_nanos(price: ModelPrice, usage: Usage) -> int:
@@ -179,6 +191,10 @@ def cost_nanos(price: ModelPrice, usage: Usage) -> int:
     tool-use prompt tokens are billed as input but do not count toward the 200k threshold.
     """
     rates = price.rates_for(usage.input_tokens - usage.tool_prompt_tokens)
+    return _at(rates, usage) + price.request
+
+
+def _at(rates: Rates, usage: Usage) -> int:
     reads = usage.cached_input_tokens
     writes_5m = usage.cache_write_tokens
     writes_1h = usage.cache_write_1h_tokens
@@ -196,31 +212,64 @@ def worst_case_nanos(price: ModelPrice, input_tokens: int, output_tokens: int) -
     """The most a request can cost, to reserve budget before calling the provider: every
     prompt token at the full input rate (cache reads only make it cheaper; the gateway sends
     no ``cache_control``, so no cache writes happen) and every output token at the output
-    rate, both at the long-context tier when the prompt is above its threshold."""
+    rate, both at the long-context tier when the prompt is above its threshold. ADMIT
+    computes the same bound in SQL (``kx_cost`` in sql/functions/pricing.sql)."""
     rates = price.rates_for(input_tokens)
-    return input_tokens * rates.input + output_tokens * rates.output
+    return input_tokens * rates.input + output_tokens * rates.output + price.request
 
 
-def priced_models() -> list[dict[str, Any]]:
-    """Every priced model as listed in prices.json (USD per Mtok), for an admin picker."""
-    models = []
-    for model, entry in _raw().items():
-        row: dict[str, Any] = {
-            "provider": entry["provider"],
-            "model": model,
-            "aliases": list(entry.get("aliases", ())),
-            **{key: entry.get(key) for key in _RATE_KEYS.values()},
-            "max_input_tokens": entry.get("max_input_tokens"),
-            "max_output_tokens": entry.get("max_output_tokens"),
-            "mode": entry.get("mode", "chat"),
-        }
-        tier = entry.get("above_200k_prompt_tokens")
-        if tier:
-            row["above_200k_prompt_tokens"] = dict(tier)
-        models.append(row)
-    return sorted(models, key=lambda row: (row["provider"], row["model"]))
+@dataclass(frozen=True)
+class Sell:
+    """A sell rule in force: a markup in basis points over cost, or fixed per-token rates."""
+
+    kind: str  # "markup" or "fixed"
+    markup_bp: int = 0
+    fixed: Rates | None = None
+    request: int = 0
+    version_id: int | None = None
 
 
-async def list_models(ctx: Ctx) -> dict[str, Any]:
-    """GET admin-models: the price book, for the admin screen's model pickers."""
-    return {"items": priced_models()}
+AT_COST = Sell("markup")
+
+
+def marked_up(cost: int, markup_bp: int) -> int:
+    """cost x (1 + markup_bp / 10000), rounded half up to a whole nano: the only rounding
+    inside, at most half a nano a call (kx_sell in sql/functions/pricing.sql is the same)."""
+    return (cost * (10_000 + markup_bp) + 5_000) // 10_000
+
+
+def sell_nanos(cost: int, usage: Usage, sell: Sell) -> int:
+    """What a call that cost ``cost`` sells for: marked up, or at the rule's fixed rates."""
+    if sell.fixed is not None:
+        return _at(sell.fixed, usage) + sell.request
+    return marked_up(cost, sell.markup_bp)
+
+
+def _rates(row: dict[str, Any], prefix: str = "") -> Rates:
+    return Rates(*(int(row[f"{prefix}{name}_nanos"]) for name in _RATE_KEYS))
+
+
+def admitted_price(provider: str, model: str, row: dict[str, Any]) -> ModelPrice:
+    """The cost price ADMIT found in force (a ``model_prices`` row as JSON)."""
+    base = _rates(row)
+    threshold = row.get("long_context_threshold")
+    return ModelPrice(
+        provider=provider,
+        model=model,
+        **{name: getattr(base, name) for name in _RATE_KEYS},
+        max_input_tokens=int(row["max_input_tokens"]),
+        max_output_tokens=0,
+        long_context=_rates(row, "lc_") if threshold else None,
+        long_context_threshold=int(threshold or LONG_CONTEXT_THRESHOLD),
+        request=int(row["request_nanos"]),
+        version_id=int(row["id"]),
+    )
+
+
+def admitted_sell(row: dict[str, Any] | None) -> Sell:
+    """The sell rule ADMIT found (a ``sell_prices`` row as JSON); none: sell at cost."""
+    if row is None:
+        return AT_COST
+    if row["kind"] == "fixed":
+        return Sell("fixed", fixed=_rates(row), request=int(row["request_nanos"]), version_id=int(row["id"]))
+    return Sell("markup", markup_bp=int(row["markup_bp"]), version_id=int(row["id"]))

@@ -47,6 +47,7 @@ def _redirect_urls(cfg: config.Settings) -> tuple[str, str]:
 def session_params(customer: dict[str, Any], amount_cents: int, month: str) -> dict[str, Any]:
     cfg = config.settings()
     success_url, cancel_url = _redirect_urls(cfg)
+    metadata = {"customer_id": str(customer["id"]), "month": month, "amount_cents": str(amount_cents)}
     return {
         "mode": "payment",
         "line_items": [
@@ -59,7 +60,9 @@ def session_params(customer: dict[str, Any], amount_cents: int, month: str) -> d
                 },
             }
         ],
-        "metadata": {"customer_id": str(customer["id"]), "month": month, "amount_cents": str(amount_cents)},
+        "metadata": metadata,
+        # The payment intent carries it too: a failed payment's event names only the intent.
+        "payment_intent_data": {"metadata": metadata},
         "client_reference_id": str(customer["id"]),
         "customer_email": customer["email"],
         "success_url": success_url,
@@ -104,10 +107,18 @@ async def create_checkout(ctx: Ctx) -> JSONResponse:
     month = request["month"] or topup_months()[0]
     if month not in topup_months():
         raise bad_request("month", "month must be this month or the next one (UTC).")
-    customer_sql = "SELECT id, email FROM customers WHERE id = %s"
+    customer_sql = (
+        "SELECT c.id, c.email, p.stripe_topups, p.name AS plan FROM customers c "
+        "JOIN plans p ON p.id = c.plan_id WHERE c.id = %s"
+    )
     customer = found(
         await db.fetch_one(customer_sql, (request["customer_id"],)), f"Customer {request['customer_id']}"
     )
+    if not customer["stripe_topups"]:
+        message = (
+            f"The {customer['plan']} plan does not allow Stripe top-ups; change the plan or top up manually."
+        )
+        raise ApiError(409, "TOPUPS_NOT_ALLOWED", message)
     amount = request["amount_cents"]
     session = await _create_session(session_params(customer, amount, month), idempotency.header_key(ctx))
     item = {

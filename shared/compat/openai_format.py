@@ -166,8 +166,7 @@ def _max_tokens(body: Reader, provider: str, model: str) -> int:
     asked = body.integer("max_completion_tokens") or body.integer("max_tokens")
     if asked is not None:
         return asked
-    price = models.price(provider, model)
-    return price.max_output_tokens
+    return models.info(provider, model).max_output_tokens
 
 
 def parse(payload: Any) -> Conversation:

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from shared import config, db, money, providers
 from shared.billing import alerts, pricing
-from shared.billing.pricing import ModelPrice
-from shared.errors import REFUSALS, ApiError, bad_request
+from shared.billing.catalogue import ModelInfo, UnknownModel, catalogue
+from shared.billing.pricing import ModelPrice, Sell
+from shared.errors import REFUSALS, REFUSED_FIELDS, ApiError, bad_request
 from shared.gateway import keys
 from shared.gateway.request import ChatRequest
 from shared.http import Ctx
@@ -48,10 +49,10 @@ ADMIT = _named_call(
     model="text",
     install_id="text",
     user_agent="text",
-    worst_nanos="bigint",
-    default_rpm="int",
     prompt_tokens="bigint",
-    prompt_nanos="bigint",
+    max_tokens="bigint",
+    embedding="boolean",
+    default_rpm="int",
     default_concurrency="int",
 )
 SETTLE = _named_call(
@@ -66,6 +67,9 @@ SETTLE = _named_call(
     input_tokens="bigint",
     output_tokens="bigint",
     cost_nanos="bigint",
+    sell_nanos="bigint",
+    price_version_id="bigint",
+    sell_version_id="bigint",
     outcome="text",
     estimated="boolean",
     request_id="text",
@@ -112,42 +116,52 @@ def _install_id(ctx: Ctx) -> str | None:
     return raw
 
 
-def _priced(conv: Conversation) -> ModelPrice:
-    price = pricing.lookup(conv.provider, conv.model)
-    if price is None:
-        raise ApiError(
-            409,
-            "UNPRICED_MODEL",
-            f"Model {conv.provider}:{conv.model} has no price, so it cannot be billed or called.",
-        )
-    if (price.mode == "embedding") != conv.embedding:
+def _unpriced(conv: Conversation) -> UnknownModel:
+    message = f"Model {conv.provider}:{conv.model} has no price, so it cannot be billed or called."
+    return UnknownModel(409, "UNPRICED_MODEL", message)
+
+
+def _offered(conv: Conversation) -> ModelInfo:
+    """The catalogue's entry for the request's model, checked against the request."""
+    model = catalogue.find(conv.provider, conv.model)
+    if model is None:
+        raise _unpriced(conv)
+    if (model.mode == "embedding") != conv.embedding:
         what = "not an embedding model" if conv.embedding else "an embedding model: call /v1/embeddings"
         raise bad_request("model", f"{conv.provider}/{conv.model} is {what}.")
-    if conv.max_tokens > price.max_output_tokens:
-        limit = price.max_output_tokens
-        raise bad_request("max_tokens", f"max_tokens may be at most {limit} for {price.model}.")
-    return price
+    if conv.max_tokens > model.max_output_tokens:
+        limit = model.max_output_tokens
+        raise bad_request("max_tokens", f"max_tokens may be at most {limit} for {model.model}.")
+    return model
 
 
-def prompt_token_bound(conv: Conversation, price: ModelPrice) -> int:
+async def _parse_offered(ctx: Ctx, parse: Parse) -> tuple[Conversation, ModelInfo]:
+    """The request and its model; a name this process's catalogue does not know yet is looked
+    up once more after a reload (a model the operator just added)."""
+    await catalogue.ready()
+    payload = await ctx.json()
+    try:
+        conv = parse(payload)
+        return conv, _offered(conv)
+    except UnknownModel:
+        if not await catalogue.reload_after_miss():
+            raise
+    conv = parse(payload)
+    return conv, _offered(conv)
+
+
+def prompt_token_bound(conv: Conversation, model: ModelInfo | ModelPrice) -> int:
     """An upper bound of the prompt's tokens: at most one per byte, a bound per image, plus
-    framing."""
+    framing; never more than the model's context."""
     framing = _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(conv.turns)
     bound = conv.text_bytes() + IMAGE_TOKEN_BOUND * conv.images() + framing
-    return min(bound, price.max_input_tokens)
-
-
-def _worst_case_nanos(conv: Conversation, price: ModelPrice) -> int:
-    return pricing.worst_case_nanos(price, prompt_token_bound(conv, price), conv.max_tokens)
-
-
-def _prompt_nanos(conv: Conversation, price: ModelPrice) -> int:
-    """What the prompt alone costs at its bound: the least a provider bills once it read it."""
-    return pricing.worst_case_nanos(price, prompt_token_bound(conv, price), 0)
+    return min(bound, model.max_input_tokens)
 
 
 def _refusal(row: dict[str, Any], conv: Conversation) -> ApiError:
     code = row["code"]
+    if code == "UNPRICED_MODEL":
+        return _unpriced(conv)
     message = REFUSALS[code].format(
         provider=conv.provider,
         model=conv.model,
@@ -156,6 +170,8 @@ def _refusal(row: dict[str, Any], conv: Conversation) -> ApiError:
         retry=row["retry_after_s"],
     )
     status = row["status"]
+    if code in REFUSED_FIELDS:
+        return bad_request(REFUSED_FIELDS[code], message)
     if status == 429:
         retry = str(row["retry_after_s"])
         headers = {
@@ -196,7 +212,8 @@ class Call:
 
     ctx: Ctx
     conv: Conversation
-    price: ModelPrice
+    price: ModelPrice  # the cost price in force at admission
+    sell: Sell  # and the sell rule
     install_id: str | None
     admission: dict[str, Any]
     month_after: dict[str, Any] | None = None  # the month's figures once settled
@@ -248,6 +265,7 @@ class Call:
         self, usage: Usage | None, outcome: str, status: int, estimated: bool, summary: str | None
     ) -> dict[str, Any]:
         ctx, admission, conv = self.ctx, self.admission, self.conv
+        cost = pricing.cost_nanos(self.price, usage) if usage else 0
         params = {
             "reservation_id": admission["reservation_id"],
             "customer_id": admission["customer_id"],
@@ -258,7 +276,10 @@ class Call:
             "install_id": self.install_id,
             "input_tokens": usage.input_tokens if usage else 0,
             "output_tokens": usage.output_tokens if usage else 0,
-            "cost_nanos": pricing.cost_nanos(self.price, usage) if usage else 0,
+            "cost_nanos": cost,
+            "sell_nanos": pricing.sell_nanos(cost, usage, self.sell) if usage else 0,
+            "price_version_id": self.price.version_id,
+            "sell_version_id": self.sell.version_id,
             "outcome": outcome,
             "estimated": estimated,
             "request_id": ctx.request_id,
@@ -301,11 +322,13 @@ class Call:
             log.warning("could not refresh reservation %s", reservation, exc_info=True)
 
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
-        cost = pricing.cost_nanos(self.price, usage) if usage else 0
+        """The call's usage as its caller sees it: ``cost_cents`` is what the call cost the
+        customer (the sell amount), never the provider's price."""
+        charged = pricing.sell_nanos(pricing.cost_nanos(self.price, usage), usage, self.sell) if usage else 0
         return {
             "input_tokens": usage.input_tokens if usage else 0,
             "output_tokens": usage.output_tokens if usage else 0,
-            "cost_cents": money.cents(cost),
+            "cost_cents": money.cents(charged),
         }
 
 
@@ -338,10 +361,9 @@ async def admit(ctx: Ctx, parse: Parse = parse_chat, secret: str | None = None) 
     ``Authorization: Bearer`` (Anthropic's ``x-api-key``)."""
     key_hash = keys.hash_key(secret or keys.bearer_key(ctx.headers.get("authorization")))
     await _known_keys.require(key_hash)
-    conv = parse(await ctx.json())
+    conv, model = await _parse_offered(ctx, parse)
     ctx.provider, ctx.model = conv.provider, conv.model
     install_id = _install_id(ctx)
-    price = _priced(conv)
     if unsupported := providers.refusal(conv):
         label = providers.PROVIDERS[conv.provider].label
         raise bad_request(
@@ -358,10 +380,10 @@ async def admit(ctx: Ctx, parse: Parse = parse_chat, secret: str | None = None) 
             "model": conv.model,
             "install_id": install_id,
             "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
-            "worst_nanos": _worst_case_nanos(conv, price),
+            "prompt_tokens": prompt_token_bound(conv, model),
+            "max_tokens": conv.max_tokens,
+            "embedding": conv.embedding,
             "default_rpm": cfg.default_rpm_limit,
-            "prompt_tokens": prompt_token_bound(conv, price),
-            "prompt_nanos": _prompt_nanos(conv, price),
             "default_concurrency": cfg.default_max_concurrent,
         },
     )
@@ -374,7 +396,8 @@ async def admit(ctx: Ctx, parse: Parse = parse_chat, secret: str | None = None) 
             )
         raise _refusal(row, conv)
     ctx.monitored = True  # the settlement writes this request's monitor row
-    return Call(ctx, conv, price, install_id, row)
+    price = pricing.admitted_price(conv.provider, conv.model, row["price"])
+    return Call(ctx, conv, price, pricing.admitted_sell(row["sell"]), install_id, row)
 
 
 def upstream_failure(call_error: providers.UpstreamError) -> ApiError:

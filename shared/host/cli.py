@@ -16,7 +16,7 @@ from typing import Any
 
 from shared import config, db, migrate
 from shared.admin import accounts
-from shared.billing import topups
+from shared.billing import plans, topups
 from shared.errors import ApiError, bad_request
 from shared.gateway import keys
 
@@ -27,7 +27,7 @@ async def _create_customer(args: argparse.Namespace) -> dict[str, Any]:
     customer, key, new = await accounts.create_customer(
         args.email,
         actor=ACTOR,
-        plan=args.plan,
+        plan_id=await plans.id_by_name(args.plan) if args.plan else None,
         monthly_cap_cents=args.cap_cents,
         rpm_limit=args.rpm,
         max_concurrent=args.max_concurrent,
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     customer = commands.add_parser("create-customer", help="create a customer and its master key")
     customer.add_argument("email")
-    customer.add_argument("--plan", default="starter")
+    customer.add_argument("--plan", help="plan name (default: the default plan)")
     customer.add_argument("--cap-cents", type=int, help="monthly cap in cents")
     customer.add_argument("--rpm", type=int, help="default requests per minute for its keys")
     customer.add_argument("--max-concurrent", type=int, help="calls in flight at once (0: unlimited)")

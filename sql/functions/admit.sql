@@ -8,11 +8,12 @@
 -- limit together. Nothing is written unless the call is admitted.
 CREATE OR REPLACE FUNCTION kx_admit(
     p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
-    p_worst_nanos bigint, p_default_rpm int, p_prompt_tokens bigint, p_prompt_nanos bigint,
+    p_prompt_tokens bigint, p_max_tokens bigint, p_embedding boolean, p_default_rpm int,
     p_default_concurrency int,
     OUT status int, OUT code text, OUT scope text, OUT limit_value int, OUT retry_after_s int,
     OUT reservation_id bigint, OUT customer_id bigint, OUT api_key_id bigint, OUT month text,
-    OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint)
+    OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint,
+    OUT balance_nanos bigint, OUT price jsonb, OUT sell jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
@@ -34,6 +35,15 @@ DECLARE
     v_ku monthly_key_usage%ROWTYPE;
     v_key_capped boolean;
     v_concurrency int;
+    p plans%ROWTYPE;
+    m models%ROWTYPE;
+    v_price model_prices%ROWTYPE;
+    v_sell sell_prices%ROWTYPE;
+    v_prompt bigint;
+    v_worst bigint;
+    v_prompt_cost bigint;
+    v_prompt_sell bigint;
+    v_credit bigint;
 BEGIN
     -- The admission need not wait for its WAL flush: settlement is durable and bills from the
     -- call's own figures, so a crash losing a just-admitted reservation loses no money.
@@ -55,13 +65,32 @@ BEGIN
     IF k.role = 'viewer' THEN  -- a viewer key reads, it never spends
         status := 403; code := 'ROLE_FORBIDDEN'; RETURN;
     END IF;
+    SELECT * INTO p FROM plans WHERE id = c.plan_id;
 
-    -- Allowlists: the key's value replaces the customer's when set.
-    v_providers := coalesce(k.allowed_providers, c.allowed_providers);
+    -- The model and the cost price in force (exact name or alias; a retired model is unpriced).
+    SELECT mo.* INTO m FROM model_names n JOIN models mo ON mo.id = n.model_id
+    WHERE n.provider = p_provider AND n.name = p_model AND mo.retired_at IS NULL;
+    IF FOUND THEN
+        SELECT * INTO v_price FROM model_prices mp WHERE mp.model_id = m.id AND mp.effective_from <= v_now
+        ORDER BY mp.effective_from DESC, mp.id DESC LIMIT 1;
+    END IF;
+    IF v_price.id IS NULL THEN
+        status := 409; code := 'UNPRICED_MODEL'; RETURN;
+    END IF;
+    IF (m.mode = 'embedding') <> p_embedding THEN
+        status := 400; code := CASE WHEN p_embedding THEN 'NOT_AN_EMBEDDING_MODEL' ELSE 'EMBEDDING_MODEL' END;
+        RETURN;
+    END IF;
+    IF p_max_tokens > m.max_output_tokens THEN
+        status := 400; code := 'MAX_TOKENS_TOO_LARGE'; limit_value := m.max_output_tokens; RETURN;
+    END IF;
+
+    -- Policy: the key's value replaces the customer's, the customer's the plan's, when set.
+    v_providers := coalesce(k.allowed_providers, c.allowed_providers, p.allowed_providers);
     IF v_providers IS NOT NULL AND NOT (p_provider = ANY (v_providers) OR '*' = ANY (v_providers)) THEN
         status := 403; code := 'PROVIDER_NOT_ALLOWED'; RETURN;
     END IF;
-    v_models := coalesce(k.allowed_models, c.allowed_models);
+    v_models := coalesce(k.allowed_models, c.allowed_models, p.allowed_models);
     IF v_models IS NOT NULL THEN
         v_listed := coalesce(v_models -> p_provider, v_models -> '*');
         IF v_listed IS NULL OR NOT (v_listed ? '*' OR v_listed ? p_model) THEN
@@ -70,7 +99,7 @@ BEGIN
     END IF;
 
     -- Device seats, per key.
-    v_seats := nullif(coalesce(k.max_devices, c.max_devices_per_key), 0);
+    v_seats := nullif(coalesce(k.max_devices, c.max_devices_per_key, p.max_devices_per_key), 0);
     IF p_install_id IS NULL THEN
         IF coalesce(k.require_install_id, c.require_install_id) OR v_seats IS NOT NULL THEN
             status := 400; code := 'INSTALL_ID_REQUIRED'; RETURN;
@@ -95,7 +124,7 @@ BEGIN
     END IF;
 
     -- Rate limits: exact sliding windows; refused calls take nothing.
-    v_rpm := coalesce(k.rpm_limit, c.rpm_limit, p_default_rpm);
+    v_rpm := coalesce(k.rpm_limit, c.rpm_limit, p.rpm_limit, p_default_rpm);
     IF v_rpm > 0 THEN
         v_minute := kx_ring_lock(k.id, 'minute', v_rpm);
         v_now := clock_timestamp();  -- after the wait for the lock: admissions stay in time order
@@ -106,7 +135,7 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    v_rpd := coalesce(k.rpd_limit, c.rpd_limit);
+    v_rpd := coalesce(k.rpd_limit, c.rpd_limit, p.rpd_limit);
     IF v_rpd > 0 THEN
         v_day := kx_ring_lock(k.id, 'day', v_rpd);
         v_block := kx_ring_blocker(v_day, interval '1 day', v_now);
@@ -124,7 +153,7 @@ BEGIN
 
     -- Concurrent calls: the customer's month row, locked just above, serialises every
     -- admission of this customer, so the open reservations counted here cannot change under us.
-    v_concurrency := coalesce(c.max_concurrent, p_default_concurrency);
+    v_concurrency := coalesce(c.max_concurrent, p.max_concurrent, p_default_concurrency);
     IF v_concurrency > 0 AND (SELECT count(*) FROM reservations r WHERE r.customer_id = c.id) >= v_concurrency THEN
         status := 429; code := 'CONCURRENCY_LIMIT'; scope := 'customer'; limit_value := v_concurrency;
         retry_after_s := 1; RETURN;
@@ -134,7 +163,15 @@ BEGIN
         retry_after_s := 1; RETURN;
     END IF;
 
-    cap_cents := c.monthly_cap_cents + v_cu.topup_cents;
+    -- The worst case at the sell price in force: the prompt's bound (at most the model's
+    -- context) and every output token, at the long-context tier when the prompt is above it.
+    v_sell := kx_sell_rule(c.id, c.plan_id, m.id, v_now);
+    v_prompt := least(p_prompt_tokens, m.max_input_tokens);
+    v_worst := kx_sell(kx_cost(v_price, v_prompt, p_max_tokens), v_sell, v_prompt, p_max_tokens);
+    v_prompt_cost := kx_cost(v_price, v_prompt, 0);
+    v_prompt_sell := kx_sell(v_prompt_cost, v_sell, v_prompt, 0);
+
+    cap_cents := coalesce(c.monthly_cap_cents, p.monthly_cap_cents) + v_cu.topup_cents;
     key_cap_cents := coalesce(k.monthly_cap_cents, cap_cents);
     spent_nanos := v_cu.spent_nanos;
     v_key_capped := k.monthly_cap_cents IS NOT NULL;
@@ -145,11 +182,17 @@ BEGIN
         key_spent_nanos := coalesce((SELECT mk.spent_nanos FROM monthly_key_usage mk
                                      WHERE mk.api_key_id = k.id AND mk.month = v_month), 0);
     END IF;
-    IF v_cu.spent_nanos + v_cu.reserved_nanos + p_worst_nanos > kx_nanos(cap_cents) THEN
+    v_credit := kx_nanos(p.included_credit_cents + v_cu.topup_cents) + v_cu.carried_in_nanos;
+    balance_nanos := v_credit - v_cu.spent_nanos;
+    IF v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > kx_nanos(cap_cents) THEN
         status := 402; code := 'CAP_REACHED'; scope := 'customer'; RETURN;
     END IF;
-    IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + p_worst_nanos > kx_nanos(key_cap_cents) THEN
+    IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + v_worst > kx_nanos(key_cap_cents) THEN
         status := 402; code := 'CAP_REACHED'; scope := 'key'; RETURN;
+    END IF;
+    -- A prepaid plan spends credit only: a balance that cannot cover the call blocks it.
+    IF p.prepaid AND v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > v_credit THEN
+        status := 402; code := 'NO_CREDIT'; scope := 'customer'; RETURN;
     END IF;
 
     -- Admitted: take the rate slots, the seat and the reservation.
@@ -164,15 +207,18 @@ BEGIN
         VALUES (k.id, p_install_id, c.id, p_user_agent)
         ON CONFLICT DO NOTHING;
     END IF;
-    UPDATE monthly_usage mu SET reserved_nanos = mu.reserved_nanos + p_worst_nanos
+    UPDATE monthly_usage mu SET reserved_nanos = mu.reserved_nanos + v_worst
     WHERE mu.customer_id = c.id AND mu.month = v_month;
     IF v_key_capped THEN
-        UPDATE monthly_key_usage mk SET reserved_nanos = mk.reserved_nanos + p_worst_nanos
+        UPDATE monthly_key_usage mk SET reserved_nanos = mk.reserved_nanos + v_worst
         WHERE mk.api_key_id = k.id AND mk.month = v_month;
     END IF;
     INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, key_reserved_nanos, provider,
-                              model, install_id, prompt_tokens, prompt_nanos)
-    VALUES (c.id, k.id, v_month, p_worst_nanos, CASE WHEN v_key_capped THEN p_worst_nanos ELSE 0 END,
-            p_provider, p_model, p_install_id, p_prompt_tokens, p_prompt_nanos)
+                              model, install_id, prompt_tokens, prompt_nanos, prompt_cost_nanos,
+                              price_version_id, sell_version_id)
+    VALUES (c.id, k.id, v_month, v_worst, CASE WHEN v_key_capped THEN v_worst ELSE 0 END,
+            p_provider, p_model, p_install_id, v_prompt, v_prompt_sell, v_prompt_cost, v_price.id, v_sell.id)
     RETURNING id INTO reservation_id;
+    price := to_jsonb(v_price) || jsonb_build_object('max_input_tokens', m.max_input_tokens);
+    sell := CASE WHEN v_sell.id IS NULL THEN NULL ELSE to_jsonb(v_sell) END;
 END $$;

@@ -5,7 +5,7 @@
 
 -- SETTLE: the actual cost replaces the reservation, one usage event per admission (keyed by
 -- its id; should a crash hand an id out twice, the second call's event goes without it),
--- rollups, last-seen and the monitor row. Works from the call's own figures, so it
+-- rollups (spend at the sell price, cost beside it), last-seen and the monitor row. Works from the call's own figures, so it
 -- bills correctly even when the reservation is gone: released by the reaper while a long
 -- stream still ran (the real ending then replaces the 'abandoned' record, and the rollups take
 -- only the difference from the prompt charge the release made), or lost with an
@@ -16,7 +16,8 @@
 CREATE OR REPLACE FUNCTION kx_settle(
     p_reservation_id bigint, p_customer_id bigint, p_api_key_id bigint, p_month text,
     p_provider text, p_model text, p_install_id text,
-    p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint, p_outcome text,
+    p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint, p_sell_nanos bigint,
+    p_price_version_id bigint, p_sell_version_id bigint, p_outcome text,
     p_estimated boolean, p_request_id text, p_function text, p_app text, p_build text,
     p_status int, p_duration_ms real, p_summary text, p_user_agent text,
     OUT month text, OUT spent_nanos bigint, OUT key_spent_nanos bigint)
@@ -28,6 +29,7 @@ DECLARE
     v_prior usage_events%ROWTYPE;
     v_calls int := 1;
     v_cost bigint := p_cost_nanos;
+    v_sell bigint := p_sell_nanos;
     v_input bigint := p_input_tokens;
     v_output bigint := p_output_tokens;
 BEGIN
@@ -37,11 +39,11 @@ BEGIN
     v_held := coalesce(v_held, 0);
     v_key_held := coalesce(v_key_held, 0);
     INSERT INTO usage_events (reservation_id, customer_id, api_key_id, month, provider, model, input_tokens,
-                              output_tokens, cost_nanos, outcome, estimated, install_id, app, build,
-                              request_id, duration_ms)
+                              output_tokens, cost_nanos, sell_nanos, price_version_id, sell_version_id,
+                              outcome, estimated, install_id, app, build, request_id, duration_ms)
     VALUES (p_reservation_id, p_customer_id, p_api_key_id, p_month, p_provider, p_model, p_input_tokens,
-            p_output_tokens, p_cost_nanos, p_outcome, p_estimated, p_install_id, p_app, p_build,
-            p_request_id, p_duration_ms)
+            p_output_tokens, p_cost_nanos, p_sell_nanos, p_price_version_id, p_sell_version_id,
+            p_outcome, p_estimated, p_install_id, p_app, p_build, p_request_id, p_duration_ms)
     ON CONFLICT (reservation_id) DO NOTHING
     RETURNING id INTO v_event_id;
     IF v_event_id IS NULL THEN
@@ -49,12 +51,14 @@ BEGIN
         IF v_prior.outcome = 'abandoned' AND p_outcome <> 'abandoned' THEN
             UPDATE usage_events
             SET input_tokens = p_input_tokens, output_tokens = p_output_tokens, cost_nanos = p_cost_nanos,
-                outcome = p_outcome, estimated = p_estimated, app = p_app, build = p_build,
+                sell_nanos = p_sell_nanos, price_version_id = p_price_version_id,
+                sell_version_id = p_sell_version_id, outcome = p_outcome, estimated = p_estimated, app = p_app, build = p_build,
                 request_id = p_request_id, duration_ms = p_duration_ms
             WHERE id = v_prior.id;
             v_calls := 0;
             -- The release billed the prompt bound already: the rollups take only the difference.
             v_cost := p_cost_nanos - v_prior.cost_nanos;
+            v_sell := p_sell_nanos - v_prior.sell_nanos;
             v_input := p_input_tokens - v_prior.input_tokens;
             v_output := p_output_tokens - v_prior.output_tokens;
         ELSIF (v_prior.request_id, v_prior.customer_id, v_prior.api_key_id, v_prior.outcome, v_prior.cost_nanos)
@@ -65,11 +69,12 @@ BEGIN
             -- committed admission, and the sequence's advance with it, so the id was handed out
             -- again. Bill this call too, on an event of its own.
             INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens,
-                                      output_tokens, cost_nanos, outcome, estimated, install_id, app, build,
+                                      output_tokens, cost_nanos, sell_nanos, price_version_id,
+                                      sell_version_id, outcome, estimated, install_id, app, build,
                                       request_id, duration_ms)
             VALUES (p_customer_id, p_api_key_id, p_month, p_provider, p_model, p_input_tokens,
-                    p_output_tokens, p_cost_nanos, p_outcome, p_estimated, p_install_id, p_app, p_build,
-                    p_request_id, p_duration_ms);
+                    p_output_tokens, p_cost_nanos, p_sell_nanos, p_price_version_id, p_sell_version_id,
+                    p_outcome, p_estimated, p_install_id, p_app, p_build, p_request_id, p_duration_ms);
         END IF;
     END IF;
 
@@ -86,18 +91,20 @@ BEGIN
     VALUES (p_request_id, CASE WHEN p_status >= 500 THEN 'error' WHEN p_status >= 400 THEN 'warn' ELSE 'info' END,
             'http', p_function, 'POST', p_app, p_build, p_status, p_duration_ms, p_customer_id, p_api_key_id,
             p_provider, p_model, p_summary);
-    INSERT INTO monthly_usage AS mu (customer_id, month, spent_nanos, input_tokens, output_tokens, calls)
-    VALUES (p_customer_id, p_month, v_cost, v_input, v_output, v_calls)
+    INSERT INTO monthly_usage AS mu (customer_id, month, spent_nanos, cost_nanos, input_tokens, output_tokens,
+                                     calls)
+    VALUES (p_customer_id, p_month, v_sell, v_cost, v_input, v_output, v_calls)
     ON CONFLICT ON CONSTRAINT monthly_usage_pkey DO UPDATE
-    SET reserved_nanos = mu.reserved_nanos - v_held, spent_nanos = mu.spent_nanos + v_cost,
+    SET reserved_nanos = mu.reserved_nanos - v_held, spent_nanos = mu.spent_nanos + v_sell,
+        cost_nanos = mu.cost_nanos + v_cost,
         input_tokens = mu.input_tokens + v_input, output_tokens = mu.output_tokens + v_output,
         calls = mu.calls + v_calls, updated_at = now()
     RETURNING mu.spent_nanos INTO spent_nanos;
     INSERT INTO monthly_key_usage AS mk (api_key_id, month, customer_id, spent_nanos, input_tokens,
                                          output_tokens, calls)
-    VALUES (p_api_key_id, p_month, p_customer_id, v_cost, v_input, v_output, v_calls)
+    VALUES (p_api_key_id, p_month, p_customer_id, v_sell, v_input, v_output, v_calls)
     ON CONFLICT ON CONSTRAINT monthly_key_usage_pkey DO UPDATE
-    SET reserved_nanos = mk.reserved_nanos - v_key_held, spent_nanos = mk.spent_nanos + v_cost,
+    SET reserved_nanos = mk.reserved_nanos - v_key_held, spent_nanos = mk.spent_nanos + v_sell,
         input_tokens = mk.input_tokens + v_input, output_tokens = mk.output_tokens + v_output,
         calls = mk.calls + v_calls, updated_at = now()
     RETURNING mk.spent_nanos INTO key_spent_nanos;
@@ -117,9 +124,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM kx_settle(r.id, r.customer_id, r.api_key_id, r.month, r.provider, r.model, r.install_id,
-                      r.prompt_tokens, 0, r.prompt_nanos, 'abandoned', true, NULL, 'maintenance', NULL, NULL,
-                      499, NULL, 'reservation released: the call did not settle in time; billed its prompt',
-                      NULL);
+    PERFORM kx_settle(
+        p_reservation_id => r.id, p_customer_id => r.customer_id, p_api_key_id => r.api_key_id,
+        p_month => r.month, p_provider => r.provider, p_model => r.model, p_install_id => r.install_id,
+        p_input_tokens => r.prompt_tokens, p_output_tokens => 0, p_cost_nanos => r.prompt_cost_nanos,
+        p_sell_nanos => r.prompt_nanos, p_price_version_id => r.price_version_id,
+        p_sell_version_id => r.sell_version_id, p_outcome => 'abandoned', p_estimated => true,
+        p_request_id => NULL, p_function => 'maintenance', p_app => NULL, p_build => NULL, p_status => 499,
+        p_duration_ms => NULL,
+        p_summary => 'reservation released: the call did not settle in time; billed its prompt',
+        p_user_agent => NULL);
     RETURN true;
 END $$;

@@ -31,7 +31,7 @@ REQUESTS: dict[str, Request] = {
     "patch customer": lambda w: (
         "PATCH",
         "admin-customers",
-        {"params": {"id": w.customer_id}, "json": {"plan": "pro"}},
+        {"params": {"id": w.customer_id}, "json": {"rpm_limit": 5}},
     ),
     "list keys": lambda w: ("GET", "admin-keys", {"params": {"customer_id": w.customer_id}}),
     "create key": lambda w: ("POST", "admin-keys", {"json": {"customer_id": w.customer_id}}),

@@ -12,7 +12,9 @@ admin = admin_support.admin  # the fixture
 ITEM_FIELDS = {
     "id",
     "email",
+    "plan_id",
     "plan",
+    "effective",
     "monthly_cap_cents",
     "is_active",
     "max_devices_per_key",
@@ -35,9 +37,10 @@ ITEM_FIELDS = {
 
 
 def test_create_returns_the_customer_and_its_master_key_once(admin, db):
-    item = new_customer(admin, "Ops@Example.com", plan="pro", monthly_cap_cents=5000, rpm_limit=30)
+    pro = ok(admin.post("admin-plans", json={"name": "pro", "monthly_cap_cents": 9000}), 201)["item"]
+    item = new_customer(admin, "Ops@Example.com", plan_id=pro["id"], monthly_cap_cents=5000, rpm_limit=30)
     assert set(item) == ITEM_FIELDS | {"key", "key_id", "key_last4"}
-    assert item["email"] == "Ops@Example.com" and item["plan"] == "pro"
+    assert item["email"] == "Ops@Example.com" and (item["plan_id"], item["plan"]) == (pro["id"], "pro")
     assert item["monthly_cap_cents"] == 5000 and item["rpm_limit"] == 30
     assert item["active_keys"] == 1 and item["has_netlify_token"] is False
     assert item["month"] == accounts.current_month() and item["month_spent_cents"] == 0
@@ -51,10 +54,13 @@ def test_create_returns_the_customer_and_its_master_key_once(admin, db):
     assert item["key"] not in str(event["details"])
 
 
-def test_defaults_come_from_the_configuration(admin, configure):
-    configure(DEFAULT_CUSTOMER_CAP_CENTS="750")
+def test_a_new_customer_joins_the_default_plan_and_takes_its_values(admin, configure):
+    configure(DEFAULT_RPM_LIMIT="77")
     item = new_customer(admin)
-    assert item["plan"] == "starter" and item["monthly_cap_cents"] == 750 and item["rpm_limit"] is None
+    assert item["plan"] == "starter" and item["monthly_cap_cents"] is None and item["rpm_limit"] is None
+    assert item["effective"]["monthly_cap_cents"] == {"value": 2000, "source": "plan"}
+    assert item["effective"]["rpm_limit"] == {"value": 77, "source": "default"}
+    assert item["month_cap_cents"] == 2000
 
 
 def test_duplicate_email_is_409_whatever_the_case(admin, db):
@@ -68,7 +74,7 @@ def test_duplicate_email_is_409_whatever_the_case(admin, db):
 def test_unknown_customer_is_404(admin):
     response = admin.get("admin-customers", params={"id": 999})
     assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"
-    assert admin.patch("admin-customers", params={"id": 999}, json={"plan": "pro"}).status_code == 404
+    assert admin.patch("admin-customers", params={"id": 999}, json={"rpm_limit": 5}).status_code == 404
 
 
 def test_list_is_newest_first_searchable_and_paged(admin):
@@ -114,8 +120,11 @@ def test_list_shows_month_spend_topups_active_keys_and_netlify_token(admin, db):
 
 def test_policy_patch_changes_every_field_and_audits_before_and_after(admin, db):
     customer = new_customer(admin)
+    enterprise = ok(admin.post("admin-plans", json={"name": "enterprise", "monthly_cap_cents": 1}), 201)[
+        "item"
+    ]
     changes = {
-        "plan": "enterprise",
+        "plan_id": enterprise["id"],
         "monthly_cap_cents": 123_456,
         "is_active": False,
         "max_devices_per_key": 3,
@@ -128,13 +137,14 @@ def test_policy_patch_changes_every_field_and_audits_before_and_after(admin, db)
     item = ok(admin.patch("admin-customers", params={"id": customer["id"]}, json=changes))["item"]
     assert item["allowed_providers"] == ["openai", "gemini"]
     assert item["allowed_models"] == {"openai": ["gpt-4o-mini", "gpt-4o"], "*": ["*"]}
-    for name in ("plan", "monthly_cap_cents", "is_active", "max_devices_per_key", "require_install_id"):
+    for name in ("plan_id", "monthly_cap_cents", "is_active", "max_devices_per_key", "require_install_id"):
         assert item[name] == changes[name], name
     assert item["rpm_limit"] == 60 and item["rpd_limit"] == 1000
     [event] = audit_rows(db, "customer.update")
     assert event["actor"] == "admin" and event["target"] == f"customer:{customer['id']}"
     assert (
-        event["details"]["before"]["plan"] == "starter" and event["details"]["after"]["plan"] == "enterprise"
+        event["details"]["before"]["plan_id"] == customer["plan_id"]
+        and event["details"]["after"]["plan_id"] == enterprise["id"]
     )
     assert event["details"]["before"]["allowed_models"] is None
     assert set(event["details"]["after"]) == set(changes)
@@ -147,7 +157,7 @@ def test_policy_patch_changes_every_field_and_audits_before_and_after(admin, db)
     }
     item = ok(admin.patch("admin-customers", params={"id": customer["id"]}, json=cleared))["item"]
     assert all(item[name] is None for name in cleared)
-    ok(admin.patch("admin-customers", params={"id": customer["id"]}, json={"plan": "enterprise"}))
+    ok(admin.patch("admin-customers", params={"id": customer["id"]}, json={"plan_id": enterprise["id"]}))
     assert len(audit_rows(db, "customer.update")) == 2  # an unchanged value writes no audit row
 
 
@@ -157,7 +167,7 @@ def test_a_failed_patch_changes_nothing(admin, db):
     response = admin.patch(
         "admin-customers",
         params={"id": customer["id"]},
-        json={"plan": "pro", "allowed_models": {"openai": []}},
+        json={"monthly_cap_cents": 1, "allowed_models": {"openai": []}},
     )
     assert response.status_code == 400 and response.json()["field"] == "allowed_models"
     assert db.execute("SELECT * FROM customers WHERE id = %s", (customer["id"],)).fetchone() == before

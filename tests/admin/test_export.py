@@ -58,7 +58,8 @@ def test_usage_export_columns_money_and_tricky_text(client, db, make_key):
     rows = parse(export(client, type="usage", month=MONTH, customer_id=key.customer_id))
     assert list(rows[0]) == [
         "created_at", "customer_id", "api_key_id", "provider", "model", "input_tokens", "output_tokens",
-        "cost_cents", "cost_nanos", "outcome", "estimated", "install_id", "app", "build", "request_id",
+        "sell_cents", "sell_nanos", "cost_cents", "cost_nanos", "price_version_id", "sell_version_id",
+        "outcome", "estimated", "install_id", "app", "build", "request_id",
     ]  # fmt: skip
     assert [row["app"] for row in rows[:4]] == list(TRICKY.values())
     assert [row["request_id"] for row in rows[:4]] == list(TRICKY)
@@ -166,8 +167,9 @@ def test_export_refuses_bad_parameters(client, params, field):
 def test_large_usage_export_streams_every_row_in_order(client, db, make_key):
     key = make_key()
     db.execute(
-        "INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, cost_nanos, request_id) "
-        "SELECT %s, %s, %s, 'openai', 'gpt-4o-mini', n, 'r' || n FROM generate_series(1, 5000) AS n",
+        "INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, cost_nanos, sell_nanos,"
+        " request_id) SELECT %s, %s, %s, 'openai', 'gpt-4o-mini', n, n, 'r' || n"
+        " FROM generate_series(1, 5000) AS n",
         (key.customer_id, key.key_id, MONTH),
     )
     with client.stream("GET", "admin-export", params={"type": "usage"}, headers=PASSWORD_HEADERS) as response:
@@ -182,8 +184,8 @@ def test_large_usage_export_streams_every_row_in_order(client, db, make_key):
 def test_abandoned_download_returns_its_connection(client, db, make_key):
     key = make_key()
     db.execute(
-        "INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, app) "
-        "SELECT %s, %s, %s, 'openai', 'gpt-4o-mini', repeat('x', 1000) FROM generate_series(1, 60000)",
+        "INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, sell_nanos, app) "
+        "SELECT %s, %s, %s, 'openai', 'gpt-4o-mini', 0, repeat('x', 1000) FROM generate_series(1, 60000)",
         (key.customer_id, key.key_id, MONTH),
     )
 

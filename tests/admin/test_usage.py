@@ -20,6 +20,10 @@ EVENT_FIELDS = {
     "output_tokens",
     "cost_nanos",
     "cost_cents",
+    "sell_nanos",
+    "sell_cents",
+    "price_version_id",
+    "sell_version_id",
     "outcome",
     "estimated",
     "install_id",
@@ -80,6 +84,8 @@ def test_events_and_summary_from_real_gateway_calls(admin, server, upstreams):
             "tokens": 300_030,
             "cost_nanos": 3 * CALL_NANOS,
             "cost_cents": 5,
+            "sell_nanos": 3 * CALL_NANOS,  # the starter plan sells at cost
+            "sell_cents": 5,
         }
     ]
 
@@ -89,9 +95,9 @@ def _arrange_events(db, customer: dict, rows: list[tuple[str, str, int]]) -> Non
     for created_at, month, cost in rows:
         db.execute(
             "INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens, "
-            "output_tokens, cost_nanos, created_at) "
-            "VALUES (%s, %s, %s, 'openai', 'gpt-4o-mini', 10, 5, %s, %s)",
-            (customer["id"], customer["key_id"], month, cost, created_at),
+            "output_tokens, cost_nanos, sell_nanos, created_at) "
+            "VALUES (%s, %s, %s, 'openai', 'gpt-4o-mini', 10, 5, %s, %s, %s)",
+            (customer["id"], customer["key_id"], month, cost, cost, created_at),
         )
 
 

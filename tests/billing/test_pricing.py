@@ -255,25 +255,12 @@ def test_model_price_is_frozen() -> None:
         price("openai", "gpt-4o").input = 1  # type: ignore[misc]
 
 
-def test_priced_models_for_the_admin_picker() -> None:
-    models = pricing.priced_models()
+def test_the_seed_lists_every_model_of_the_price_file_once() -> None:
+    models = pricing.list_prices()
     raw = json.loads(pricing.PRICES_FILE.read_text())
-    assert len(models) == len(raw)
-    assert models == sorted(models, key=lambda m: (m["provider"], m["model"]))
-    gpt4o = next(m for m in models if m["model"] == "gpt-4o")
-    assert gpt4o == {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "aliases": ["gpt-4o-2024-08-06", "gpt-4o-2024-11-20"],
-        "input_per_mtok_usd": 2.5,
-        "output_per_mtok_usd": 10,
-        "cache_read_per_mtok_usd": 1.25,
-        "cache_write_5m_per_mtok_usd": None,
-        "cache_write_1h_per_mtok_usd": None,
-        "max_input_tokens": 128000,
-        "max_output_tokens": 16384,
-        "mode": "chat",
-    }
-    pro = next(m for m in models if m["model"] == "gemini-2.5-pro")
-    assert pro["above_200k_prompt_tokens"]["input_per_mtok_usd"] == 2.5
-    json.dumps(models)  # serialisable as is
+    assert sorted(m.model for m in models) == sorted(raw)
+    gpt4o = next(m for m in models if m.model == "gpt-4o")
+    assert (gpt4o.provider, gpt4o.aliases) == ("openai", ("gpt-4o-2024-08-06", "gpt-4o-2024-11-20"))
+    assert (gpt4o.base.input, gpt4o.base.output, gpt4o.base.cache_read) == (2_500, 10_000, 1_250)
+    pro = next(m for m in models if m.model == "gemini-2.5-pro")
+    assert pro.long_context is not None and pro.long_context.input == 2_500

