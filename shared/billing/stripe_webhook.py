@@ -16,6 +16,14 @@ it is this month or the next, else this one), never more in all than the payment
 each reversal is audited with what was asked and what was taken, and a month's credit that
 goes below zero says so in its audit entry (the customer's cap drops with it).
 
+A payment that fails (``checkout.session.async_payment_failed``: a delayed method such as a
+bank debit did not go through; ``payment_intent.payment_failed``: a card was declined or a
+debit bounced) is recorded once per event in ``stripe_payment_failures`` for the operator's
+overview, with the amount and Stripe's reason, when it belongs to one of this gateway's
+customers (``metadata.customer_id``, which our sessions also put on their payment intent).
+It credits and takes back nothing. ``checkout.session.expired`` is not a failure (the
+customer walked away; nothing was charged) and is ignored like any other event.
+
 The event id and the session id are claimed (``stripe_events``) in the credit's own
 transaction, so redeliveries, replays and concurrent duplicates credit once. Events that
 credit nothing are acknowledged with ``{"received": true, "ignored": true}`` so Stripe does
@@ -39,6 +47,12 @@ ACTOR = "stripe"
 TOLERANCE_S = 300
 _PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 _REVERSALS = {"charge.refunded": "charge", "charge.dispute.created": "dispute"}
+# Failed payments: the event type → the Stripe object it carries, and where its amount is.
+_FAILURES = {
+    "checkout.session.async_payment_failed": ("checkout.session", "amount_total"),
+    "payment_intent.payment_failed": ("payment_intent", "amount"),
+}
+_MAX_REASON = 500
 _IGNORED = {"received": True, "ignored": True}
 
 
@@ -225,11 +239,72 @@ async def _reverse(event: dict[str, Any], obj: dict[str, Any], intent: str, amou
     return {"received": True, "reversed_cents": reversed_cents}
 
 
+def _failed_payment(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The session or payment intent of a failed-payment event, else None."""
+    kind = _FAILURES.get(str(event.get("type")))
+    obj = (event.get("data") or {}).get("object")
+    if kind is None or not isinstance(obj, dict) or obj.get("object") != kind[0]:
+        return None
+    return obj
+
+
+def _failure_amount(event: dict[str, Any], obj: dict[str, Any]) -> int | None:
+    """The cents that failed to arrive: only in the configured currency (another currency's
+    minor units are not our cents), and only a positive whole number."""
+    amount = obj.get(_FAILURES[event["type"]][1])
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        return None
+    if str(obj.get("currency", "")).lower() != config.settings().stripe_currency:
+        return None
+    return amount
+
+
+def _failure_reason(obj: dict[str, Any]) -> str | None:
+    """Stripe's own words for the failure (``last_payment_error``), when it gave any."""
+    error = obj.get("last_payment_error")
+    if not isinstance(error, dict):
+        return None
+    reason = _text(error, "message") or _text(error, "decline_code") or _text(error, "code")
+    return reason[:_MAX_REASON] if reason else None
+
+
+async def _record_failure(event: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    """One row per failed-payment event (a redelivery is a duplicate), audited with it."""
+    customer_id = _customer_id(obj)
+    if customer_id is None:  # not a payment this gateway asked for (another product's)
+        return _IGNORED
+    session_id = _text(obj, "id") if obj.get("object") == "checkout.session" else None
+    amount, reason = _failure_amount(event, obj), _failure_reason(obj)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT id FROM customers WHERE id = %s FOR KEY SHARE", (customer_id,))
+        if await cur.fetchone() is None:
+            return await _ignore(conn, event, obj, f"customer {customer_id} does not exist")
+        cur = await conn.execute(
+            "INSERT INTO stripe_payment_failures (event_id, event_type, session_id, customer_id,"
+            " amount_cents, reason) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            (event["id"], event["type"], session_id, customer_id, amount, reason),
+        )
+        if await cur.fetchone() is None:
+            return {"received": True, "duplicate": True}
+        details = {
+            "event_id": event["id"],
+            "stripe_object": obj.get("id"),
+            "amount_cents": amount,
+            "reason": reason,
+        }
+        await audit.record(conn, ACTOR, "stripe.payment_failed", f"customer:{customer_id}", details)
+    return {"received": True, "payment_failed": True}
+
+
 async def receive(ctx: Ctx) -> dict[str, Any]:
     event = _verified_event(await ctx.body(), ctx.headers.get("stripe-signature"))
     taken_back = _taken_back(event)
     if taken_back is not None and isinstance(event.get("id"), str):
         return await _reverse(event, *taken_back)
+    failed = _failed_payment(event)
+    if failed is not None and isinstance(event.get("id"), str):
+        return await _record_failure(event, failed)
     session = _paid_session(event)
     if session is None:
         return _IGNORED

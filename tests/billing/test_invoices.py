@@ -1,4 +1,7 @@
-"""admin-invoices: exact totals, immutable versions, validation, audit, idempotent retries."""
+"""admin-invoices: exact totals, immutable versions, validation, audit, idempotent retries.
+
+(The reconciliation of a month: test_reconciliation.py; numbers and states:
+test_invoice_states.py; the printable invoice: test_invoice_html.py.)"""
 
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from tests.support.reports import (
 )
 
 MONTH = "2026-02"
+
+
+def sold(db, customer_id: int, key_id: int, nanos: int, **values) -> int:
+    """A usage event sold at cost (``sell_nanos`` = ``cost_nanos``) unless ``values`` say otherwise."""
+    return add_usage(db, customer_id, key_id, **{"cost_nanos": nanos, "sell_nanos": nanos, **values})
 
 
 @pytest.fixture(autouse=True)
@@ -46,17 +54,16 @@ def test_totals_are_the_exact_nano_sum_rounded_once(client, db, make_key):
     b = make_key(customer_id=a.customer_id, label="b")
     c = make_key(customer_id=a.customer_id, label="c")
     d = make_key(customer_id=a.customer_id, label="d")
-    # Each of keys a, b, c spends 0.4999999 cents (a in two events); d spends 0.5000001 cents.
-    add_usage(db, a.customer_id, a.key_id, cost_nanos=2_499_999, input_tokens=100, output_tokens=7)
-    add_usage(db, a.customer_id, a.key_id, cost_nanos=2_500_000, input_tokens=50, output_tokens=3)
-    add_usage(
-        db, a.customer_id, b.key_id, cost_nanos=4_999_999, provider="anthropic", model="claude-sonnet-4-5"
-    )
-    add_usage(db, a.customer_id, c.key_id, cost_nanos=4_999_999, provider="gemini", model="gemini-2.5-flash")
-    add_usage(db, a.customer_id, d.key_id, cost_nanos=5_000_001)
-    add_usage(db, a.customer_id, d.key_id, cost_nanos=999_999_999, month="2026-01")  # another month
+    # Each of keys a, b, c sells 0.4999999 cents (a in two events); d sells 0.5000001 cents.
+    # The provider cost is a third less: the margin is the operator's, in the same document.
+    sold(db, a.customer_id, a.key_id, 2_499_999, cost_nanos=1_000_000, input_tokens=100, output_tokens=7)
+    sold(db, a.customer_id, a.key_id, 2_500_000, cost_nanos=2_000_000, input_tokens=50, output_tokens=3)
+    sold(db, a.customer_id, b.key_id, 4_999_999, provider="anthropic", model="claude-sonnet-4-5")
+    sold(db, a.customer_id, c.key_id, 4_999_999, provider="gemini", model="gemini-2.5-flash")
+    sold(db, a.customer_id, d.key_id, 5_000_001)
+    sold(db, a.customer_id, d.key_id, 999_999_999, month="2026-01")  # another month
     other = make_key()
-    add_usage(db, other.customer_id, other.key_id, cost_nanos=777_777_777)  # another customer
+    sold(db, other.customer_id, other.key_id, 777_777_777)  # another customer
     db.execute(
         "INSERT INTO topups (customer_id, month, amount_cents, actor) VALUES (%s, %s, 250, 'admin'), "
         "(%s, %s, 100, 'admin'), (%s, '2026-01', 9999, 'admin')",
@@ -69,12 +76,14 @@ def test_totals_are_the_exact_nano_sum_rounded_once(client, db, make_key):
     doc = item["snapshot"]
     exact = 2_499_999 + 2_500_000 + 4_999_999 * 2 + 5_000_001
     assert exact == 19_999_998
-    assert doc["totals"]["total_nanos"] == exact
-    assert doc["totals"]["total_cents"] == money.cents(exact) == 2
+    cost = exact - 4_999_999 + 3_000_000
+    assert doc["totals"]["usage_nanos"] == doc["totals"]["total_nanos"] == exact
+    assert doc["totals"]["usage_cents"] == doc["totals"]["total_cents"] == money.cents(exact) == 2
+    assert (doc["totals"]["cost_nanos"], doc["totals"]["margin_nanos"]) == (cost, exact - cost)
     by_key = {line["api_key_id"]: line for line in doc["by_key"]}
-    assert [by_key[k.key_id]["cost_cents"] for k in (a, b, c, d)] == [0, 0, 0, 1]
-    assert sum(line["cost_cents"] for line in doc["by_key"]) == 1  # rounding lines would lose a cent
-    assert sum(line["cost_nanos"] for line in doc["by_key"]) == exact
+    assert [by_key[k.key_id]["sell_cents"] for k in (a, b, c, d)] == [0, 0, 0, 1]
+    assert sum(line["sell_cents"] for line in doc["by_key"]) == 1  # rounding lines would lose a cent
+    assert sum(line["sell_nanos"] for line in doc["by_key"]) == exact
     assert by_key[a.key_id] | {"label": None} == {
         "api_key_id": a.key_id,
         "last4": by_key[a.key_id]["last4"],
@@ -82,33 +91,42 @@ def test_totals_are_the_exact_nano_sum_rounded_once(client, db, make_key):
         "calls": 2,
         "input_tokens": 150,
         "output_tokens": 10,
-        "cost_nanos": 4_999_999,
+        "sell_nanos": 4_999_999,
+        "sell_cents": 0,
+        "cost_nanos": 3_000_000,
         "cost_cents": 0,
+        "margin_nanos": 1_999_999,
+        "margin_cents": 0,
     }
     assert by_key[a.key_id]["label"] == 'app, "one"' and len(by_key[a.key_id]["last4"]) == 4
-    by_model = {(line["provider"], line["model"]): line for line in doc["by_model"]}
-    assert by_model[("openai", "gpt-4o-mini")]["cost_nanos"] == 2_499_999 + 2_500_000 + 5_000_001
-    assert by_model[("openai", "gpt-4o-mini")]["cost_cents"] == 1
-    assert by_model[("anthropic", "claude-sonnet-4-5")]["cost_cents"] == 0
+    by_model = {(line["provider"], line["model"]): line for line in doc["usage"]}
+    assert by_model[("openai", "gpt-4o-mini")]["sell_nanos"] == 2_499_999 + 2_500_000 + 5_000_001
+    assert by_model[("openai", "gpt-4o-mini")]["sell_cents"] == 1
+    assert by_model[("anthropic", "claude-sonnet-4-5")]["sell_cents"] == 0
     assert doc["totals"]["calls"] == 5
     assert doc["totals"]["tokens"] == doc["totals"]["input_tokens"] + doc["totals"]["output_tokens"]
     assert doc["topups"]["total_cents"] == 350 and len(doc["topups"]["items"]) == 2
     assert doc["cap_cents"] == 1500 + 350
     assert (doc["push"]["invoices"], doc["push"]["total_cents"]) == ([], 0)  # no push charges this month
-    assert doc["totals"]["grand_total_cents"] == 2 == item["total_cents"]
+    # 350 cents of top-ups cover the 2 cents of usage: nothing is due, the rest is credit.
+    assert doc["totals"]["grand_total_nanos"] == exact - money.nanos(350)
+    assert doc["totals"]["grand_total_cents"] == -348
+    assert (doc["totals"]["due_cents"], doc["totals"]["credit_remaining_cents"]) == (0, 348)
+    assert item["total_cents"] == 0  # the amount due
     assert (item["customer_id"], item["month"], item["version"], item["created_by"]) == (
         a.customer_id,
         MONTH,
         1,
         "admin",
     )
+    assert (item["status"], item["number"], item["issued_at"]) == ("draft", None, None)
 
 
 def test_snapshots_are_immutable_versions_listed_newest_first(client, db, make_key):
     key = make_key()
-    add_usage(db, key.customer_id, key.key_id, cost_nanos=30_000_000)
+    sold(db, key.customer_id, key.key_id, 30_000_000)
     first = snapshot(client, key.customer_id).json()["item"]
-    add_usage(db, key.customer_id, key.key_id, cost_nanos=20_000_000)
+    sold(db, key.customer_id, key.key_id, 20_000_000)
     second = snapshot(client, key.customer_id).json()["item"]
     assert (first["version"], second["version"]) == (1, 2)
     assert (first["total_cents"], second["total_cents"]) == (3, 5)
@@ -118,6 +136,7 @@ def test_snapshots_are_immutable_versions_listed_newest_first(client, db, make_k
     ).json()
     assert [row["version"] for row in listed["items"]] == [2, 1]
     assert "snapshot" not in listed["items"][0] and listed["next_cursor"] is None
+    assert [(row["status"], row["number"]) for row in listed["items"]] == [("draft", None)] * 2
     again = client.get("admin-invoices", params={"id": first["id"]}, headers=PASSWORD_HEADERS).json()["item"]
     assert again["snapshot"]["totals"]["total_cents"] == 3 and again["version"] == 1
     paged = client.get("admin-invoices", params={"limit": 1}, headers=PASSWORD_HEADERS).json()
@@ -183,6 +202,10 @@ def test_snapshot_bad_headers_queries_and_unknown_customer(client, make_key):
         ({"customer_id": "x"}, "customer_id"),
         ({"month": "feb"}, "month"),
         ({"id": "-1"}, "id"),
+        ({"status": "open"}, "status"),
+        ({"status": "DRAFT"}, "status"),
+        ({"format": "html"}, "format"),  # a list has no printable form
+        ({"id": "1", "format": "pdf"}, "format"),
     ):
         assert_bad_field(client.get("admin-invoices", params=params, headers=PASSWORD_HEADERS), field)
     unknown = snapshot(client, 999_999)
@@ -191,7 +214,7 @@ def test_snapshot_bad_headers_queries_and_unknown_customer(client, make_key):
 
 def test_preview_is_computed_but_not_stored(client, db, make_key):
     key = make_key()
-    add_usage(db, key.customer_id, key.key_id, cost_nanos=15_000_000, month=accounts.current_month())
+    sold(db, key.customer_id, key.key_id, 15_000_000, month=accounts.current_month())
     response = client.get(
         "admin-invoices", params={"customer_id": key.customer_id, "preview": "1"}, headers=PASSWORD_HEADERS
     )
@@ -210,25 +233,36 @@ def _push_invoice(db, customer_id: int, total_nanos: int) -> None:
 
 def test_push_charges_join_the_invoice(client, db, make_key):
     key = make_key()
-    add_usage(db, key.customer_id, key.key_id, cost_nanos=100_000_000)
+    sold(db, key.customer_id, key.key_id, 100_000_000)
     _push_invoice(db, key.customer_id, 350_000_000)
     item = snapshot(client, key.customer_id).json()["item"]
     push = item["snapshot"]["push"]
     assert push == {
         "available": True,
-        "invoices": [{"month": MONTH, "total_cents": 35, "total_nanos": 350_000_000}],
+        "invoices": [
+            {"month": MONTH, "total_cents": 35, "total_nanos": 350_000_000, "deploys": 3, "bytes": 0}
+        ],
         "total_nanos": 350_000_000,
         "total_cents": 35,
     }
     totals = item["snapshot"]["totals"]
     assert (totals["total_cents"], totals["push_cents"], totals["grand_total_cents"]) == (10, 35, 45)
-    assert totals["grand_total_nanos"] == 450_000_000
+    assert (
+        totals["grand_total_nanos"] == 450_000_000 == sum(line["nanos"] for line in item["snapshot"]["lines"])
+    )
+    assert [line["kind"] for line in item["snapshot"]["lines"]] == ["usage", "push"]
+    assert item["snapshot"]["lines"][1] == {
+        "kind": "push",
+        "description": "KaixuPush: 3 deploys",
+        "nanos": 350_000_000,
+        "cents": 35,
+    }
     assert item["total_cents"] == 45
 
 
 def test_the_amount_owed_is_rounded_once_from_usage_and_push_nanos(client, db, make_key):
     key = make_key()
-    add_usage(db, key.customer_id, key.key_id, cost_nanos=5_000_000)  # 0.5 cents
+    sold(db, key.customer_id, key.key_id, 5_000_000)  # 0.5 cents
     _push_invoice(db, key.customer_id, 5_000_000)  # 0.5 cents
     item = snapshot(client, key.customer_id).json()["item"]
     totals = item["snapshot"]["totals"]

@@ -189,8 +189,8 @@ def test_other_events_and_unusable_sessions_are_acknowledged_without_credit(admi
     customer = new_customer(admin)
     other = {"id": "evt_1", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {}}}
     assert ok(deliver(webhook, other)) == {"received": True, "ignored": True}
-    failed = session_event(customer["id"], event_type="checkout.session.async_payment_failed")
-    assert ok(deliver(webhook, failed)) == {"received": True, "ignored": True}
+    expired = session_event(customer["id"], event_type="checkout.session.expired", payment_status="unpaid")
+    assert ok(deliver(webhook, expired)) == {"received": True, "ignored": True}
     unknown = session_event(999)
     assert ok(deliver(webhook, unknown)) == {"received": True, "ignored": True}
     yen = session_event(customer["id"], currency="jpy")
@@ -320,11 +320,129 @@ def stripe_api(configure) -> Iterator[FakeStripe]:
 
 def test_checkout_then_paid_webhook_end_to_end(admin, db, webhook, stripe_api):
     customer = new_customer(admin)
+    cap_before = _cap(admin, customer["id"])  # the plan's cap: the customer has none of its own
     body = {"customer_id": customer["id"], "amount_cents": 2500}
     session = ok(admin.post("admin-stripe-checkout", json=body), 201)["item"]
     event = stripe_api.event(session["session_id"], "checkout.session.completed", payment_status="paid")
     assert ok(deliver(webhook, event))["credited"] is True
     [topup] = _credits(db)
     assert (topup["amount_cents"], topup["stripe_session_id"]) == (2500, session["session_id"])
-    summary = ok(admin.get("admin-usage", params={"customer_id": customer["id"], "view": "summary"}))["item"]
-    assert summary["totals"]["cap_cents"] == customer["monthly_cap_cents"] + 2500
+    assert _cap(admin, customer["id"]) == cap_before + 2500
+
+
+# ---------------------------------------------------------------------------- failed payments
+
+
+def intent_failed_event(metadata: dict[str, str], **intent: Any) -> dict[str, Any]:
+    """``payment_intent.payment_failed`` as Stripe sends it for a declined card."""
+    body = {
+        "id": "pi_" + secrets.token_hex(8),
+        "object": "payment_intent",
+        "amount": 2500,
+        "currency": "usd",
+        "metadata": metadata,
+        "status": "requires_payment_method",
+        "last_payment_error": {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.",
+        },
+        **intent,
+    }
+    return {"id": "evt_" + secrets.token_hex(12), "object": "event", "type": "payment_intent.payment_failed",
+            "data": {"object": body}}  # fmt: skip
+
+
+def _failures(db) -> list[dict[str, Any]]:
+    return db.execute("SELECT * FROM stripe_payment_failures ORDER BY created_at, event_id").fetchall()
+
+
+def _customer(make_key, email: str | None = None) -> dict[str, Any]:
+    """A customer arranged with SQL (the failure path needs nothing else of the gateway)."""
+    key = make_key(customer={"email": email} if email else None)
+    return {"id": key.customer_id}
+
+
+def test_a_failed_async_payment_is_recorded_once_and_shown_in_the_overview(admin, db, webhook, make_key):
+    customer = _customer(make_key, "payer@example.com")
+    event = session_event(
+        customer["id"],
+        event_type="checkout.session.async_payment_failed",
+        payment_status="unpaid",
+        amount_total=1999,
+        payment_intent="pi_async",
+    )
+    assert ok(deliver(webhook, event)) == {"received": True, "payment_failed": True}
+    assert ok(deliver(webhook, event)) == {"received": True, "duplicate": True}  # redelivered: once
+    [failure] = _failures(db)
+    assert {k: v for k, v in failure.items() if k != "created_at"} == {
+        "event_id": event["id"],
+        "event_type": "checkout.session.async_payment_failed",
+        "session_id": event["data"]["object"]["id"],
+        "customer_id": customer["id"],
+        "amount_cents": 1999,
+        "reason": None,  # a session carries no error of its own
+    }
+    assert _credits(db) == [] and db.execute("SELECT * FROM stripe_events").fetchall() == []
+    [audit] = audit_rows(db, "stripe.payment_failed")
+    assert audit["actor"] == "stripe" and audit["target"] == f"customer:{customer['id']}"
+    assert audit["details"]["event_id"] == event["id"] and audit["details"]["amount_cents"] == 1999
+    shown = ok(admin.get("admin-overview"))["item"]["failed_payments"]
+    assert [(f["event_id"], f["email"], f["amount_cents"]) for f in shown] == [
+        (event["id"], "payer@example.com", 1999)
+    ]
+
+
+def test_a_declined_payment_intent_is_recorded_with_stripes_reason(admin, db, webhook, make_key):
+    customer = _customer(make_key)
+    event = intent_failed_event({"customer_id": str(customer["id"]), "month": accounts.current_month()})
+    assert ok(deliver(webhook, event)) == {"received": True, "payment_failed": True}
+    [failure] = _failures(db)
+    assert (failure["event_type"], failure["session_id"], failure["customer_id"]) == (
+        "payment_intent.payment_failed",
+        None,
+        customer["id"],
+    )
+    assert (failure["amount_cents"], failure["reason"]) == (2500, "Your card has insufficient funds.")
+    # Without a message, Stripe's code says why; in another currency the amount is not our cents.
+    bare = intent_failed_event(
+        {"customer_id": str(customer["id"])}, currency="jpy", last_payment_error={"code": "expired_card"}
+    )
+    assert ok(deliver(webhook, bare))["payment_failed"] is True
+    recorded = db.execute("SELECT * FROM stripe_payment_failures WHERE event_id = %s", (bare["id"],))
+    assert recorded.fetchone() | {"created_at": None} == {
+        "event_id": bare["id"],
+        "event_type": "payment_intent.payment_failed",
+        "session_id": None,
+        "customer_id": customer["id"],
+        "amount_cents": None,
+        "reason": "expired_card",
+        "created_at": None,
+    }
+    assert _credits(db) == []
+
+
+def test_expired_sessions_and_failures_that_are_not_ours_record_nothing(admin, db, webhook, make_key):
+    customer = _customer(make_key)
+    expired = session_event(customer["id"], event_type="checkout.session.expired", payment_status="unpaid")
+    assert ok(deliver(webhook, expired)) == {"received": True, "ignored": True}
+    not_ours = intent_failed_event({})  # another product's payment on the same Stripe account
+    assert ok(deliver(webhook, not_ours)) == {"received": True, "ignored": True}
+    wrong_object = {**not_ours, "id": "evt_wrong", "data": {"object": {"object": "charge", "amount": 5}}}
+    assert ok(deliver(webhook, wrong_object)) == {"received": True, "ignored": True}
+    assert audit_rows(db, "stripe.event_ignored") == []  # nothing for an operator to look at
+    gone = intent_failed_event({"customer_id": "999"})
+    assert ok(deliver(webhook, gone)) == {"received": True, "ignored": True}
+    [ignored] = audit_rows(db, "stripe.event_ignored")
+    assert ignored["details"]["reason"] == "customer 999 does not exist"
+    assert _failures(db) == [] and audit_rows(db, "stripe.payment_failed") == []
+
+
+def test_checkout_sessions_put_the_customer_on_their_payment_intent(admin, webhook, stripe_api, make_key):
+    """So that a declined card's ``payment_intent.payment_failed`` names the customer."""
+    customer = _customer(make_key)
+    ok(admin.post("admin-stripe-checkout", json={"customer_id": customer["id"], "amount_cents": 700}), 201)
+    form = stripe_api.requests[-1].form
+    assert form["payment_intent_data"] == {"metadata": form["metadata"]}
+    assert form["metadata"]["customer_id"] == str(customer["id"])

@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared import money
-from shared.billing import invoices, pricing
+from shared.billing import pricing, reconcile
 from shared.billing.pricing import ModelPrice
 from shared.gateway import pipeline
 from shared.gateway.request import ChatRequest
@@ -21,9 +21,7 @@ from shared.providers import Usage
 SETTINGS = settings(max_examples=200, deadline=None)
 NANOS = st.integers(min_value=0, max_value=10**15)  # up to a million dollars
 SIGNED_NANOS = st.integers(min_value=-(10**15), max_value=10**15)
-PRICES: list[ModelPrice] = sorted(
-    {id(p): p for p in pricing._book().values()}.values(), key=lambda p: (p.provider, p.model)
-)
+PRICES: list[ModelPrice] = sorted(pricing.list_prices(), key=lambda p: (p.provider, p.model))
 CHAT_PRICES = [p for p in PRICES if p.mode == "chat"]
 
 
@@ -78,27 +76,58 @@ GROUP = st.fixed_dictionaries(
         "label": st.none(),
         "provider": st.sampled_from(["openai", "anthropic", "gemini"]),
         "model": st.sampled_from(["a", "b"]),
+        "price_version_id": st.sampled_from([None, 1, 2]),
+        "sell_version_id": st.sampled_from([None, 7]),
         "calls": st.integers(1, 1000),
         "input_tokens": st.integers(0, 10**6),
         "output_tokens": st.integers(0, 10**6),
         "cost_nanos": st.integers(0, 10**11),
+        "sell_nanos": st.integers(0, 10**11),
     }
 )
+TOPUP = st.fixed_dictionaries(
+    {
+        "source": st.sampled_from(["manual", "stripe", "stripe_reversal"]),
+        "amount_cents": st.integers(1, 10**6),
+        "created_at": st.just("2026-11-05T10:00:00+00:00"),
+    }
+).map(lambda t: {**t, "amount_cents": -t["amount_cents"]} if t["source"] == "stripe_reversal" else t)
 
 
 @SETTINGS
-@given(st.lists(GROUP, max_size=12), NANOS)
-def test_an_invoice_rounds_each_line_and_the_total_once_from_exact_sums(groups: list[dict], push: int):
-    totals = invoices._totals(groups, push)
-    exact = sum(g["cost_nanos"] for g in groups)
-    assert totals["total_nanos"] == exact and totals["total_cents"] == money.cents(exact)
-    assert totals["grand_total_cents"] == money.cents(exact + push)
-    for by in (("api_key_id", "last4", "label"), ("provider", "model")):
-        lines = invoices._lines(groups, by)
-        assert sum(line["cost_nanos"] for line in lines) == exact  # nothing lost or counted twice
-        assert all(line["cost_cents"] == money.cents(line["cost_nanos"]) for line in lines)
-        rounded_apart = sum(line["cost_cents"] for line in lines)
-        assert abs(totals["total_cents"] - rounded_apart) <= len(lines) // 2
+@given(st.lists(GROUP, max_size=12), NANOS, NANOS, NANOS, st.lists(TOPUP, max_size=5))
+def test_an_invoice_reconciles_to_the_sum_of_its_exact_lines(
+    groups: list[dict], push: int, included: int, carried_in: int, topups: list[dict]
+):
+    """Every line is rounded once from exact nanos; the grand total is exactly the sum of the
+    lines' nanos; what carries over is never more than what is left nor than was paid in."""
+    usage = reconcile.usage_lines(groups)
+    lines = reconcile.statement(
+        usage,
+        [{"deploys": 1, "total_nanos": push}],
+        topups,
+        included_nanos=included,
+        carried_in_nanos=carried_in,
+        plan="starter",
+        previous_month="2026-10",
+    )
+    totals = reconcile.totals(
+        usage, lines, push_nanos=push, included_nanos=included, carried_in_nanos=carried_in, topups=topups
+    )
+    sell = sum(g["sell_nanos"] for g in groups)
+    paid_in = sum(money.nanos(t["amount_cents"]) for t in topups)
+    assert totals["usage_nanos"] == sell and totals["cost_nanos"] == sum(g["cost_nanos"] for g in groups)
+    assert totals["grand_total_nanos"] == sum(line["nanos"] for line in lines)
+    assert totals["grand_total_nanos"] == sell + push - included - carried_in - paid_in
+    assert all(line["cents"] == money.cents(line["nanos"]) for line in lines)
+    assert totals["due_nanos"] * totals["credit_remaining_nanos"] == 0  # never both
+    assert 0 <= totals["carried_out_nanos"] <= totals["credit_remaining_nanos"]
+    assert totals["carried_out_nanos"] <= max(0, carried_in + paid_in)
+    for by_lines in (usage, reconcile.key_lines(groups)):
+        assert sum(line["sell_nanos"] for line in by_lines) == sell  # nothing lost or counted twice
+        assert all(line["sell_cents"] == money.cents(line["sell_nanos"]) for line in by_lines)
+        rounded_apart = sum(line["sell_cents"] for line in by_lines)
+        assert abs(totals["usage_cents"] - rounded_apart) <= len(by_lines) // 2
 
 
 # ----------------------------------------------------------------------------- prices
@@ -201,7 +230,8 @@ def admitted_call(draw: st.DrawFn) -> tuple[pipeline.Call, Usage | None, int]:
             "max_tokens": draw(st.integers(1, price.max_output_tokens)),
         }
     ).conversation()
-    call = pipeline.Call(ctx=None, conv=conv, price=price, install_id=None, admission={})  # type: ignore[arg-type]
+    sell = pricing.Sell("markup", markup_bp=draw(st.integers(-10_000, 1_000_000)))
+    call = pipeline.Call(ctx=None, conv=conv, price=price, sell=sell, install_id=None, admission={})  # type: ignore[arg-type]
     bound = pipeline.prompt_token_bound(conv, price)
     said = draw(
         st.none()
@@ -221,10 +251,14 @@ def test_a_call_billed_from_an_estimate_never_costs_more_than_it_reserved(
     case: tuple[pipeline.Call, Usage | None, int],
 ):
     """A stream cut short is billed from the provider's partial usage completed by estimates
-    (``Call.estimated_usage``): within the reservation, so no cap can be passed that way."""
+    (``Call.estimated_usage``): within the reservation, at cost and at any markup, so no cap can
+    be passed that way."""
     call, said, relayed_bytes = case
     usage = call.estimated_usage(said, relayed_bytes)
-    reserved = pipeline._worst_case_nanos(call.conv, call.price)
-    assert 0 <= pricing.cost_nanos(call.price, usage) <= reserved
+    bound = pipeline.prompt_token_bound(call.conv, call.price)
+    reserved = pricing.worst_case_nanos(call.price, bound, call.conv.max_tokens)  # ADMIT's kx_cost
+    cost = pricing.cost_nanos(call.price, usage)
+    assert 0 <= cost <= reserved
+    assert pricing.sell_nanos(cost, usage, call.sell) <= pricing.marked_up(reserved, call.sell.markup_bp)
     assert usage.output_tokens <= call.conv.max_tokens
     assert usage.input_tokens <= pipeline.prompt_token_bound(call.conv, call.price)
