@@ -52,6 +52,7 @@ def add_usage(db: psycopg.Connection, customer_id: int, api_key_id: int, **value
         "cost_nanos": 0,
         **values,
     }
+    row.setdefault("sell_nanos", row["cost_nanos"])  # sold at cost unless the test says otherwise
     placeholders = ", ".join(["%s"] * len(row))
     sql = f"INSERT INTO usage_events ({', '.join(row)}) VALUES ({placeholders}) RETURNING id"
     return db.execute(sql, list(row.values())).fetchone()["id"]
