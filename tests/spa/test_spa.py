@@ -173,16 +173,32 @@ def revoke_device(page: Any, server: str, sub_key: str) -> None:
     screenshot(page, "06-devices")
 
 
+def plan_and_limits(page: Any, db: Any, customer_id: int) -> None:
+    """The selected customer's plan (a <select> of the plans) and own limits, in Customers."""
+    section = open_panel(page, "customers")
+    editor = section.locator("#customer-edit")
+    expect(editor.get_by_label("Customer's plan", exact=True)).to_have_value(
+        str(db.execute("SELECT id FROM plans WHERE is_default").fetchone()["id"])
+    )
+    expect(editor.locator("output[data-effective=monthly_cap_cents]")).to_have_text(
+        "2000 ¢ ($20.00) · customer"
+    )
+    editor.get_by_label("Own RPM limit", exact=True).fill("60")
+    editor.get_by_role("button", name="Save plan and limits").click()
+    expect(editor.locator(".status")).to_have_text(f"Saved the plan and limits of customer #{customer_id}.")
+    expect(editor.locator("output[data-effective=rpm_limit]")).to_have_text("60 · customer")
+    saved = db.execute(
+        "SELECT p.name AS plan, c.rpm_limit FROM customers c JOIN plans p ON p.id = c.plan_id "
+        "WHERE c.id = %s",
+        (customer_id,),
+    ).fetchone()
+    assert saved == {"plan": "starter", "rpm_limit": 60}
+
+
 def billing_and_invoice(page: Any, db: Any, console: Any, customer_id: int) -> None:
     section = open_panel(page, "billing")
     policy = section.locator("#policy-form")
     expect(policy.get_by_label("Monthly cap (cents)", exact=True)).to_have_value("2000")
-    policy.get_by_label("Plan", exact=True).fill("pro")
-    policy.get_by_label("RPM limit", exact=True).fill("60")
-    policy.get_by_role("button", name="Save policy").click()
-    expect(policy.locator(".status")).to_have_text(f"Saved the policy of customer #{customer_id}.")
-    saved = db.execute("SELECT plan, rpm_limit FROM customers WHERE id = %s", (customer_id,)).fetchone()
-    assert saved == {"plan": "pro", "rpm_limit": 60}
     policy.locator("textarea[name=allowed_models]").fill("{not json")
     policy.get_by_role("button", name="Save policy").click()
     expect(policy.locator(".status")).to_contain_text("Allowed models must be JSON")
@@ -322,6 +338,7 @@ def test_admin_journey_through_every_panel(page, server, db, console, admin_env,
     check_usage(page)
     check_monitor(page, server, sub_key)
     revoke_device(page, server, sub_key)
+    plan_and_limits(page, db, customer_id)
     billing_and_invoice(page, db, console, customer_id)
     download_usage_csv(page, db, customer_id)
     revoke_and_rotate(page, server, db, sub_key)
@@ -379,7 +396,8 @@ def test_page_errors_are_reported_to_the_monitor(page, server, db, console, admi
 
 def test_lists_page_with_more_and_search(page, server, db, admin_env) -> None:
     db.execute(
-        "INSERT INTO customers (email) SELECT 'c' || n || '@example.com' FROM generate_series(1, 60) n"
+        "INSERT INTO customers (email, plan_id) SELECT 'c' || n || '@example.com', p.id"
+        " FROM generate_series(1, 60) n, plans p WHERE p.is_default"
     )
     log_in(page)
     rows = page.locator("#customers-table tbody tr")
@@ -398,7 +416,9 @@ def test_lists_page_with_more_and_search(page, server, db, admin_env) -> None:
 
 
 def test_phone_width_layout(page, server, db, admin_env) -> None:
-    db.execute("INSERT INTO customers (email) VALUES ('phone@example.com')")
+    db.execute(
+        "INSERT INTO customers (email, plan_id) SELECT 'phone@example.com', id FROM plans WHERE is_default"
+    )
     page.set_viewport_size(PHONE)
     log_in(page)
     expect(page.locator("#customers-table tbody tr", has_text="phone@example.com")).to_be_visible()
@@ -419,7 +439,9 @@ def test_streams_open_on_the_deployments_stream_origin(page, server, db, configu
     and the stream examples use it (Netlify's proxy would cut them), everything else this site."""
     stream_origin = server.replace("127.0.0.1", "localhost")  # another origin, the same server
     configure(ALLOWED_ORIGINS=server)
-    db.execute("INSERT INTO customers (email) VALUES ('streams@example.com')")
+    db.execute(
+        "INSERT INTO customers (email, plan_id) SELECT 'streams@example.com', id FROM plans WHERE is_default"
+    )
     page.route("**/config.json", lambda route: route.fulfill(json={"stream_origin": stream_origin + "/"}))
     sent: list[str] = []
     page.on("request", lambda request: sent.append(request.url))

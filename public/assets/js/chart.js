@@ -26,7 +26,7 @@ export function centsLabel(cents) {
 }
 
 /**
- * Build the chart for `month` ("2026-02") from rows {date, cost_nanos, cost_cents, calls},
+ * Build the chart for `month` ("2026-02") from rows {date, sell_nanos, calls} (what the customer was charged),
  * `width` pixels wide (drawn at the container's size, so its text is never scaled).
  */
 export function spendChart(month, days, width = 720) {
@@ -37,7 +37,7 @@ export function spendChart(month, days, width = 720) {
   const values = [];
   for (let day = 1; day <= count; day += 1) {
     const row = byDay.get(day);
-    values.push(row ? Number(row.cost_nanos ?? row.cost_cents * NANOS_PER_CENT) / NANOS_PER_CENT : 0);
+    values.push(row ? Number(row.sell_nanos) / NANOS_PER_CENT : 0);
   }
   const max = niceMax(Math.max(...values));
   const innerW = WIDTH - PAD.left - PAD.right;

@@ -1,5 +1,6 @@
 // The admin screen's entry point: error hooks, login/logout, and the panel router
-// (#customers, #keys, ... in the seed's order; one panel shown at a time).
+// (#overview, then #customers, #keys, ... in the seed's order; one panel shown at a time).
+// After login the screen opens on Customers (the seed's first panel), or the panel in the URL.
 
 import { login } from "./api.js";
 import { $, $$, bindCentsHints, fillMonths, fieldValue, fmtTime } from "./dom.js";
@@ -15,11 +16,14 @@ import integration from "./panels/integration.js";
 import kaixupush from "./panels/kaixupush.js";
 import keys from "./panels/keys.js";
 import monitor from "./panels/monitor.js";
+import models from "./panels/models.js";
+import overview from "./panels/overview.js";
+import plans from "./panels/plans.js";
 import usage from "./panels/usage.js";
 
 installErrorHooks();
 
-const PANELS = [customers, keys, usage, billing, devices, exportsPanel, kaixupush, integration, monitor];
+const PANELS = [overview, customers, keys, usage, billing, models, plans, devices, exportsPanel, kaixupush, integration, monitor];
 const byName = new Map(PANELS.map((panel) => [panel.name, panel]));
 const loginView = $("#login-view");
 const appView = $("#app-view");

@@ -61,6 +61,32 @@ export function pricedModels() {
   return modelsPromise;
 }
 
+/** The price book changed (a model added, repriced, retired): fetch it again when next asked. */
+export function forgetPricedModels() {
+  modelsPromise = null;
+}
+
+/** Every plan ({id, name, is_default, ...}), fresh on each call (plans change in their panel). */
+export async function plans() {
+  const body = await api("admin-plans");
+  return body.items || [];
+}
+
+/** Fill each <select data-plan-select> in `root` with the plans, keeping `selected` chosen. */
+export function fillPlanSelect(select, items, selected) {
+  const keepFirst = select.options.length && select.options[0].value === "" ? [select.options[0]] : [];
+  const current = selected === undefined ? select.value : String(selected ?? "");
+  const options = items.map((plan) => {
+    const option = document.createElement("option");
+    option.value = String(plan.id);
+    option.textContent = plan.is_default ? `${plan.name} (default)` : plan.name;
+    return option;
+  });
+  select.replaceChildren(...keepFirst, ...options);
+  select.value = current;
+  if (select.value !== current && !keepFirst.length && options.length) select.selectedIndex = 0;
+}
+
 export function forgetSession() {
   modelsPromise = null;
   selectCustomer(null);

@@ -1,13 +1,14 @@
 // Billing & Controls: the customer's policy, top-ups (manual, or Stripe checkout when the
-// server has Stripe), and invoice snapshots (take, list versions, view).
+// server has Stripe), and invoice snapshots (take, list versions, view, issue, mark paid,
+// void, print).
 
-import { api, idempotencyKey } from "../api.js";
+import { api, idempotencyKey, request } from "../api.js";
 import { attachModelsEditor, modelsText, parseModels } from "../allowlist.js";
 import { $, checkedValues, fieldValue, fmtCents, h, intValue, setChecked, timeCell } from "../dom.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run, setStatus } from "../ui.js";
-import { renderInvoice } from "./invoice_view.js";
+import { invoiceLabel, renderInvoice, statusBadge } from "./invoice_view.js";
 
 const loadForm = $("#billing-load");
 const policyForm = $("#policy-form");
@@ -46,7 +47,6 @@ function fillPolicy(customer) {
 function policyBody() {
   const providers = checkedValues(policyForm, "allowed_providers");
   return {
-    plan: fieldValue(policyForm, "plan"),
     monthly_cap_cents: intValue(policyForm, "monthly_cap_cents"),
     is_active: policyForm.elements.namedItem("is_active").checked,
     max_devices_per_key: intValue(policyForm, "max_devices_per_key"),
@@ -151,11 +151,98 @@ async function stripeCheckout(event) {
 
 // ---------------------------------------------------------------------------- invoices
 
+function showStored(item) {
+  invoiceView.replaceChildren(renderInvoice(item.snapshot, { stored: true, row: item, actions: invoiceActions(item) }));
+}
+
 async function showInvoice(promise, { stored }) {
   const result = await run({ status: invoiceStatus, busy: "Loading the invoice…" }, () => promise());
   if (!result) return;
   const item = result.item;
-  invoiceView.replaceChildren(renderInvoice(item.snapshot, { stored, row: stored ? item : null }));
+  if (stored) showStored(item);
+  else invoiceView.replaceChildren(renderInvoice(item.snapshot, { stored: false, row: null }));
+}
+
+// Each state change asks first: issuing takes the next number for good, voiding cannot be undone.
+const TRANSITIONS = [
+  { status: "issued", label: "Issue", from: ["draft"], done: "Issued", confirm: (row) => `Issue ${row.month} (version ${row.version})? It takes the next invoice number and books the credit it carries into the next month.` },
+  { status: "paid", label: "Mark paid", from: ["issued"], done: "Marked paid", confirm: (row) => `Mark invoice ${invoiceLabel(row)} as paid?` },
+  { status: "void", label: "Void", from: ["issued", "paid"], done: "Voided", danger: true, confirm: (row) => `Void invoice ${invoiceLabel(row)}? It keeps its number, and the credit it carried into the next month is taken back. This cannot be undone.` },
+];
+
+async function changeStatus(row, transition, button) {
+  if (!window.confirm(transition.confirm(row))) return;
+  const result = await run(
+    {
+      button,
+      status: invoiceStatus,
+      busy: "Saving…",
+      success: (r) => `${transition.done}: invoice ${invoiceLabel(r.item)} of ${r.item.month} (version ${r.item.version}).`,
+    },
+    () => api("admin-invoices", { method: "PATCH", query: { id: row.id }, body: { status: transition.status } }),
+  );
+  if (!result) return;
+  showStored(result.item);
+  await invoices.reload();
+}
+
+/** Poll until the new window shows the document at `url` (it loads on its own). */
+async function loaded(win, url) {
+  for (let i = 0; i < 400; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    try {
+      if (win.document.URL === url && win.document.readyState !== "loading") return win.document;
+    } catch {
+      return null; // closed, or no longer ours
+    }
+  }
+  return null;
+}
+
+/**
+ * Fetch the printable invoice with the admin credential and open it in a new window from a
+ * Blob URL (a link could not carry the Authorization header). The window is opened within
+ * the click, so popup blockers let it through. A blob document inherits this page's
+ * Content-Security-Policy, which refuses inline <style>: its own style is applied again as
+ * a constructed stylesheet, which that policy allows.
+ */
+async function printInvoice(row, button) {
+  const win = window.open("", "_blank");
+  const url = await run(
+    { button, status: invoiceStatus, busy: "Preparing the printable invoice…" },
+    async () => {
+      const response = await request("admin-invoices", { query: { id: row.id, format: "html" } });
+      return URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
+    },
+  );
+  if (!url) {
+    if (win) win.close();
+    return;
+  }
+  setTimeout(() => URL.revokeObjectURL(url), 120_000);
+  if (!win) {
+    setStatus(invoiceStatus, "The browser blocked the new window: allow pop-ups for this site and try again.", "error");
+    return;
+  }
+  win.location.replace(url);
+  const doc = await loaded(win, url);
+  if (doc) {
+    const sheet = new win.CSSStyleSheet();
+    sheet.replaceSync([...doc.querySelectorAll("style")].map((style) => style.textContent).join("\n"));
+    doc.adoptedStyleSheets = [sheet];
+  }
+  setStatus(invoiceStatus, `Opened invoice ${invoiceLabel(row)} of ${row.month} in a new window: print it, or save it as PDF.`, "ok");
+}
+
+function invoiceActions(row) {
+  const print = h("button", { type: "button", "data-invoice-print": "" }, "Print / PDF");
+  print.addEventListener("click", () => printInvoice(row, print));
+  const buttons = TRANSITIONS.filter((t) => t.from.includes(row.status)).map((transition) => {
+    const button = h("button", { type: "button", class: transition.danger ? "danger" : "", "data-invoice-action": transition.status }, transition.label);
+    button.addEventListener("click", () => changeStatus(row, transition, button));
+    return button;
+  });
+  return h("div", { class: "toolbar", "data-invoice-actions": "" }, print, ...buttons);
 }
 
 async function takeSnapshot(event) {
@@ -174,7 +261,7 @@ async function takeSnapshot(event) {
     () => api("admin-invoices", { method: "POST", body, headers: { "idempotency-key": key } }),
   );
   if (!result) return;
-  invoiceView.replaceChildren(renderInvoice(result.item.snapshot, { stored: true, row: result.item }));
+  showStored(result.item);
   await invoices.reload();
 }
 
@@ -221,9 +308,9 @@ export default {
     });
     invoices = new PagedTable($("#invoices-table"), {
       columns: [
-        (row) => h("td", {}, h("strong", {}, `v${row.version}`)),
+        (row) => h("td", {}, h("strong", {}, `v${row.version}`), " ", statusBadge(row.status), h("span", { class: "sub" }, invoiceLabel(row))),
         (row) => row.month,
-        (row) => h("td", { class: "num" }, fmtCents(row.total_cents)),
+        (row) => h("td", { class: "num", title: "Amount due" }, fmtCents(row.total_cents)),
         (row) => timeCell(row.created_at),
         (row) => row.created_by || "",
         viewButton,

@@ -21,11 +21,11 @@ const query = () => ({
   api_key_id: intValue(form, "api_key_id"),
 });
 
-/** The exact cost in cents (from nanos): a small call is not "0"; invoices round once. */
+/** The exact charge in cents (from the sell nanos): a small call is not "0"; invoices round once. */
 // An estimate (the provider's figures did not all arrive: a dropped stream, an abandoned
 // call) is marked, with how the call ended.
 function exactCents(row) {
-  const exact = Number(row.cost_nanos) / 10_000_000;
+  const exact = Number(row.sell_nanos) / 10_000_000;
   const title = `${exact} cents exactly; invoices round each total once`;
   const mark = row.estimated ? h("span", { class: "sub", title: `estimated: ${row.outcome}` }, `estimated (${row.outcome})`) : null;
   return h("td", { class: "num", title }, fmtExactCents(exact), mark);
