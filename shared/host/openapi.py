@@ -30,7 +30,15 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "admin-customers": {**PAGE, "id": INTEGER, "q": STRING},
     "admin-devices": {**PAGE, "customer_id": INTEGER, "api_key_id": INTEGER, "id": STRING, "action": STRING},
     "admin-export": {"type": STRING, "customer_id": INTEGER, "api_key_id": INTEGER, "month": MONTH},
-    "admin-invoices": {**PAGE, "id": INTEGER, "customer_id": INTEGER, "month": MONTH, "preview": STRING},
+    "admin-invoices": {
+        **PAGE,
+        "id": INTEGER,
+        "customer_id": INTEGER,
+        "month": MONTH,
+        "preview": STRING,
+        "status": {"type": "string", "enum": ["draft", "issued", "paid", "void"]},
+        "format": {"type": "string", "enum": ["json", "html"]},
+    },
     "admin-keys": {**PAGE, "id": INTEGER, "customer_id": INTEGER, "action": STRING},
     "admin-kaixupush-deploys": {**PAGE, "customer_id": INTEGER, "project_id": STRING, "state": STRING},
     "admin-kaixupush-invoices": {**PAGE, "customer_id": INTEGER, "month": MONTH, "action": STRING},
@@ -50,7 +58,11 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
         "status": STRING,
         "action": STRING,
     },
+    "admin-models": {"id": INTEGER, "provider": STRING, "include_retired": STRING},
     "admin-netlify-token": {"customer_id": INTEGER},
+    "admin-overview": {"month": MONTH, "format": {"type": "string", "enum": ["json", "csv"]}},
+    "admin-plans": {"id": INTEGER},
+    "admin-sell-prices": {"plan_id": INTEGER, "customer_id": INTEGER},
     "admin-topups": {**PAGE, "id": INTEGER, "customer_id": INTEGER, "month": MONTH},
     "admin-usage": {
         **PAGE,
@@ -74,7 +86,7 @@ STREAMS = {
     "gateway-stream": ["text/event-stream"],
     "admin-monitor": ["application/json", "text/event-stream"],
 }
-DOWNLOADS = {"admin-export": "text/csv"}
+DOWNLOADS = {"admin-export": "text/csv", "admin-invoices": "text/html", "admin-overview": "text/csv"}
 ERROR_SCHEMAS = {"openai": "OpenAIError", "anthropic": "AnthropicError"}
 
 
