@@ -105,8 +105,10 @@ def console() -> ConsoleLog:
 
 
 @pytest.fixture
-def page(browser: Any, server: str, console: ConsoleLog) -> Iterator[Any]:
-    """A fresh browser context (laptop size, downloads on, clipboard allowed) on the SPA."""
+def page(browser: Any, server: str, console: ConsoleLog, configure: Any) -> Iterator[Any]:
+    """A fresh browser context (laptop size, downloads on, clipboard allowed) on the SPA.
+    It asks for ``configure`` so that settings a test made stay until the page is closed: the
+    screen's last requests must not meet a server whose ADMIN_PASSWORD was already unset."""
     context = browser.new_context(viewport=LAPTOP, accept_downloads=True, base_url=server)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     context.set_default_timeout(10_000)
