@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared import config
+from shared import config, login_guard
 from shared.admin import auth as admin_auth
 from tests.support.admin import ADMIN_PASSWORD, FUNCTIONS, audit_rows, ok
 
@@ -58,7 +58,7 @@ def test_five_failures_lock_the_address_and_not_others(http, db):
         assert response.status_code == 401 and response.json()["code"] == "INVALID_CREDENTIALS"
     locked = login(http, ADMIN_PASSWORD, ATTACKER)  # even the right password, while locked
     assert locked.status_code == 429 and locked.json()["code"] == "LOGIN_LOCKED"
-    assert 1 <= int(locked.headers["retry-after"]) <= admin_auth.FAILURE_WINDOW_S
+    assert 1 <= int(locked.headers["retry-after"]) <= login_guard.FAILURE_WINDOW_S
     assert "token" not in locked.json()
     assert login(http, ADMIN_PASSWORD, OPERATOR).status_code == 200
     failures, lockouts = audit_rows(db, "admin.login_failed"), audit_rows(db, "admin.login_locked")
@@ -140,7 +140,7 @@ def test_past_the_global_budget_every_attempt_waits_but_the_right_password_still
         assert login(http, "wrong", {"x-forwarded-for": f"192.0.2.{i}"}).status_code == 401
     started = time.monotonic()
     assert login(http, ADMIN_PASSWORD, OPERATOR).status_code == 200
-    assert time.monotonic() - started >= admin_auth.GLOBAL_DELAY_S
+    assert time.monotonic() - started >= login_guard.GLOBAL_DELAY_S
 
 
 def test_production_refuses_to_start_with_a_weak_admin_setup(tmp_path):
