@@ -77,6 +77,8 @@ class Settings:
     admin_token_secret: str = field(default_factory=lambda: _str("ADMIN_TOKEN_SECRET"))
     admin_token_ttl_s: int = field(default_factory=lambda: _int("ADMIN_TOKEN_TTL_S", 8 * 3600))
     admin_login_global_budget: int = field(default_factory=lambda: _int("ADMIN_LOGIN_GLOBAL_BUDGET", 100))
+    customer_session_ttl_s: int = field(default_factory=lambda: _int("CUSTOMER_SESSION_TTL_S", 3600))
+    portal_max_keys: int = field(default_factory=lambda: _int("PORTAL_MAX_KEYS", 25))
     key_pepper: str = field(default_factory=lambda: _str("KEY_PEPPER"))
 
     default_rpm_limit: int = field(default_factory=lambda: _int("DEFAULT_RPM_LIMIT", 120))

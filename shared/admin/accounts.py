@@ -81,12 +81,31 @@ async def create_customer(
     return customer, key, new
 
 
-async def create_key(customer_id: int, *, actor: str, **settings: Any) -> tuple[dict[str, Any], keys.NewKey]:
+async def _check_key_room(conn: db.Connection, customer_id: int, max_active: int) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('kx_keys:' || %s, 0))", (customer_id,))
+    cur = await conn.execute(
+        "SELECT count(*) AS active FROM api_keys WHERE customer_id = %s AND revoked_at IS NULL",
+        (customer_id,),
+    )
+    if (await db.one(cur))["active"] >= max_active:
+        raise ApiError(
+            409, "KEY_LIMIT", f"You have {max_active} keys in use, the most allowed; revoke one first."
+        )
+
+
+async def create_key(
+    customer_id: int, *, actor: str, max_active: int | None = None, **settings: Any
+) -> tuple[dict[str, Any], keys.NewKey]:
+    """A sub-key; with ``max_active``, refused (409 KEY_LIMIT) when the customer already has
+    that many keys in use (counted under a per-customer lock, so parallel requests cannot
+    pass it)."""
     unknown = set(settings) - set(KEY_OVERRIDES)
     if unknown:
         raise bad_request(sorted(unknown)[0], f"{sorted(unknown)[0]} is not a key setting.")
     async with db.connection() as conn, conn.transaction():
         await require_customer(conn, customer_id)
+        if max_active is not None:
+            await _check_key_room(conn, customer_id, max_active)
         key, new = await insert_key(conn, customer_id, "sub", {"role": keys.DEFAULT_ROLE, **settings})
         details = {"customer_id": customer_id, "role": key["role"]}
         await audit.record(conn, actor, "key.create", f"key:{key['id']}", details)

@@ -47,9 +47,14 @@ def _decode_cursor(ctx: Ctx) -> tuple[datetime, int, str] | None:
 
 async def list_devices(ctx: Ctx) -> dict[str, Any]:
     customer_id = params.int_param(ctx, "customer_id")
-    api_key_id = params.int_param(ctx, "api_key_id")
-    if customer_id is None and api_key_id is None:
+    if customer_id is None and ctx.query.get("api_key_id") is None:
         raise bad_request("customer_id", "Give customer_id or api_key_id.")
+    return await list_for(ctx, customer_id)
+
+
+async def list_for(ctx: Ctx, customer_id: int | None) -> dict[str, Any]:
+    """One page of devices, of ``customer_id`` (None: any) and the ``api_key_id`` asked for."""
+    api_key_id = params.int_param(ctx, "api_key_id")
     limit, cursor = params.limit_param(ctx), _decode_cursor(ctx)
     clauses: list[str] = []
     args: list[Any] = []
@@ -132,13 +137,20 @@ async def _check_seat_free(conn: db.Connection, api_key_id: int) -> None:
         )
 
 
-async def _set_revoked(ctx: Ctx, api_key_id: int, install_id: str, revoke: bool) -> dict[str, Any]:
-    """Lock the key (the gateway's lock order), then change the device and audit it."""
+async def _set_revoked(
+    ctx: Ctx, api_key_id: int, install_id: str, revoke: bool, owner: int | None
+) -> dict[str, Any]:
+    """Lock the key (the gateway's lock order), then change the device and audit it. With
+    ``owner``, a device of another customer is not found."""
     async with db.connection() as conn, conn.transaction():
-        await conn.execute("SELECT id FROM api_keys WHERE id = %s FOR UPDATE", (api_key_id,))
+        await conn.execute(
+            "SELECT id FROM api_keys WHERE id = %s AND customer_id = coalesce(%s, customer_id) FOR UPDATE",
+            (api_key_id, owner),
+        )
         cur = await conn.execute(
-            "SELECT * FROM key_devices WHERE api_key_id = %s AND install_id = %s FOR UPDATE",
-            (api_key_id, install_id),
+            "SELECT * FROM key_devices WHERE api_key_id = %s AND install_id = %s "
+            "AND customer_id = coalesce(%s, customer_id) FOR UPDATE",
+            (api_key_id, install_id, owner),
         )
         device = found(await cur.fetchone(), f"Device {install_id!r} of key {api_key_id}")
         if (device["revoked_at"] is not None) != revoke:
@@ -163,10 +175,11 @@ async def _set_revoked(ctx: Ctx, api_key_id: int, install_id: str, revoke: bool)
         return {"item": await cur.fetchone()}
 
 
-async def act(ctx: Ctx) -> dict[str, Any]:
-    """``POST ?action=revoke|unrevoke`` with the device in ``id`` or the body/query."""
+async def act(ctx: Ctx, owner: int | None = None) -> dict[str, Any]:
+    """``POST ?action=revoke|unrevoke`` with the device in ``id`` or the body/query; with
+    ``owner``, only that customer's devices."""
     action = ctx.query.get("action")
     if action not in ("revoke", "unrevoke"):
         raise bad_request("action", "action must be revoke or unrevoke.")
     api_key_id, install_id = _target(ctx, await _optional_body(ctx))
-    return await _set_revoked(ctx, api_key_id, install_id, action == "revoke")
+    return await _set_revoked(ctx, api_key_id, install_id, action == "revoke", owner)

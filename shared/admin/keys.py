@@ -8,6 +8,7 @@ the database. Revocation is immediate: the gateway's admission locks the key row
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared import audit, db, fields, params
@@ -37,7 +38,7 @@ COLUMNS = (
     "last_seen_at",
     "last_seen_install_id",
 )
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM api_keys"
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM api_keys"
 
 
 def view(row: dict[str, Any], new: keys.NewKey | None = None) -> dict[str, Any]:
@@ -48,9 +49,22 @@ def view(row: dict[str, Any], new: keys.NewKey | None = None) -> dict[str, Any]:
     return item
 
 
-async def _locked_key(conn: db.Connection, key_id: int) -> dict[str, Any]:
-    cur = await conn.execute("SELECT * FROM api_keys WHERE id = %s FOR UPDATE", (key_id,))
-    return found(await cur.fetchone(), f"Key {key_id}")
+Check = Callable[[dict[str, Any]], None]  # a caller's own rule on the locked key row
+
+
+def _allow_any(_row: dict[str, Any]) -> None:
+    """The operator may act on every key."""
+
+
+async def _locked_key(conn: db.Connection, key_id: int, owner: int | None, check: Check) -> dict[str, Any]:
+    """The key row, locked; with ``owner``, a key of another customer is not found."""
+    cur = await conn.execute(
+        "SELECT * FROM api_keys WHERE id = %s AND customer_id = coalesce(%s, customer_id) FOR UPDATE",
+        (key_id, owner),
+    )
+    row = found(await cur.fetchone(), f"Key {key_id}")
+    check(row)
+    return row
 
 
 def _refuse_revoked(row: dict[str, Any], verb: str) -> None:
@@ -61,12 +75,12 @@ def _refuse_revoked(row: dict[str, Any], verb: str) -> None:
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     key_id = params.int_param(ctx, "id")
     if key_id is not None:
-        row = found(await db.fetch_one(f"{_SELECT} WHERE id = %s", (key_id,)), f"Key {key_id}")
+        row = found(await db.fetch_one(f"{SELECT} WHERE id = %s", (key_id,)), f"Key {key_id}")
         return {"item": view(row)}
     customer_id = params.int_param(ctx, "customer_id", required=True)
     limit, cursor = params.limit_param(ctx), params.cursor_param(ctx)
     rows = await db.fetch_all(
-        f"{_SELECT} WHERE customer_id = %s AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s",
+        f"{SELECT} WHERE customer_id = %s AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s",
         (customer_id, cursor, cursor, limit + 1),
     )
     return params.page([view(row) for row in rows], limit)
@@ -81,10 +95,12 @@ async def create_key(ctx: Ctx) -> JSONResponse:
     return JSONResponse({"item": view(row, new)}, status_code=201)
 
 
-async def rotate_key(ctx: Ctx, key_id: int) -> dict[str, Any]:
+async def rotate_key(
+    ctx: Ctx, key_id: int, owner: int | None = None, check: Check = _allow_any
+) -> dict[str, Any]:
     """A new key with the old one's settings, and the old one revoked, in one transaction."""
     async with db.connection() as conn, conn.transaction():
-        old = await _locked_key(conn, key_id)
+        old = await _locked_key(conn, key_id, owner, check)
         _refuse_revoked(old, "rotated")
         settings = policy.db_values({name: old[name] for name in accounts.KEY_OVERRIDES})
         settings["rotated_from_id"] = old["id"]
@@ -100,10 +116,12 @@ async def rotate_key(ctx: Ctx, key_id: int) -> dict[str, Any]:
     return {"item": view(row, new)}
 
 
-async def revoke_key(ctx: Ctx, key_id: int) -> dict[str, Any]:
+async def revoke_key(
+    ctx: Ctx, key_id: int, owner: int | None = None, check: Check = _allow_any
+) -> dict[str, Any]:
     """Revoke now. Revoking a revoked key changes nothing and answers the same item."""
     async with db.connection() as conn, conn.transaction():
-        row = await _locked_key(conn, key_id)
+        row = await _locked_key(conn, key_id, owner, check)
         if row["revoked_at"] is None:
             cur = await conn.execute(
                 "UPDATE api_keys SET revoked_at = now() WHERE id = %s RETURNING *", (key_id,)
@@ -117,11 +135,22 @@ async def revoke_key(ctx: Ctx, key_id: int) -> dict[str, Any]:
 
 async def update_key(ctx: Ctx) -> dict[str, Any]:
     key_id = params.int_param(ctx, "id", required=True)
+    return await change_key(ctx, key_id, await requested_changes(ctx))
+
+
+async def requested_changes(ctx: Ctx) -> dict[str, Any]:
     changes = policy.clean(await ctx.json_object(), policy.KEY_SETTINGS)
     if not changes:
         raise bad_request("body", "Send at least one field to change.")
+    return changes
+
+
+async def change_key(
+    ctx: Ctx, key_id: int, changes: dict[str, Any], owner: int | None = None, check: Check = _allow_any
+) -> dict[str, Any]:
+    """Apply and audit ``changes`` (already cleaned) to a key that is not revoked."""
     async with db.connection() as conn, conn.transaction():
-        before = await _locked_key(conn, key_id)
+        before = await _locked_key(conn, key_id, owner, check)
         _refuse_revoked(before, "changed")
         after = await policy.apply(
             conn,

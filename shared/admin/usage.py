@@ -25,7 +25,7 @@ def _event_view(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "cost_cents": money.cents(row["cost_nanos"]), "sell_cents": money.cents(row["sell_nanos"])}
 
 
-def _filters(ctx: Ctx, customer_id: int) -> tuple[list[str], list[Any]]:
+def filters(ctx: Ctx, customer_id: int) -> tuple[list[str], list[Any]]:
     clauses: list[str] = ["customer_id = %s"]
     args: list[Any] = [customer_id]
     month = params.month_param(ctx)
@@ -58,7 +58,7 @@ async def list_events(ctx: Ctx) -> dict[str, Any]:
     if ctx.query.get("view"):
         raise bad_request("view", "view must be summary, or left out for the event list.")
     limit, cursor = params.limit_param(ctx), params.cursor_param(ctx)
-    clauses, args = _filters(ctx, customer_id)
+    clauses, args = filters(ctx, customer_id)
     if cursor is not None:
         clauses.append("id < %s")
         args.append(cursor)

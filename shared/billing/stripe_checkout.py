@@ -29,24 +29,27 @@ def topup_months(now: datetime | None = None) -> tuple[str, str]:
     return now.strftime("%Y-%m"), following.strftime("%Y-%m")
 
 
-def _require_secret_key() -> str:
+def require_secret_key() -> str:
     secret = config.settings().stripe_secret_key
     if not secret:
         raise ApiError(501, "STRIPE_NOT_CONFIGURED", "Stripe is not configured: set STRIPE_SECRET_KEY.")
     return secret
 
 
-def _redirect_urls(cfg: config.Settings) -> tuple[str, str]:
-    origin = cfg.public_app_origin
+def admin_return_urls() -> tuple[str, str]:
+    """Where Checkout sends the payer back when the operator made the session."""
+    cfg = config.settings()
     return (
-        cfg.stripe_success_url or f"{origin}/?topup=success",
-        cfg.stripe_cancel_url or f"{origin}/?topup=cancel",
+        cfg.stripe_success_url or f"{cfg.public_app_origin}/?topup=success",
+        cfg.stripe_cancel_url or f"{cfg.public_app_origin}/?topup=cancel",
     )
 
 
-def session_params(customer: dict[str, Any], amount_cents: int, month: str) -> dict[str, Any]:
+def session_params(
+    customer: dict[str, Any], amount_cents: int, month: str, return_urls: tuple[str, str]
+) -> dict[str, Any]:
     cfg = config.settings()
-    success_url, cancel_url = _redirect_urls(cfg)
+    success_url, cancel_url = return_urls
     metadata = {"customer_id": str(customer["id"]), "month": month, "amount_cents": str(amount_cents)}
     return {
         "mode": "payment",
@@ -86,7 +89,7 @@ def _stripe_failure(error: stripe.StripeError, secret: str) -> ApiError:
 
 async def _create_session(params: dict[str, Any], idempotency_key: str | None) -> Any:
     cfg = config.settings()
-    secret = _require_secret_key()
+    secret = require_secret_key()
     http_client = stripe.HTTPXClient(timeout=cfg.stripe_timeout_s)
     client = stripe.StripeClient(secret, base_addresses={"api": cfg.stripe_api_base}, http_client=http_client)
     options: dict[str, Any] = (
@@ -102,25 +105,33 @@ async def _create_session(params: dict[str, Any], idempotency_key: str | None) -
 
 async def create_checkout(ctx: Ctx) -> JSONResponse:
     """``POST {customer_id, amount_cents, month?}`` → 201 ``{"item": {session_id, url, ...}}``."""
-    _require_secret_key()
+    require_secret_key()
     request = topups.parse_request(await ctx.json_object())
-    month = request["month"] or topup_months()[0]
+    customer_id, amount, month = request["customer_id"], request["amount_cents"], request["month"]
+    item = await checkout(ctx, customer_id, amount, month, admin_return_urls())
+    return JSONResponse({"item": item}, status_code=201)
+
+
+async def checkout(
+    ctx: Ctx, customer_id: int, amount: int, month: str | None, return_urls: tuple[str, str]
+) -> dict[str, Any]:
+    """A Checkout Session crediting ``month`` (default: this one) once paid; audited."""
+    require_secret_key()
+    month = month or topup_months()[0]
     if month not in topup_months():
         raise bad_request("month", "month must be this month or the next one (UTC).")
     customer_sql = (
         "SELECT c.id, c.email, p.stripe_topups, p.name AS plan FROM customers c "
         "JOIN plans p ON p.id = c.plan_id WHERE c.id = %s"
     )
-    customer = found(
-        await db.fetch_one(customer_sql, (request["customer_id"],)), f"Customer {request['customer_id']}"
-    )
+    customer = found(await db.fetch_one(customer_sql, (customer_id,)), f"Customer {customer_id}")
     if not customer["stripe_topups"]:
         message = (
             f"The {customer['plan']} plan does not allow Stripe top-ups; change the plan or top up manually."
         )
         raise ApiError(409, "TOPUPS_NOT_ALLOWED", message)
-    amount = request["amount_cents"]
-    session = await _create_session(session_params(customer, amount, month), idempotency.header_key(ctx))
+    params = session_params(customer, amount, month, return_urls)
+    session = await _create_session(params, idempotency.header_key(ctx))
     item = {
         "session_id": session.id,
         "url": session.url,
@@ -132,4 +143,4 @@ async def create_checkout(ctx: Ctx) -> JSONResponse:
     async with db.connection() as conn:
         details = {"session_id": session.id, "amount_cents": amount, "month": month}
         await audit.record(conn, str(ctx.actor), "stripe.checkout", f"customer:{customer['id']}", details)
-    return JSONResponse({"item": item}, status_code=201)
+    return item

@@ -48,6 +48,7 @@ def build(out: Path = OUT, environ: Mapping[str, str] = os.environ) -> Path:
     shutil.copytree(config.PROJECT_ROOT / "public", out)
     (out / "_redirects").write_text(
         f"/.netlify/functions/*  {api}/.netlify/functions/:splat  200!\n/v1/*  {api}/v1/:splat  200!\n"
+        "/account  /account.html  200\n"
     )
     (out / "config.json").write_text(json.dumps({"stream_origin": stream}, indent=2) + "\n")
     return out

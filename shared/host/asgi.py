@@ -92,6 +92,10 @@ SECURITY_HEADERS = (
 )
 
 
+# Pages served at a path without ".html", as the site's _redirects has them on Netlify.
+PAGES = {"/account": "/account.html"}
+
+
 class SecureStatic:
     """Static files with the security headers: the admin screen is never framed or sniffed."""
 
@@ -99,6 +103,9 @@ class SecureStatic:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in PAGES:
+            scope = {**scope, "path": PAGES[scope["path"]]}
+
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
