@@ -6,27 +6,38 @@ is tighter than its customer's (scope ``key``), two alerts can fire per month:
 spend reaches the cap or a call is refused with 402 CAP_REACHED. A jump straight past the
 cap sends both.
 
-Deliveries are durable: each alert is one ``alert_deliveries`` row (its unique key makes it
-once per customer, key, month and type), claimed with ``FOR UPDATE SKIP LOCKED`` and retried
-with exponential backoff up to MAX_ATTEMPTS. The row is only created when ALERT_WEBHOOK_URL
-is set, so an operator without a webhook does not burn the month's one alert (weak point 24
-of the original). Without a webhook the checks return at once, without touching the database.
+An alert goes to two kinds of receiver, each on its own: the operator's ALERT_WEBHOOK_URL
+(rows of ``alert_deliveries``) and the customer's own webhook, set in the portal (rows of
+``customer_alert_deliveries``, see ``shared.portal.webhook``). Deliveries are durable: each
+is one row whose unique key makes it once per customer, key, month and type, claimed with
+``FOR UPDATE SKIP LOCKED`` and retried with exponential backoff up to MAX_ATTEMPTS. A row
+is only created when its receiver exists, so an operator or customer without a webhook
+does not burn the month's one alert (weak point 24 of the original).
+
+Cost: the crossings are worked out in memory, so a call that crosses nothing never touches
+the database. When one does cross, without ALERT_WEBHOOK_URL the check still skips the
+database while a cached flag (re-read at most every WEBHOOKS_FLAG_TTL_S) says no customer
+has a webhook at all; a webhook set in another process is seen within that time, and since
+spend only grows, the next call that crosses again records what was skipped.
 
 The gateway calls :func:`check_after_call` / :func:`check_refusal` after the response is
 settled; they never raise into the caller. Something periodic (a scheduled function or
-cron) should call :func:`deliver_due` to retry failed deliveries.
+cron) should call :func:`deliver_due` to retry failed deliveries of both kinds.
 
-The body is signed: ``x-kaixu-signature: t=<unix>,v1=<hex HMAC-SHA256(ALERT_WEBHOOK_SECRET,
-"<t>.<body>")>`` (the header is omitted when no secret is set).
+The body is signed: ``x-kaixu-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``
+with ALERT_WEBHOOK_SECRET for the operator (the header is omitted when none is set) and the
+customer's own secret for its webhook. A receiver's URL and secret are only ever used for
+its own deliveries, and stored errors never contain the URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +45,7 @@ import httpx
 import orjson
 from psycopg.types.json import Jsonb
 
-from shared import config, db, money
+from shared import config, crypto, db, money
 from shared.money import Month
 
 log = logging.getLogger("kaixu.alerts")
@@ -44,20 +55,33 @@ BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 3600
 LEASE_S = 120  # a claimed delivery is retried after this if its worker died mid-send
 TIMEOUT_S = 10.0
+SEND_CONCURRENCY = 8  # receivers sent to at once: one slow webhook does not hold up the rest
+WEBHOOKS_FLAG_TTL_S = 60.0
 CUSTOMER_SCOPE_KEY_ID = 0
+TEST_ALERT = "webhook.test"
+
+# The two kinds of delivery, by table (code constants, never input).
+OPERATOR = "alert_deliveries"
+CUSTOMER = "customer_alert_deliveries"
 
 _INSERT = (
     "INSERT INTO alert_deliveries (customer_id, api_key_id, month, alert_type, payload) "
     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (customer_id, api_key_id, month, alert_type) DO NOTHING "
     "RETURNING id"
 )
+_INSERT_CUSTOMER = (
+    "INSERT INTO customer_alert_deliveries (customer_id, api_key_id, month, alert_type, payload) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (customer_id, api_key_id, month, alert_type) "
+    "WHERE alert_type <> 'webhook.test' DO NOTHING RETURNING id"
+)
 _CLAIM = """
-UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => %s)
-WHERE id IN (SELECT id FROM alert_deliveries
+UPDATE {table} SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => %s)
+WHERE id IN (SELECT id FROM {table}
              WHERE status = 'pending' AND next_attempt_at <= now() AND (%s::bigint[] IS NULL OR id = ANY(%s))
              ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING id, payload, attempts
+RETURNING id, customer_id, alert_type, payload, attempts
 """
+NO_WEBHOOK = "the customer has no webhook set"
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,14 @@ class Alert:
     month: str
     alert_type: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """Where one kind of delivery goes: the URL, and the secret that signs ('' for none)."""
+
+    url: str
+    secret: str
 
 
 def _alert(
@@ -141,31 +173,75 @@ async def check_refusal(customer_id: int, api_key_id: int | None, month: Month, 
     await _guarded(customer_id, lambda: alerts_for_refusal(customer_id, api_key_id, month, scope))
 
 
+class _WebhooksFlag:
+    """Whether any customer has a webhook, read at most every WEBHOOKS_FLAG_TTL_S: lets a
+    deployment without the operator's webhook skip the database when nobody listens."""
+
+    def __init__(self) -> None:
+        self.value = False
+        self.read_at: float | None = None
+
+    async def any(self) -> bool:
+        now = time.monotonic()
+        if self.read_at is None or now - self.read_at >= WEBHOOKS_FLAG_TTL_S:
+            row = await db.fetch_row("SELECT EXISTS (SELECT 1 FROM customer_webhooks) AS any")
+            self.value, self.read_at = bool(row["any"]), now
+        return self.value
+
+    def saw_one(self) -> None:
+        self.value, self.read_at = True, time.monotonic()
+
+
+_webhooks = _WebhooksFlag()
+
+
+def customer_webhook_set() -> None:
+    """A customer just set its webhook in this process: stop skipping customers' alerts now."""
+    _webhooks.saw_one()
+
+
 async def _guarded(customer_id: int, crossed: Callable[[], list[Alert]]) -> None:
-    """Free without a webhook (no database access); never raises into the gateway."""
-    if not config.settings().alert_webhook_url:
-        return
+    """Free when nothing is crossed or nobody listens (no database access); never raises into
+    the gateway."""
     try:
-        await _record_and_send(crossed())
+        alerts = crossed()
+        if not alerts:
+            return
+        operator = bool(config.settings().alert_webhook_url)
+        if not operator and not await _webhooks.any():
+            return
+        await _record_and_send(alerts, operator)
     except Exception:
         log.warning("cap alert check failed for customer %s", customer_id, exc_info=True)
 
 
-async def _record_and_send(alerts: list[Alert]) -> None:
+async def _insert_all(conn: db.Connection, sql: str, alerts: list[Alert]) -> list[int]:
+    created = []
+    for alert in alerts:
+        cur = await conn.execute(
+            sql, (alert.customer_id, alert.api_key_id, alert.month, alert.alert_type, Jsonb(alert.payload))
+        )
+        row = await cur.fetchone()
+        if row:
+            created.append(row["id"])
+    return created
+
+
+async def _record_and_send(alerts: list[Alert], operator: bool = True) -> None:
+    """Record the alerts for the operator (when ``operator``: its webhook is set) and for the
+    customer when it has a webhook, then send what is new. ``alerts`` are one customer's."""
     if not alerts:
         return
-    created = []
     async with db.connection() as conn:
-        for alert in alerts:
-            cur = await conn.execute(
-                _INSERT,
-                (alert.customer_id, alert.api_key_id, alert.month, alert.alert_type, Jsonb(alert.payload)),
-            )
-            row = await cur.fetchone()
-            if row:
-                created.append(row["id"])
-    if created:
-        await deliver_due(ids=created)
+        for_operator = await _insert_all(conn, _INSERT, alerts) if operator else []
+        cur = await conn.execute(
+            "SELECT 1 FROM customer_webhooks WHERE customer_id = %s", (alerts[0].customer_id,)
+        )
+        for_customer = await _insert_all(conn, _INSERT_CUSTOMER, alerts) if await cur.fetchone() else []
+    if for_operator:
+        await _deliver(OPERATOR, ids=for_operator)
+    if for_customer:
+        await _deliver(CUSTOMER, ids=for_customer)
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -173,17 +249,21 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-async def _send(client: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> str | None:
-    """POST one alert; None when the receiver took it (2xx), else why not (no URL in it)."""
+def secret_associated_data(customer_id: int) -> bytes:
+    """Binds a sealed webhook secret to its customer: copied onto another row, it does not open."""
+    return f"kaixu:webhook-secret:customer:{customer_id}".encode()
+
+
+async def _send(client: httpx.AsyncClient, receiver: Receiver, payload: dict[str, Any]) -> str | None:
+    """POST one delivery; None when the receiver took it (2xx), else why not (no URL in it)."""
     body = orjson.dumps(payload)
     headers = {"content-type": "application/json", "user-agent": "kaixu-gateway-alerts"}
-    secret = config.settings().alert_webhook_secret
-    if secret:
-        headers["x-kaixu-signature"] = signature(secret, int(time.time()), body)
+    if receiver.secret:
+        headers["x-kaixu-signature"] = signature(receiver.secret, int(time.time()), body)
     try:
-        response = await client.post(url, content=body, headers=headers)
+        response = await client.post(receiver.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {str(exc).replace(url, '<webhook>')}"[:300]
+        return f"{type(exc).__name__}: {str(exc).replace(receiver.url, '<webhook>')}"[:300]
     return None if response.is_success else f"HTTP {response.status_code}"
 
 
@@ -191,32 +271,90 @@ def backoff_s(attempts: int) -> int:
     return min(BACKOFF_BASE_S << max(0, attempts - 1), BACKOFF_MAX_S)
 
 
-async def deliver_due(limit: int = 50, ids: list[int] | None = None) -> int:
-    """Send pending alerts that are due (or just ``ids``); returns how many were delivered."""
-    url = config.settings().alert_webhook_url
-    if not url:
+async def deliver_due(limit: int = 50) -> int:
+    """Send pending deliveries that are due, the operator's and the customers'; returns how
+    many were delivered."""
+    return await _deliver(OPERATOR, limit=limit) + await _deliver(CUSTOMER, limit=limit)
+
+
+async def send_to_customer(ids: list[int]) -> int:
+    """Send these rows of ``customer_alert_deliveries`` now (when pending and due)."""
+    return await _deliver(CUSTOMER, ids=ids)
+
+
+async def _deliver(table: str, ids: list[int] | None = None, limit: int = 50) -> int:
+    """Claim due rows of ``table`` (or just ``ids``), send each to its receiver, settle it."""
+    if table == OPERATOR and not config.settings().alert_webhook_url:
+        return 0  # the operator's rows wait until its webhook is set again
+    claimed = await db.fetch_all(_CLAIM.format(table=table), (LEASE_S, ids, ids, limit))
+    if not claimed:
         return 0
-    claimed = await db.fetch_all(_CLAIM, (LEASE_S, ids, ids, limit))
-    delivered = 0
+    receivers = await _receivers(table, {row["customer_id"] for row in claimed})
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
     async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-        for row in claimed:
-            error = await _send(client, url, row["payload"])
-            await _settle(row, error)
-            delivered += error is None
-    return delivered
+
+        async def one_customer(rows: list[dict[str, Any]]) -> int:
+            """A customer's rows in order (a warning before its cap_reached)."""
+            async with gate:
+                sent = 0
+                for row in rows:
+                    sent += await _attempt(client, table, row, receivers.get(row["customer_id"], NO_WEBHOOK))
+                return sent
+
+        return sum(await asyncio.gather(*(one_customer(rows) for rows in _by_customer(claimed))))
 
 
-async def _settle(row: dict[str, Any], error: str | None) -> None:
+def _by_customer(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["customer_id"], []).append(row)
+    return list(groups.values())
+
+
+async def _receivers(table: str, customer_ids: set[int]) -> dict[int, Receiver | str]:
+    """Each customer's receiver for ``table``, or why there is none (a sentence, no secret)."""
+    if table == OPERATOR:
+        cfg = config.settings()
+        operator = Receiver(cfg.alert_webhook_url, cfg.alert_webhook_secret)
+        return dict.fromkeys(customer_ids, operator)
+    rows = await db.fetch_all(
+        "SELECT customer_id, url, secret_enc FROM customer_webhooks WHERE customer_id = ANY(%s)",
+        (list(customer_ids),),
+    )
+    receivers: dict[int, Receiver | str] = {}
+    for row in rows:
+        customer_id = row["customer_id"]
+        try:
+            secret = crypto.open_sealed(row["secret_enc"], secret_associated_data(customer_id))
+        except (crypto.DecryptionError, crypto.EncryptionNotConfigured) as exc:
+            receivers[customer_id] = f"the webhook's signing secret cannot be opened: {exc}"[:300]
+            continue
+        receivers[customer_id] = Receiver(row["url"], secret)
+    return receivers
+
+
+async def _attempt(
+    client: httpx.AsyncClient, table: str, row: dict[str, Any], receiver: Receiver | str
+) -> int:
+    """One delivery attempt, settled; 1 when it was delivered. A test delivery is tried once,
+    and a delivery to a webhook that was removed is not retried."""
+    error = await _send(client, receiver, row["payload"]) if isinstance(receiver, Receiver) else receiver
+    final = row["alert_type"] == TEST_ALERT or error == NO_WEBHOOK
+    await _settle(table, row, error, final=final)
+    return int(error is None)
+
+
+async def _settle(table: str, row: dict[str, Any], error: str | None, *, final: bool = False) -> None:
     if error is None:
         await db.execute(
-            "UPDATE alert_deliveries SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = %s",
+            f"UPDATE {table} SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = %s",
             (row["id"],),
         )
         return
-    final = row["attempts"] >= MAX_ATTEMPTS
-    log.warning("alert %s delivery attempt %s failed: %s", row["id"], row["attempts"], error)
+    final = final or row["attempts"] >= MAX_ATTEMPTS
+    log.warning("alert %s %s delivery attempt %s failed: %s", table, row["id"], row["attempts"], error)
     await db.execute(
-        "UPDATE alert_deliveries SET status = %s, last_error = %s, "
+        f"UPDATE {table} SET status = %s, last_error = %s, "
         "next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
         ("failed" if final else "pending", error, backoff_s(row["attempts"]), row["id"]),
     )
