@@ -73,6 +73,30 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
         "model": STRING,
         "view": STRING,
     },
+    "customer-devices": {**PAGE, "api_key_id": INTEGER, "id": STRING, "action": STRING},
+    "customer-invoices": {
+        **PAGE,
+        "id": INTEGER,
+        "month": MONTH,
+        "format": {"type": "string", "enum": ["json", "html"]},
+    },
+    "customer-kaixupush": {
+        **PAGE,
+        "view": {"type": "string", "enum": ["deploys", "charges"]},
+        "project_id": STRING,
+        "month": MONTH,
+    },
+    "customer-keys": {**PAGE, "id": INTEGER, "action": {"type": "string", "enum": ["rotate", "revoke"]}},
+    "customer-summary": {"month": MONTH},
+    "customer-webhook": {"limit": INTEGER, "action": {"type": "string", "enum": ["test"]}},
+    "customer-usage": {
+        **PAGE,
+        "month": MONTH,
+        "api_key_id": INTEGER,
+        "provider": STRING,
+        "model": STRING,
+        "format": {"type": "string", "enum": ["json", "csv"]},
+    },
     "kaixupush-billing": {"month": MONTH},
     "kaixupush-file-status": {"push_id": STRING},
     "kaixupush-status": {"push_id": STRING},
@@ -86,7 +110,13 @@ STREAMS = {
     "gateway-stream": ["text/event-stream"],
     "admin-monitor": ["application/json", "text/event-stream"],
 }
-DOWNLOADS = {"admin-export": "text/csv", "admin-invoices": "text/html", "admin-overview": "text/csv"}
+DOWNLOADS = {
+    "admin-export": "text/csv",
+    "admin-invoices": "text/html",
+    "admin-overview": "text/csv",
+    "customer-invoices": "text/html",
+    "customer-usage": "text/csv",
+}
 ERROR_SCHEMAS = {"openai": "OpenAIError", "anthropic": "AnthropicError"}
 
 
@@ -118,6 +148,11 @@ def _components() -> dict[str, Any]:
             "kaixuKey": {"type": "http", "scheme": "bearer", "description": "A Kaixu key, kx_live_..."},
             "anthropicKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "adminToken": {"type": "http", "scheme": "bearer", "description": "A token from admin-login."},
+            "customerToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A customer session token from customer-login.",
+            },
             "secretHeader": {"type": "apiKey", "in": "header", "name": "x-kaixu-maintenance-secret"},
         },
     }
@@ -131,6 +166,8 @@ def _security(app: FunctionApp) -> list[dict[str, list[str]]]:
         return [{"anthropicKey": []}, {"kaixuKey": []}]
     if "require_admin" in hook:
         return [{"adminToken": []}]
+    if "require_customer" in hook:
+        return [{"customerToken": []}]
     if "require_role" in hook:
         return [{"kaixuKey": []}]
     if hook:

@@ -17,10 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.deploy import template
+from shared.portal import session as portal_session
 from tests.support.browser import ADMIN_PASSWORD
 from tests.support.calls import body
 from tests.support.database import hold_stale_reservation, with_database
 from tests.support.deploy import (
+    ADMIN_TOKEN_SECRET,
     custom_resource_event,
     function_settings,
     http_event,
@@ -70,9 +72,14 @@ def _path(name: str) -> str:
 
 # What each function is asked, and the status it must answer: every one reaches its code,
 # the database and the JSON envelope through Mangum, none answers 5xx.
-def _requests(customer_id: int, secret: str) -> dict[str, tuple[dict[str, Any], int]]:
+def _requests(
+    customer_id: int, secret: str, owner: str, session: str
+) -> dict[str, tuple[dict[str, Any], int]]:
     def admin(name: str, query: str = "") -> dict[str, Any]:
         return http_event("GET", _path(name), query=query, headers=ADMIN)
+
+    def signed_in(name: str) -> dict[str, Any]:
+        return http_event("GET", _path(name), headers={"authorization": f"Bearer {session}"})
 
     def with_key(method: str, name: str, payload: Any = None) -> dict[str, Any]:
         auth = {"authorization": f"Bearer {secret}"}
@@ -140,12 +147,32 @@ def _requests(customer_id: int, secret: str) -> dict[str, tuple[dict[str, Any], 
         "kaixupush-complete": (with_key("POST", "kaixupush-complete", {}), 400),
         "kaixupush-status": (with_key("GET", "kaixupush-status"), 400),
         "kaixupush-billing": (with_key("GET", "kaixupush-billing"), 200),
+        "customer-login": (json_event("POST", _path("customer-login"), {"key": owner}), 200),
+        "customer-summary": (signed_in("customer-summary"), 200),
+        "customer-usage": (signed_in("customer-usage"), 200),
+        "customer-invoices": (signed_in("customer-invoices"), 200),
+        "customer-devices": (signed_in("customer-devices"), 200),
+        "customer-keys": (signed_in("customer-keys"), 200),
+        "customer-kaixupush": (signed_in("customer-kaixupush"), 200),
+        "customer-webhook": (signed_in("customer-webhook"), 200),
+        "customer-topup": (
+            json_event(
+                "POST",
+                _path("customer-topup"),
+                {"amount_cents": 500},
+                headers={"authorization": f"Bearer {session}"},
+            ),
+            501,
+        ),
     }
 
 
-def test_every_function_of_the_template_answers_under_the_lambda_runtime(start, make_key, db):
+def test_every_function_of_the_template_answers_under_the_lambda_runtime(start, make_key, db, configure):
     key = make_key(customer={"monthly_cap_cents": 1000}, role="deployer")
-    requests = _requests(key.customer_id, key.secret)
+    owner = make_key(customer_id=key.customer_id, role="owner")
+    configure(ADMIN_PASSWORD=ADMIN_PASSWORD, ADMIN_TOKEN_SECRET=ADMIN_TOKEN_SECRET)
+    session, _ = portal_session.issue_token(owner.customer_id, owner.key_id)  # as the deployment signs it
+    requests = _requests(key.customer_id, key.secret, owner.secret, session)
     handlers = _handlers()
     assert set(requests) == set(handlers), "a function of the template has no request here"
 

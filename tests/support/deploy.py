@@ -133,12 +133,15 @@ def response_of(invocation_response: dict[str, Any]) -> tuple[int, dict[str, str
     return invocation_response["statusCode"], headers, body
 
 
+ADMIN_TOKEN_SECRET = "a-token-secret-for-the-deploy-tests"
+
+
 def function_settings(database_url: str, upstreams: FakeUpstreams, **extra: str) -> dict[str, str]:
     """The settings a deployed function gets from the template, pointed at this test run."""
     settings = {
         "DATABASE_URL": database_url,
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "ADMIN_TOKEN_SECRET": "a-token-secret-for-the-deploy-tests",
+        "ADMIN_TOKEN_SECRET": ADMIN_TOKEN_SECRET,
         "KEY_PEPPER": config.settings().key_pepper,
         "DB_POOL_MAX": "2",
         "DB_TIMEOUT_S": "3",
