@@ -74,7 +74,9 @@ export function spendChart(month, days, width = 720) {
       );
     }
     const every = WIDTH < 480 ? 10 : 5;
-    if (day === 1 || day % every === 0 || day === count) {
+    // The last day is labelled too, unless that would print over the label before it.
+    const lastFits = day === count && (count % every) * slot >= 20;
+    if (day === 1 || day % every === 0 || lastFits) {
       root.append(svg("text", { x: x + barW / 2, y: HEIGHT - 8, "text-anchor": "middle" }, String(day)));
     }
   });

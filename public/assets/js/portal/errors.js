@@ -1,0 +1,54 @@
+// Errors of the portal page itself go to the monitor through client-error-report, tagged
+// x-kaixu-app "kaixu-portal", so a broken customer page shows up where operators look.
+
+export const APP = "kaixu-portal";
+export const BUILD = "portal-spa-1";
+const MAX_REPORTS_PER_MINUTE = 5;
+let sentAt = [];
+
+function text(value, limit) {
+  return value === undefined || value === null ? null : String(value).slice(0, limit);
+}
+
+/** Report one error (never throws, never reports its own failure, at most 5 a minute). */
+export function reportError(error, context = {}) {
+  const now = Date.now();
+  sentAt = sentAt.filter((t) => now - t < 60_000);
+  if (sentAt.length >= MAX_REPORTS_PER_MINUTE) return;
+  sentAt.push(now);
+  const payload = {
+    client: {
+      url: window.location.origin + window.location.pathname, // never the query (a Stripe session id)
+      route: window.location.hash || "#",
+      user_agent: navigator.userAgent,
+      viewport: `${window.innerWidth}x${window.innerHeight}`,
+      source: text(context.source, 500),
+      lineno: context.lineno ?? null,
+      colno: context.colno ?? null,
+    },
+    error: {
+      name: text(error && error.name, 200) || "Error",
+      message: text(error && error.message ? error.message : error, 4000) || "Unknown error",
+      stack: text(error && error.stack, 12000),
+    },
+    context: { where: context.where || "window" },
+  };
+  fetch(`${window.location.origin}/.netlify/functions/client-error-report`, {
+    method: "POST",
+    keepalive: true,
+    headers: { "content-type": "application/json", "x-kaixu-app": APP, "x-kaixu-build": BUILD },
+    body: JSON.stringify(payload),
+  }).catch(() => {
+    /* the reporter must never cause another report */
+  });
+}
+
+export function installErrorHooks() {
+  window.onerror = (message, source, lineno, colno, error) => {
+    reportError(error || message, { where: "window.onerror", source, lineno, colno });
+    return false; // keep the browser's own console message
+  };
+  window.onunhandledrejection = (event) => {
+    reportError(event.reason, { where: "unhandledrejection" });
+  };
+}

@@ -1,0 +1,181 @@
+// The customer portal's entry point: sign-in with a key (exchanged at once for a session
+// token), sign-out, the panel router (#month first) and the return from Stripe Checkout
+// (?topup=success|cancel, read once and taken out of the address bar).
+
+import { $, $$, fillMonths, fmtTime, thisMonth } from "../dom.js";
+import { run, setStatus } from "../ui.js";
+import { fetchSummary, forgetAccount, onSummary } from "./account.js";
+import { signIn } from "./api.js";
+import { installErrorHooks } from "./errors.js";
+import * as session from "./session.js";
+import { forgetKeys } from "./ui.js";
+import alerts from "./alerts.js";
+import devices from "./devices.js";
+import invoices from "./invoices.js";
+import kaixupush from "./kaixupush.js";
+import keys from "./keys.js";
+import month from "./month.js";
+import topup, { cancelled, watchCredit } from "./topup.js";
+import usage from "./usage.js";
+
+installErrorHooks();
+
+const PANELS = [month, usage, invoices, keys, devices, kaixupush, topup, alerts];
+const byName = new Map(PANELS.map((panel) => [panel.name, panel]));
+const loginView = $("#login-view");
+const appView = $("#app-view");
+const loginForm = $("#login-form");
+const loginStatus = $(".status", loginForm);
+const keyInput = $("#login-key");
+const nav = $("#sidenav");
+const navToggle = $(".nav-toggle");
+const topupLink = $('a[href="#topup"]', nav);
+const returnLine = $("#topup-return-status");
+
+const END_MESSAGES = {
+  signout: "You are signed out.",
+  expired: "Your session expired; sign in again.",
+  unauthorized: "Your session has ended; sign in again.",
+};
+
+let currentName = "month";
+let topupsAllowed = false;
+let pendingReturn = null; // {outcome, sessionId} from Stripe, until someone is signed in
+
+function currentPanelName() {
+  const name = window.location.hash.replace(/^#/, "");
+  if (byName.has(name) && (name !== "topup" || topupsAllowed)) currentName = name;
+  return currentName;
+}
+
+function showPanel() {
+  if (appView.hidden) return;
+  const name = currentPanelName();
+  for (const section of $$("section.panel")) section.hidden = section.dataset.panel !== name;
+  for (const link of $$("a", nav)) {
+    if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  nav.classList.remove("open");
+  navToggle.setAttribute("aria-expanded", "false");
+  Promise.resolve(byName.get(name).show()).catch((error) => setStatus($(".status", $(`#panel-${name}`)), error.message, "error"));
+}
+
+/** "Top up" is offered only when the customer's plan takes card top-ups. */
+function updateTopups(item) {
+  topupsAllowed = Boolean(item && item.customer && item.customer.stripe_topups);
+  topupLink.hidden = !topupsAllowed;
+  if (!topupsAllowed && currentName === "topup") {
+    currentName = "month";
+    if (window.location.hash === "#topup") window.location.hash = "#month";
+  }
+}
+
+function showWho() {
+  const who = session.who();
+  const customer = who && who.customer ? who.customer : {};
+  const key = who && who.key ? who.key : {};
+  $("#signed-in-label").textContent = `${customer.email || `customer ${customer.id ?? ""}`}${key.key_last4 ? ` (key …${key.key_last4})` : ""}`;
+  const at = session.expiresAt();
+  $("#session-expiry").textContent = at ? `Session until ${fmtTime(at.toISOString())}` : "";
+}
+
+/** Back from Stripe: say what happened, next to the panels (or on the sign-in card). */
+function handleReturn() {
+  if (!pendingReturn) return;
+  const { outcome, sessionId } = pendingReturn;
+  if (appView.hidden) {
+    const line = $("#login-topup-status");
+    if (outcome === "cancel") {
+      cancelled(line);
+      pendingReturn = null;
+    } else setStatus(line, "Payment received; sign in to see your credit.", "info");
+    return;
+  }
+  pendingReturn = null;
+  setStatus($("#login-topup-status"), "");
+  if (outcome === "cancel") cancelled(returnLine);
+  else watchCredit(returnLine, sessionId);
+}
+
+async function enterApp() {
+  loginView.hidden = true;
+  appView.hidden = false;
+  showWho();
+  session.scheduleExpiry();
+  if (window.location.hash === "#topup") {
+    // Whether top-ups are offered is known from the month: learn it before choosing the panel.
+    await fetchSummary(thisMonth()).catch(() => null);
+  }
+  showPanel();
+  if (currentName !== "month") fetchSummary(thisMonth()).catch(() => {}); // the nav's "Top up"
+  $("#main").focus({ preventScroll: true });
+  handleReturn();
+}
+
+function leaveApp(reason, message) {
+  for (const panel of PANELS) panel.reset();
+  forgetAccount();
+  forgetKeys();
+  updateTopups(null);
+  for (const select of $$("select[data-key-select]")) select.replaceChildren(select.options[0]);
+  setStatus(returnLine, "");
+  appView.hidden = true;
+  loginView.hidden = false;
+  const text = reason === "unauthorized" && message ? message : END_MESSAGES[reason] || "";
+  setStatus(loginStatus, text, reason === "signout" ? "ok" : "error");
+  keyInput.value = "";
+  keyInput.focus();
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (!key) {
+    setStatus(loginStatus, "Enter your Kaixu key (it starts with kx_live_).", "error");
+    keyInput.setAttribute("aria-invalid", "true");
+    keyInput.focus();
+    return;
+  }
+  const result = await run(
+    { button: $("button[type=submit]", loginForm), status: loginStatus, form: loginForm, busy: "Checking…" },
+    () => signIn(key),
+  );
+  keyInput.value = ""; // the key is not kept, even in the form
+  if (result) {
+    setStatus(loginStatus, "");
+    enterApp();
+  } else keyInput.focus();
+}
+
+/** Read ?topup= once, then take the query out of the address bar (a reload must not repeat it). */
+function readReturn() {
+  const params = new URLSearchParams(window.location.search);
+  const outcome = params.get("topup");
+  if (!params.toString()) return;
+  window.history.replaceState(null, "", window.location.pathname + window.location.hash);
+  if (outcome === "success" || outcome === "cancel") pendingReturn = { outcome, sessionId: params.get("session_id") };
+}
+
+function boot() {
+  readReturn();
+  for (const panel of PANELS) panel.init();
+  fillMonths();
+  onSummary(updateTopups); // the plan (and so top-ups) is the same whatever the month
+  loginForm.addEventListener("submit", onSignIn);
+  $("#signout-button").addEventListener("click", () => session.end("signout"));
+  navToggle.addEventListener("click", () => {
+    const open = nav.classList.toggle("open");
+    navToggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+  window.addEventListener("hashchange", showPanel);
+  session.onEnd(leaveApp);
+  if (session.token()) enterApp();
+  else {
+    if (session.hadExpiredToken()) session.end("expired");
+    handleReturn();
+    keyInput.focus();
+  }
+}
+
+boot();
