@@ -33,6 +33,7 @@ from tests.support import admin as admin_support
 from tests.support import browser as browser_support
 from tests.support.admin import chat, new_customer, new_key, ok
 from tests.support.browser import PHONE, screenshot
+from tests.support.database import wait_for
 from tests.support.fakes.stripe_api import FakeStripe, serve_fake_stripe
 
 browser_support.require_chromium()
@@ -492,3 +493,27 @@ def test_a_session_the_server_ends_returns_to_the_sign_in_form(page, server, adm
             "The key this session signed in with was revoked; sign in again."
         )
     assert "KAIXU_PORTAL_TOKEN" not in stored_values(page)
+
+
+def test_the_pages_own_errors_are_reported_as_the_portal(page, server, db, console) -> None:
+    """Errors of this page reach the monitor tagged kaixu-portal: an uncaught one, and one an
+    action meets (shown next to it and reported by the ui.js both pages share)."""
+    page.goto("/account")
+    expect(page.locator("#login-view")).to_be_visible()
+    with console.allow("deliberate"):
+        page.evaluate("setTimeout(() => { throw new Error('deliberate page failure'); })")
+        page.evaluate(
+            "import('/assets/js/ui.js')"
+            ".then((ui) => ui.run({}, () => { throw new Error('deliberate action failure'); }))"
+        )
+        page.wait_for_timeout(100)
+
+    def reported() -> Any:
+        query = "SELECT app, build, summary FROM gateway_events WHERE kind = 'client_error'"
+        rows = db.execute(query).fetchall()
+        return rows if len(rows) >= 2 else None
+
+    rows = wait_for(reported)
+    assert rows and {(row["app"], row["build"]) for row in rows} == {("kaixu-portal", "portal-spa-1")}, rows
+    summaries = " ".join(row["summary"] for row in rows)
+    assert "deliberate page failure" in summaries and "deliberate action failure" in summaries

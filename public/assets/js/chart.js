@@ -91,3 +91,12 @@ export function spendChart(month, days, width = 720) {
   }
   return root;
 }
+
+/** Call `draw` again when the window has stopped resizing, so a chart keeps its container's width. */
+export function redrawOnResize(draw) {
+  let timer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(timer);
+    timer = setTimeout(draw, 150);
+  });
+}

@@ -68,6 +68,12 @@ export function timeCell(iso, opts = {}) {
   return h("td", { title: iso, class: "nowrap" }, date, h("span", { class: "sub" }, time));
 }
 
+/** Active, or revoked with when (a key's state in both pages' key tables). */
+export function revokedCell(revokedAt) {
+  if (!revokedAt) return h("td", {}, badge("active", "ok"));
+  return h("td", { title: revokedAt, class: "nowrap" }, badge("revoked", "bad"), h("span", { class: "sub" }, fmtTime(revokedAt)));
+}
+
 /** 2050 cents → "$20.50". */
 export function fmtCents(cents) {
   if (cents === null || cents === undefined || cents === "") return "";
@@ -104,6 +110,11 @@ export function fmtBytes(n) {
     unit += 1;
   }
   return `${size.toFixed(size < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** [[label, value], …] as the rows of a <dl class="totals">: a <div> of <dt> and <dd> each. */
+export function terms(pairs) {
+  return pairs.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)));
 }
 
 export function badge(text, tone = "") {

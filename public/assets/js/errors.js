@@ -1,11 +1,11 @@
-// Errors of this page itself go to the monitor through client-error-report, tagged
-// x-kaixu-app "kaixu-admin", so a broken admin screen shows up where operators look.
+// Errors of the page itself go to the monitor through client-error-report, tagged with the
+// page's own x-kaixu-app ("kaixu-admin", "kaixu-portal"), so a broken screen shows up where
+// operators look, under its own name. Each page names itself in installErrorHooks.
 
-import * as session from "./session.js";
+import { functionUrl } from "./http.js";
 
-export const APP = "kaixu-admin";
-export const BUILD = "admin-spa-1";
 const MAX_REPORTS_PER_MINUTE = 5;
+let tags = {}; // x-kaixu-app and x-kaixu-build of this page
 let sentAt = [];
 
 function text(value, limit) {
@@ -20,7 +20,7 @@ export function reportError(error, context = {}) {
   sentAt.push(now);
   const payload = {
     client: {
-      url: window.location.href.split("#")[0],
+      url: window.location.origin + window.location.pathname, // never the query (a Stripe session id)
       route: window.location.hash || "#",
       user_agent: navigator.userAgent,
       language: navigator.language,
@@ -36,18 +36,19 @@ export function reportError(error, context = {}) {
     },
     context: { where: context.where || "window" },
   };
-  const base = session.apiBase() || window.location.origin;
-  fetch(`${base}/.netlify/functions/client-error-report`, {
+  fetch(functionUrl("client-error-report"), {
     method: "POST",
     keepalive: true,
-    headers: { "content-type": "application/json", "x-kaixu-app": APP, "x-kaixu-build": BUILD },
+    headers: { "content-type": "application/json", ...tags },
     body: JSON.stringify(payload),
   }).catch(() => {
     /* the reporter must never cause another report */
   });
 }
 
-export function installErrorHooks() {
+/** Name this page (`app`, `build`) in every report, and report its uncaught errors. */
+export function installErrorHooks({ app, build }) {
+  tags = { "x-kaixu-app": app, "x-kaixu-build": build };
   window.onerror = (message, source, lineno, colno, error) => {
     reportError(error || message, { where: "window.onerror", source, lineno, colno });
     return false; // keep the browser's own console message

@@ -1,5 +1,6 @@
 // A table filled page by page from a list endpoint ({items, next_cursor}): "More" loads
-// the next page; load errors are shown under the table.
+// the next page; load errors are shown under the table. And a small table of fixed rows
+// (an invoice's statement).
 
 import { h } from "./dom.js";
 import { run, setStatus, showError } from "./ui.js";
@@ -7,6 +8,27 @@ import { run, setStatus, showError } from "./ui.js";
 function cell(value) {
   if (value instanceof Node && value.nodeName === "TD") return value;
   return h("td", {}, value);
+}
+
+/** A table of `rows` (arrays of cell text) under `headers`; columns in `numeric` align as numbers. */
+export function staticTable(headers, rows, numeric = new Set()) {
+  const align = (i) => (numeric.has(i) ? "num" : "");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, headers.map((text, i) => h("th", { class: align(i) }, text)))),
+      h(
+        "tbody",
+        {},
+        rows.length
+          ? rows.map((cells) => h("tr", {}, cells.map((text, i) => h("td", { class: align(i) }, text))))
+          : h("tr", {}, h("td", { class: "empty", colspan: headers.length }, "None.")),
+      ),
+    ),
+  );
 }
 
 export class PagedTable {

@@ -1,9 +1,10 @@
 // Shared behaviour of actions: progress while they run, the API's own sentence next to
-// the action when they fail, secrets shown once with a copy button.
+// the action when they fail, a form's submit as one action, secrets shown once with a copy
+// button. Both pages use it; a page's own words come in as parameters.
 
-import { ApiError } from "./api.js";
-import { $$, h } from "./dom.js";
+import { $, $$, h } from "./dom.js";
 import { reportError } from "./errors.js";
+import { ApiError } from "./http.js";
 
 export function setStatus(node, text, tone = "") {
   if (!node) return;
@@ -88,29 +89,29 @@ export async function copyText(text, node) {
 }
 
 /**
- * A secret (a new key) in `slot`, once: with a copy button and the warning that it cannot
- * be shown again. "I have stored it" removes it from the page.
+ * A secret (a new key, a webhook signing secret) in `slot`, once: with a copy button and the
+ * warning that it cannot be shown again. "I have stored it" removes it from the page (then
+ * `onDone`, e.g. sign in again). `kept` says what Kaixu keeps instead, in the page's words.
  */
-export function showSecret(slot, { title, secret }) {
+export function showSecret(slot, { title, secret, what = "key", kept = "stores only a hash", onDone = null }) {
   const code = h("code", { class: "secret-value", "data-secret": "" }, secret);
   const feedback = h("span", { class: "small", role: "status", "aria-live": "polite" });
-  const copy = h("button", { type: "button", class: "primary" }, "Copy key");
+  const copy = h("button", { type: "button", class: "primary" }, `Copy ${what}`);
   copy.addEventListener("click", async () => {
     const copied = await copyText(secret, code);
     feedback.textContent = copied ? "Copied." : "Selected: press Ctrl+C (⌘C) to copy.";
   });
   const done = h("button", { type: "button" }, "I have stored it");
-  done.addEventListener("click", () => slot.replaceChildren());
+  done.addEventListener("click", () => {
+    slot.replaceChildren();
+    if (onDone) onDone();
+  });
   const box = h(
     "div",
     { class: "secret-box", role: "alert" },
     h("p", {}, h("strong", {}, title)),
     h("div", { class: "secret-row" }, code, copy, feedback),
-    h(
-      "p",
-      { class: "warning" },
-      "Copy it now: this key is shown only once. Kaixu stores only a hash, so it cannot be shown again.",
-    ),
+    h("p", { class: "warning" }, `Copy it now: this ${what} is shown only once. Kaixu ${kept}, so it cannot be shown again.`),
     h("div", {}, done),
   );
   slot.replaceChildren(box);
@@ -128,4 +129,24 @@ export function requireCustomerId(form, status) {
     control.focus();
   }
   return null;
+}
+
+/**
+ * A form's submit as one action: `read()` makes the body from the form (an Error it throws is
+ * shown in the form's status and `invalid` names the control to mark; null means it has said
+ * why already), then `send(body)` runs with the form's submit button and status. Returns what
+ * `send` returned, or undefined when nothing was sent or it failed (already shown).
+ */
+export async function submitForm(form, { read, invalid, busy, success }, send) {
+  const status = $(".status", form);
+  let body;
+  try {
+    body = read();
+  } catch (error) {
+    setStatus(status, error.message, "error");
+    if (invalid) form.elements.namedItem(invalid).setAttribute("aria-invalid", "true");
+    return undefined;
+  }
+  if (body === null) return undefined;
+  return run({ button: $("button[type=submit]", form), status, form, busy, success }, () => send(body));
 }

@@ -5,9 +5,10 @@
 import { api, idempotencyKey, request } from "../api.js";
 import { attachModelsEditor, modelsText, parseModels } from "../allowlist.js";
 import { $, checkedValues, fieldValue, fmtCents, h, intValue, setChecked, timeCell } from "../dom.js";
+import { printInvoice } from "../print.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
-import { requireCustomerId, run, setStatus } from "../ui.js";
+import { requireCustomerId, run, setStatus, submitForm } from "../ui.js";
 import { invoiceLabel, renderInvoice, statusBadge } from "./invoice_view.js";
 
 const loadForm = $("#billing-load");
@@ -60,23 +61,15 @@ function policyBody() {
 
 async function savePolicy(event) {
   event.preventDefault();
-  const status = $(".status", policyForm);
   const id = customerId();
   if (policyFor === null || policyFor !== id) {
-    setStatus(status, "Load the customer first (the Load button above), then change its policy.", "error");
+    setStatus($(".status", policyForm), "Load the customer first (the Load button above), then change its policy.", "error");
     return;
   }
-  let body;
-  try {
-    body = policyBody();
-  } catch (error) {
-    setStatus(status, error.message, "error");
-    policyForm.elements.namedItem("allowed_models").setAttribute("aria-invalid", "true");
-    return;
-  }
-  const result = await run(
-    { button: $("button[type=submit]", policyForm), status, form: policyForm, busy: "Saving the policy…", success: `Saved the policy of customer #${id}.` },
-    () => api("admin-customers", { method: "PATCH", query: { id }, body }),
+  const result = await submitForm(
+    policyForm,
+    { read: policyBody, invalid: "allowed_models", busy: "Saving the policy…", success: `Saved the policy of customer #${id}.` },
+    (body) => api("admin-customers", { method: "PATCH", query: { id }, body }),
   );
   if (result) fillPolicy(result.item);
 }
@@ -186,57 +179,16 @@ async function changeStatus(row, transition, button) {
   await invoices.reload();
 }
 
-/** Poll until the new window shows the document at `url` (it loads on its own). */
-async function loaded(win, url) {
-  for (let i = 0; i < 400; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    try {
-      if (win.document.URL === url && win.document.readyState !== "loading") return win.document;
-    } catch {
-      return null; // closed, or no longer ours
-    }
-  }
-  return null;
-}
-
-/**
- * Fetch the printable invoice with the admin credential and open it in a new window from a
- * Blob URL (a link could not carry the Authorization header). The window is opened within
- * the click, so popup blockers let it through. A blob document inherits this page's
- * Content-Security-Policy, which refuses inline <style>: its own style is applied again as
- * a constructed stylesheet, which that policy allows.
- */
-async function printInvoice(row, button) {
-  const win = window.open("", "_blank");
-  const url = await run(
-    { button, status: invoiceStatus, busy: "Preparing the printable invoice…" },
-    async () => {
-      const response = await request("admin-invoices", { query: { id: row.id, format: "html" } });
-      return URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
-    },
-  );
-  if (!url) {
-    if (win) win.close();
-    return;
-  }
-  setTimeout(() => URL.revokeObjectURL(url), 120_000);
-  if (!win) {
-    setStatus(invoiceStatus, "The browser blocked the new window: allow pop-ups for this site and try again.", "error");
-    return;
-  }
-  win.location.replace(url);
-  const doc = await loaded(win, url);
-  if (doc) {
-    const sheet = new win.CSSStyleSheet();
-    sheet.replaceSync([...doc.querySelectorAll("style")].map((style) => style.textContent).join("\n"));
-    doc.adoptedStyleSheets = [sheet];
-  }
-  setStatus(invoiceStatus, `Opened invoice ${invoiceLabel(row)} of ${row.month} in a new window: print it, or save it as PDF.`, "ok");
-}
-
 function invoiceActions(row) {
   const print = h("button", { type: "button", "data-invoice-print": "" }, "Print / PDF");
-  print.addEventListener("click", () => printInvoice(row, print));
+  print.addEventListener("click", () =>
+    printInvoice({
+      button: print,
+      status: invoiceStatus,
+      label: `${invoiceLabel(row)} of ${row.month}`,
+      fetchHtml: () => request("admin-invoices", { query: { id: row.id, format: "html" } }),
+    }),
+  );
   const buttons = TRANSITIONS.filter((t) => t.from.includes(row.status)).map((transition) => {
     const button = h("button", { type: "button", class: transition.danger ? "danger" : "", "data-invoice-action": transition.status }, transition.label);
     button.addEventListener("click", () => changeStatus(row, transition, button));

@@ -2,10 +2,11 @@
 // and its seat freed) or un-revoke it.
 
 import { api } from "../api.js";
+import { deviceActionCell } from "../device_actions.js";
 import { $, badge, h, intValue, timeCell } from "../dom.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
-import { run, setStatus } from "../ui.js";
+import { setStatus } from "../ui.js";
 
 const form = $("#devices-load");
 const status = $("#devices-action-status");
@@ -20,30 +21,13 @@ function keyCell(row) {
   return h("td", {}, h("strong", {}, `${row.api_key_id} (…${row.key_last4})`), row.key_label ? h("span", { class: "sub" }, row.key_label) : null);
 }
 
-function actionCell(row) {
-  const revoked = Boolean(row.revoked_at);
-  const button = h("button", { type: "button", class: revoked ? "small" : "small danger" }, revoked ? "Un-revoke" : "Revoke");
-  button.setAttribute("aria-label", `${revoked ? "Un-revoke" : "Revoke"} device ${row.install_id} of key ${row.api_key_id}`);
-  button.addEventListener("click", () => setRevoked(row, !revoked, button));
-  return h("td", {}, button);
-}
-
-async function setRevoked(row, revoke, button) {
-  if (revoke && !window.confirm(`Revoke device “${row.install_id}” on key ${row.api_key_id}? Its next call is refused and its seat is freed.`)) {
-    return;
-  }
-  const verb = revoke ? "revoke" : "unrevoke";
-  const result = await run(
-    {
-      button,
-      status,
-      busy: revoke ? "Revoking the device…" : "Un-revoking the device…",
-      success: `Device “${row.install_id}” on key ${row.api_key_id} is ${revoke ? "revoked" : "active again"}.`,
-    },
-    () => api("admin-devices", { method: "POST", query: { id: `${row.api_key_id}:${row.install_id}`, action: verb } }),
-  );
-  if (result) await table.reload();
-}
+const actions = {
+  status,
+  again: "Un-revoke",
+  busyAgain: "Un-revoking the device…",
+  send: (row, action) => api("admin-devices", { method: "POST", query: { id: `${row.api_key_id}:${row.install_id}`, action } }),
+  done: () => table.reload(),
+};
 
 async function load() {
   const q = query();
@@ -70,7 +54,7 @@ export default {
             ? h("td", { title: row.revoked_at }, badge("revoked", "bad"), h("span", { class: "sub" }, `by ${row.revoked_by || "admin"}`))
             : h("td", {}, badge("active", "ok")),
         (row) => h("td", { class: "clip", title: row.user_agent || "" }, row.user_agent || ""),
-        actionCell,
+        (row) => deviceActionCell(row, actions),
       ],
       rowClass: (row) => (row.revoked_at ? "revoked" : ""),
       fetchPage: (cursor) => api("admin-devices", { query: { ...query(), limit: 50, cursor } }),

@@ -4,7 +4,7 @@
 import { FUNCTIONS_PATH, request, streamBase } from "../api.js";
 import { fillModelOptions } from "../allowlist.js";
 import { $, $$, fieldValue, fmtCents, intValue } from "../dom.js";
-import { apiBase } from "../session.js";
+import { apiBase } from "../http.js";
 import { readEvents } from "../sse.js";
 import { pricedModels } from "../state.js";
 import { copyText, run, setStatus } from "../ui.js";
@@ -127,7 +127,7 @@ async function streamReply(event) {
   await run({ button: $("button[type=submit]", form), status, form, busy: "Streaming…" }, async () => {
     const response = await request("gateway-stream", {
       method: "POST",
-      admin: false,
+      auth: false,
       body: tryBody(),
       headers: tryHeaders(),
       signal: controller.signal,
@@ -155,7 +155,7 @@ async function sendChat(event) {
   const result = await run({ button: event.currentTarget, status, form, busy: "Waiting for the reply…", success: "Done." }, async () => {
     const response = await request("gateway-chat", {
       method: "POST",
-      admin: false,
+      auth: false,
       body: tryBody(),
       headers: tryHeaders(),
       signal: controller.signal,

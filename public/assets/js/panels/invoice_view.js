@@ -2,28 +2,10 @@
 // in credit), the statement lines it adds up from, usage per model and price version (with
 // the sell unit prices, cost and margin), per key, the top-ups and the carried credit.
 
-import { badge, fmtCents, fmtInt, fmtTime, h } from "../dom.js";
+import { badge, fmtCents, fmtInt, fmtTime, h, terms } from "../dom.js";
+import { staticTable } from "../table.js";
 
 const STATUS_TONE = { draft: "", issued: "info", paid: "ok", void: "bad" };
-
-function table(headers, rows, numeric = new Set()) {
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      {},
-      h("thead", {}, h("tr", {}, headers.map((text, i) => h("th", { class: numeric.has(i) ? "num" : "" }, text)))),
-      h(
-        "tbody",
-        {},
-        rows.length
-          ? rows.map((cells) => h("tr", {}, cells.map((text, i) => h("td", { class: numeric.has(i) ? "num" : "" }, text))))
-          : h("tr", {}, h("td", { class: "empty", colspan: headers.length }, "None.")),
-      ),
-    ),
-  );
-}
 
 /** A line's sell unit prices: "$0.15 in / $0.6 out per 1M tokens". */
 function rates(unit) {
@@ -56,7 +38,7 @@ function totals(snapshot) {
     ["Calls", fmtInt(t.calls)],
     ["Tokens in / out", `${fmtInt(t.input_tokens)} / ${fmtInt(t.output_tokens)}`],
   ];
-  return h("dl", { class: "totals" }, items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
+  return h("dl", { class: "totals" }, terms(items));
 }
 
 function history(row) {
@@ -118,13 +100,13 @@ export function renderInvoice(snapshot, { stored, row, actions }) {
     snapshot.lines ? "" : h("p", { class: "warn small" }, "Taken before invoices were reconciled: take a new snapshot to issue or print this month."),
     totals(snapshot),
     h("h4", {}, "Statement"),
-    table(["Kind", "Description", "Amount"], lines, new Set([2])),
+    staticTable(["Kind", "Description", "Amount"], lines, new Set([2])),
     h("h4", {}, "Usage by model and price version"),
-    table(["Model", "Versions", "Sell unit prices", "Calls", "Input", "Output", "Sell", "Cost"], usage, new Set([3, 4, 5, 6, 7])),
+    staticTable(["Model", "Versions", "Sell unit prices", "Calls", "Input", "Output", "Sell", "Cost"], usage, new Set([3, 4, 5, 6, 7])),
     h("h4", {}, "By key"),
-    table(["Key", "Calls", "Input", "Output", "Sell"], byKey, new Set([1, 2, 3, 4])),
+    staticTable(["Key", "Calls", "Input", "Output", "Sell"], byKey, new Set([1, 2, 3, 4])),
     h("h4", {}, "Top-ups and reversals"),
-    table(["Time", "Amount", "Source", "By"], topups, new Set([1])),
+    staticTable(["Time", "Amount", "Source", "By"], topups, new Set([1])),
     carry ? h("p", { class: "small muted" }, carry.rule) : "",
     h("details", {}, h("summary", {}, "Snapshot JSON"), h("pre", { class: "code" }, JSON.stringify(snapshot, null, 2))),
   );

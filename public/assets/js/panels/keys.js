@@ -3,10 +3,11 @@
 
 import { api } from "../api.js";
 import { attachModelsEditor, parseModels } from "../allowlist.js";
-import { $, badge, checkedValues, compactJson, fieldValue, fmtCents, fmtTime, h, intValue, timeCell, yesNo } from "../dom.js";
+import { $, checkedValues, compactJson, fieldValue, fmtCents, h, intValue, revokedCell, timeCell, yesNo } from "../dom.js";
+import * as keyActions from "../key_actions.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
-import { requireCustomerId, run, setStatus, showSecret } from "../ui.js";
+import { requireCustomerId, setStatus, showSecret, submitForm } from "../ui.js";
 
 const panel = $("#panel-keys");
 const loadForm = $("#keys-load");
@@ -29,46 +30,26 @@ function listCell(value) {
   return h("td", { class: "wrap" }, value === null || value === undefined ? INHERIT() : compactJson(value));
 }
 
-function revokedCell(row) {
-  if (!row.revoked_at) return h("td", {}, badge("active", "ok"));
-  return h("td", { title: row.revoked_at, class: "nowrap" }, badge("revoked", "bad"), h("span", { class: "sub" }, fmtTime(row.revoked_at)));
-}
-
 function actionsCell(row) {
-  const rotate = h("button", { type: "button", class: "small" }, "Rotate");
-  const revoke = h("button", { type: "button", class: "small danger" }, "Revoke");
-  rotate.disabled = revoke.disabled = Boolean(row.revoked_at);
-  rotate.setAttribute("aria-label", `Rotate key ${row.id} (…${row.key_last4})`);
-  revoke.setAttribute("aria-label", `Revoke key ${row.id} (…${row.key_last4})`);
-  rotate.addEventListener("click", () => rotateKey(row, rotate));
-  revoke.addEventListener("click", () => revokeKey(row, revoke));
-  return h("td", {}, h("div", { class: "actions" }, rotate, revoke));
+  return h("td", {}, h("div", { class: "actions" }, keyActions.buttons(row, { rotate: rotateKey, revoke: revokeKey })));
 }
 
 async function rotateKey(row, button) {
-  const question =
-    `Rotate key ${row.id} (…${row.key_last4})?\n\n` +
-    "A new key with the same settings is created and this key is revoked at once: apps using it stop working until they get the new key.";
-  if (!window.confirm(question)) return;
-  const result = await run(
-    { button, status: actionStatus, busy: `Rotating key ${row.id}…` },
-    () => api("admin-keys", { method: "POST", query: { id: row.id, action: "rotate" } }),
-  );
-  if (!result) return;
-  const item = result.item;
-  setStatus(actionStatus, `Key ${row.id} was revoked and replaced by key ${item.id} (…${item.key_last4}).`, "ok");
+  const item = await keyActions.rotate(row, button, {
+    status: actionStatus,
+    question:
+      `Rotate ${keyActions.keyName(row)}?\n\n` +
+      "A new key with the same settings is created and this key is revoked at once: apps using it stop working until they get the new key.",
+    send: () => api("admin-keys", { method: "POST", query: { id: row.id, action: "rotate" } }),
+  });
+  if (!item) return;
   showSecret(secretSlot, { title: `New key ${item.id} (replaces key ${row.id})`, secret: item.key });
   await table.reload();
 }
 
 async function revokeKey(row, button) {
-  const question = `Revoke key ${row.id} (…${row.key_last4}) now?\n\nEvery call with it is refused from this moment. This cannot be undone.`;
-  if (!window.confirm(question)) return;
-  const result = await run(
-    { button, status: actionStatus, busy: `Revoking key ${row.id}…`, success: `Key ${row.id} (…${row.key_last4}) is revoked.` },
-    () => api("admin-keys", { method: "DELETE", query: { id: row.id } }),
-  );
-  if (result) await table.reload();
+  const send = () => api("admin-keys", { method: "DELETE", query: { id: row.id } });
+  if (await keyActions.revoke(row, button, { status: actionStatus, send })) await table.reload();
 }
 
 /** The create body: only the fields the admin filled in (the rest inherit). */
@@ -89,25 +70,22 @@ function createBody() {
   return body;
 }
 
+/** The create body, once a customer is chosen (else requireCustomerId says so: null). */
+function readCreate() {
+  const body = createBody();
+  return requireCustomerId(loadForm, $(".status", createForm)) === null ? null : body;
+}
+
 async function createKey(event) {
   event.preventDefault();
-  const status = $(".status", createForm);
-  let body;
-  try {
-    body = createBody();
-  } catch (error) {
-    setStatus(status, error.message, "error");
-    createForm.elements.namedItem("allowed_models").setAttribute("aria-invalid", "true");
-    return;
-  }
-  if (requireCustomerId(loadForm, status) === null) return;
-  const result = await run(
-    { button: $("button[type=submit]", createForm), status, form: createForm, busy: "Creating the sub-key…" },
-    () => api("admin-keys", { method: "POST", body }),
+  const result = await submitForm(
+    createForm,
+    { read: readCreate, invalid: "allowed_models", busy: "Creating the sub-key…" },
+    (body) => api("admin-keys", { method: "POST", body }),
   );
   if (!result) return;
   const item = result.item;
-  setStatus(status, `Created sub-key ${item.id} (…${item.key_last4}).`, "ok");
+  setStatus($(".status", createForm), `Created sub-key ${item.id} (…${item.key_last4}).`, "ok");
   createForm.reset();
   modelsEditor.check();
   showSecret(secretSlot, { title: `New sub-key ${item.id}${item.label ? ` “${item.label}”` : ""}`, secret: item.key });
@@ -137,7 +115,7 @@ export default {
         (row) => h("td", {}, row.require_install_id === null ? INHERIT() : yesNo(row.require_install_id)),
         (row) => listCell(row.allowed_providers),
         (row) => listCell(row.allowed_models),
-        revokedCell,
+        (row) => revokedCell(row.revoked_at),
         (row) => timeCell(row.created_at, { stack: true }),
         actionsCell,
       ],

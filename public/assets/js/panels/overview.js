@@ -3,8 +3,8 @@
 // every cents figure comes from the server, rounded once from its exact nanos.
 
 import { api, download } from "../api.js";
-import { spendChart } from "../chart.js";
-import { $, fieldValue, fmtBytes, fmtCents, fmtExactCents, fmtInt, h, thisMonth, timeCell } from "../dom.js";
+import { redrawOnResize, spendChart } from "../chart.js";
+import { $, fieldValue, fmtBytes, fmtCents, fmtExactCents, fmtInt, h, terms, thisMonth, timeCell } from "../dom.js";
 import { selectCustomer } from "../state.js";
 import { PagedTable } from "../table.js";
 import { run, setStatus } from "../ui.js";
@@ -16,7 +16,6 @@ const NANOS_PER_CENT = 10_000_000;
 const tables = {};
 let loadedMonth = null;
 let lastReport = null;
-let resizeTimer = null;
 
 const month = () => fieldValue(form, "month") || thisMonth();
 
@@ -59,9 +58,7 @@ function renderTotals(report) {
     ["KaixuPush", fmtCents(t.push_revenue_cents)],
     ["Calls", fmtInt(t.calls)],
   ];
-  $("#overview-totals").replaceChildren(
-    ...items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))),
-  );
+  $("#overview-totals").replaceChildren(...terms(items));
 }
 
 /** The chart draws the customers' charge per day: the same field the usage chart reads. */
@@ -163,10 +160,7 @@ export default {
       load();
     });
     csvButton.addEventListener("click", downloadCsv);
-    window.addEventListener("resize", () => {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(drawChart, 150);
-    });
+    redrawOnResize(drawChart);
   },
   async show() {
     if (loadedMonth !== month()) await load();

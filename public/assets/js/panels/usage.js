@@ -2,8 +2,8 @@
 // spend per day.
 
 import { api } from "../api.js";
-import { spendChart } from "../chart.js";
-import { $, fieldValue, fmtCents, fmtExactCents, fmtInt, h, intValue, timeCell } from "../dom.js";
+import { redrawOnResize, spendChart } from "../chart.js";
+import { $, fieldValue, fmtCents, fmtExactCents, fmtInt, h, intValue, terms, timeCell } from "../dom.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run } from "../ui.js";
@@ -13,7 +13,6 @@ const status = $(".status", $("#panel-usage"));
 let table;
 const loads = customerLoads();
 let lastSummary = null;
-let resizeTimer = null;
 
 const query = () => ({
   customer_id: intValue(form, "customer_id"),
@@ -40,7 +39,7 @@ function renderTotals(summary) {
     ["Calls", fmtInt(t.calls)],
     ["Tokens in / out", `${fmtInt(t.input_tokens)} / ${fmtInt(t.output_tokens)}`],
   ];
-  $("#usage-totals").replaceChildren(...items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
+  $("#usage-totals").replaceChildren(...terms(items));
   lastSummary = summary;
   drawChart();
 }
@@ -83,10 +82,7 @@ export default {
       event.preventDefault();
       load();
     });
-    window.addEventListener("resize", () => {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(drawChart, 150);
-    });
+    redrawOnResize(drawChart);
   },
   async show() {
     const q = query();

@@ -2,7 +2,8 @@
 // signing secret is shown once), send a test, remove it; the recent deliveries below say
 // what reached it.
 
-import { $, fieldValue, fmtInt, fmtTime, h, timeCell } from "../dom.js";
+import { $, fieldValue, fmtInt, fmtTime, h, terms, timeCell } from "../dom.js";
+import { loadOnce } from "../shell.js";
 import { PagedTable } from "../table.js";
 import { run, setStatus } from "../ui.js";
 import { api } from "./api.js";
@@ -12,7 +13,7 @@ const form = $("#alerts-form");
 const status = $("#alerts-status");
 const secretSlot = $("#alerts-secret");
 let deliveries;
-let loaded = false;
+const once = loadOnce(load);
 let current = null;
 
 const ALERT_NAMES = { cap_warning: "near the cap", cap_reached: "cap reached", "webhook.test": "test" };
@@ -27,7 +28,7 @@ function renderCurrent(item) {
         ["Changed", fmtTime(item.updated_at)],
       ]
     : [["Webhook", "none set: alerts are not sent"]];
-  $("#alerts-current").replaceChildren(...rows.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
+  $("#alerts-current").replaceChildren(...terms(rows));
   form.elements.namedItem("url").value = item ? item.url : "";
   form.elements.namedItem("rotate_secret").checked = false;
   $(".check-field", form).hidden = !item; // a first webhook always gets a new secret
@@ -103,13 +104,9 @@ export default {
     $("[data-alerts-test]", form).addEventListener("click", (event) => test(event.currentTarget));
     $("[data-alerts-delete]", form).addEventListener("click", (event) => remove(event.currentTarget));
   },
-  async show() {
-    if (loaded) return;
-    loaded = true;
-    await load();
-  },
+  show: () => once.show(),
   reset() {
-    loaded = false;
+    once.forget();
     current = null;
     secretSlot.replaceChildren();
     form.reset();

@@ -2,13 +2,14 @@
 // read from what each item has, so a field the server adds later does not break the table.
 
 import { $, fmtBytes, fmtCents, fmtInt, h, thisMonth, timeCell } from "../dom.js";
+import { loadOnce } from "../shell.js";
 import { PagedTable } from "../table.js";
 import { api } from "./api.js";
 import { pick, stateBadge, urlCell } from "./ui.js";
 
 let deploys;
 let charges;
-let loaded = false;
+const once = loadOnce(() => Promise.all([deploys.reload(), charges.reload()]));
 
 function breakdown(row) {
   return row.breakdown && typeof row.breakdown === "object" ? row.breakdown : {};
@@ -67,13 +68,9 @@ export default {
       idle: "Loading…",
     });
   },
-  async show() {
-    if (loaded) return;
-    loaded = true;
-    await Promise.all([deploys.reload(), charges.reload()]);
-  },
+  show: () => once.show(),
   reset() {
-    loaded = false;
+    once.forget();
     deploys.reset();
     charges.reset();
   },

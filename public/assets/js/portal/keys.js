@@ -2,13 +2,15 @@
 // rotate (a new secret, the old one stops at once) or revoke (for good). Roles offered stop
 // at admin: the owner (master) key is the operator's to issue.
 
-import { $, fieldValue, fmtCents, h, intValue, timeCell } from "../dom.js";
+import { $, fieldValue, fmtCents, h, intValue, revokedCell, timeCell } from "../dom.js";
+import * as keyActions from "../key_actions.js";
+import { loadOnce } from "../shell.js";
 import { PagedTable } from "../table.js";
-import { run, setStatus } from "../ui.js";
+import { setStatus, submitForm } from "../ui.js";
 import { api } from "./api.js";
 import { centsToDollarText, parseDollars } from "./money.js";
 import * as session from "./session.js";
-import { forgetKeys, keyCell, revokedCell, showOnce } from "./ui.js";
+import { forgetKeys, keyCell, showOnce } from "./ui.js";
 
 const actionStatus = $("#keys-status");
 const secretSlot = $("#keys-secret");
@@ -16,7 +18,7 @@ const createForm = $("#key-create");
 const editCard = $("#key-edit-card");
 const editForm = $("#key-edit");
 let table;
-let loaded = false;
+const once = loadOnce(() => table.reload());
 let editing = null; // the row whose limits the edit form shows
 
 const MASTER_ROLE = "owner";
@@ -33,20 +35,14 @@ function isOwn(row) {
 
 function actionsCell(row) {
   const edit = h("button", { type: "button", class: "small" }, "Edit");
-  const rotate = h("button", { type: "button", class: "small" }, "Rotate");
-  const revoke = h("button", { type: "button", class: "small danger" }, "Revoke");
-  const name = `key ${row.id} (…${row.key_last4})`;
-  edit.setAttribute("aria-label", `Edit ${name}`);
-  rotate.setAttribute("aria-label", `Rotate ${name}`);
-  revoke.setAttribute("aria-label", `Revoke ${name}`);
-  edit.disabled = rotate.disabled = revoke.disabled = Boolean(row.revoked_at);
+  edit.setAttribute("aria-label", `Edit ${keyActions.keyName(row)}`);
+  edit.disabled = Boolean(row.revoked_at);
+  edit.addEventListener("click", () => startEdit(row));
+  const [rotate, revoke] = keyActions.buttons(row, { rotate: rotateKey, revoke: revokeKey });
   if (row.role === MASTER_ROLE) {
     revoke.disabled = true; // it would lock the account out: rotate a leaked master key instead
     revoke.title = "The master key cannot be revoked; rotate it to replace a leaked one.";
   }
-  edit.addEventListener("click", () => startEdit(row));
-  rotate.addEventListener("click", () => rotateKey(row, rotate));
-  revoke.addEventListener("click", () => revokeKey(row, revoke));
   return h("td", {}, h("div", { class: "actions" }, edit, rotate, revoke));
 }
 
@@ -56,18 +52,16 @@ function ownWarning(row, then) {
 }
 
 async function rotateKey(row, button) {
-  const question =
-    `Rotate key ${row.id} (…${row.key_last4})?\n\n` +
-    "A new key with the same settings is made and this one stops working at once: apps using it fail until they get the new one." +
-    ownWarning(row, "with the new key");
-  if (!window.confirm(question)) return;
-  const result = await run({ button, status: actionStatus, busy: `Rotating key ${row.id}…` }, () =>
-    api("customer-keys", { method: "POST", query: { id: row.id, action: "rotate" } }),
-  );
-  if (!result) return;
-  const item = result.item;
+  const item = await keyActions.rotate(row, button, {
+    status: actionStatus,
+    question:
+      `Rotate ${keyActions.keyName(row)}?\n\n` +
+      "A new key with the same settings is made and this one stops working at once: apps using it fail until they get the new one." +
+      ownWarning(row, "with the new key"),
+    send: () => api("customer-keys", { method: "POST", query: { id: row.id, action: "rotate" } }),
+  });
+  if (!item) return;
   forgetKeys();
-  setStatus(actionStatus, `Key ${row.id} was revoked and replaced by key ${item.id} (…${item.key_last4}).`, "ok");
   const title = `New key ${item.id}${item.label ? ` “${item.label}”` : ""} (replaces key ${row.id})`;
   if (!isOwn(row)) {
     showOnce(secretSlot, { title, secret: item.key });
@@ -85,15 +79,12 @@ async function rotateKey(row, button) {
 }
 
 async function revokeKey(row, button) {
-  const question =
-    `Revoke key ${row.id} (…${row.key_last4}) now?\n\nEvery call with it is refused from this moment. This cannot be undone.` +
-    ownWarning(row, "with another key");
-  if (!window.confirm(question)) return;
-  const result = await run(
-    { button, status: actionStatus, busy: `Revoking key ${row.id}…`, success: `Key ${row.id} (…${row.key_last4}) is revoked.` },
-    () => api("customer-keys", { method: "POST", query: { id: row.id, action: "revoke" } }),
-  );
-  if (!result) return;
+  const revoked = await keyActions.revoke(row, button, {
+    status: actionStatus,
+    warning: ownWarning(row, "with another key"),
+    send: () => api("customer-keys", { method: "POST", query: { id: row.id, action: "revoke" } }),
+  });
+  if (!revoked) return;
   if (isOwn(row)) {
     session.end("unauthorized", "You revoked the key you signed in with; sign in with another key.");
     return;
@@ -130,21 +121,12 @@ function createBody() {
 
 async function createKey(event) {
   event.preventDefault();
-  const status = $(".status", createForm);
-  let body;
-  try {
-    body = createBody();
-  } catch (error) {
-    setStatus(status, error.message, "error");
-    return;
-  }
-  const result = await run(
-    { button: $("button[type=submit]", createForm), status, form: createForm, busy: "Creating the key…" },
-    () => api("customer-keys", { method: "POST", body }),
+  const result = await submitForm(createForm, { read: createBody, busy: "Creating the key…" }, (body) =>
+    api("customer-keys", { method: "POST", body }),
   );
   if (!result) return;
   const item = result.item;
-  setStatus(status, `Created key ${item.id} (…${item.key_last4}).`, "ok");
+  setStatus($(".status", createForm), `Created key ${item.id} (…${item.key_last4}).`, "ok");
   createForm.reset();
   forgetKeys();
   showOnce(secretSlot, { title: `New key ${item.id}${item.label ? ` “${item.label}”` : ""} (${item.role})`, secret: item.key });
@@ -188,18 +170,9 @@ function editBody() {
 async function saveEdit(event) {
   event.preventDefault();
   if (!editing) return;
-  const status = $(".status", editForm);
-  let body;
-  try {
-    body = editBody();
-  } catch (error) {
-    setStatus(status, error.message, "error");
-    return;
-  }
   const row = editing;
-  const result = await run(
-    { button: $("button[type=submit]", editForm), status, form: editForm, busy: `Saving key ${row.id}…` },
-    () => api("customer-keys", { method: "PATCH", query: { id: row.id }, body }),
+  const result = await submitForm(editForm, { read: editBody, busy: `Saving key ${row.id}…` }, (body) =>
+    api("customer-keys", { method: "PATCH", query: { id: row.id }, body }),
   );
   if (!result) return;
   forgetKeys();
@@ -233,13 +206,9 @@ export default {
     editForm.addEventListener("submit", saveEdit);
     $("[data-edit-cancel]", editForm).addEventListener("click", stopEdit);
   },
-  async show() {
-    if (loaded) return;
-    loaded = true;
-    await table.reload();
-  },
+  show: () => once.show(),
   reset() {
-    loaded = false;
+    once.forget();
     stopEdit();
     createForm.reset();
     setStatus($(".status", createForm), "");

@@ -2,11 +2,12 @@
 // token), sign-out, the panel router (#month first) and the return from Stripe Checkout
 // (?topup=success|cancel, read once and taken out of the address bar).
 
-import { $, $$, fillMonths, fmtTime, thisMonth } from "../dom.js";
-import { run, setStatus } from "../ui.js";
+import { $, $$, fillMonths, thisMonth } from "../dom.js";
+import { installErrorHooks } from "../errors.js";
+import { createShell } from "../shell.js";
+import { setStatus } from "../ui.js";
 import { fetchSummary, forgetAccount, onSummary } from "./account.js";
 import { signIn } from "./api.js";
-import { installErrorHooks } from "./errors.js";
 import * as session from "./session.js";
 import { forgetKeys } from "./ui.js";
 import alerts from "./alerts.js";
@@ -18,18 +19,17 @@ import month from "./month.js";
 import topup, { cancelled, watchCredit } from "./topup.js";
 import usage from "./usage.js";
 
-installErrorHooks();
+installErrorHooks({ app: "kaixu-portal", build: "portal-spa-1" });
+
+let topupsAllowed = false;
+let pendingReturn = null; // {outcome, sessionId} from Stripe, until someone is signed in
 
 const PANELS = [month, usage, invoices, keys, devices, kaixupush, topup, alerts];
-const byName = new Map(PANELS.map((panel) => [panel.name, panel]));
-const loginView = $("#login-view");
+const shell = createShell({ panels: PANELS, first: "month", allowed: (name) => name !== "topup" || topupsAllowed });
 const appView = $("#app-view");
 const loginForm = $("#login-form");
-const loginStatus = $(".status", loginForm);
 const keyInput = $("#login-key");
-const nav = $("#sidenav");
-const navToggle = $(".nav-toggle");
-const topupLink = $('a[href="#topup"]', nav);
+const topupLink = $('#sidenav a[href="#topup"]');
 const returnLine = $("#topup-return-status");
 
 const END_MESSAGES = {
@@ -38,35 +38,12 @@ const END_MESSAGES = {
   unauthorized: "Your session has ended; sign in again.",
 };
 
-let currentName = "month";
-let topupsAllowed = false;
-let pendingReturn = null; // {outcome, sessionId} from Stripe, until someone is signed in
-
-function currentPanelName() {
-  const name = window.location.hash.replace(/^#/, "");
-  if (byName.has(name) && (name !== "topup" || topupsAllowed)) currentName = name;
-  return currentName;
-}
-
-function showPanel() {
-  if (appView.hidden) return;
-  const name = currentPanelName();
-  for (const section of $$("section.panel")) section.hidden = section.dataset.panel !== name;
-  for (const link of $$("a", nav)) {
-    if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
-  nav.classList.remove("open");
-  navToggle.setAttribute("aria-expanded", "false");
-  Promise.resolve(byName.get(name).show()).catch((error) => setStatus($(".status", $(`#panel-${name}`)), error.message, "error"));
-}
-
 /** "Top up" is offered only when the customer's plan takes card top-ups. */
 function updateTopups(item) {
   topupsAllowed = Boolean(item && item.customer && item.customer.stripe_topups);
   topupLink.hidden = !topupsAllowed;
-  if (!topupsAllowed && currentName === "topup") {
-    currentName = "month";
+  if (!topupsAllowed && shell.current() === "topup") {
+    shell.fallBack("month");
     if (window.location.hash === "#topup") window.location.hash = "#month";
   }
 }
@@ -76,8 +53,6 @@ function showWho() {
   const customer = who && who.customer ? who.customer : {};
   const key = who && who.key ? who.key : {};
   $("#signed-in-label").textContent = `${customer.email || `customer ${customer.id ?? ""}`}${key.key_last4 ? ` (key …${key.key_last4})` : ""}`;
-  const at = session.expiresAt();
-  $("#session-expiry").textContent = at ? `Session until ${fmtTime(at.toISOString())}` : "";
 }
 
 /** Back from Stripe: say what happened, next to the panels (or on the sign-in card). */
@@ -99,31 +74,27 @@ function handleReturn() {
 }
 
 async function enterApp() {
-  loginView.hidden = true;
-  appView.hidden = false;
+  shell.enter(session);
   showWho();
-  session.scheduleExpiry();
   if (window.location.hash === "#topup") {
     // Whether top-ups are offered is known from the month: learn it before choosing the panel.
     await fetchSummary(thisMonth()).catch(() => null);
   }
-  showPanel();
-  if (currentName !== "month") fetchSummary(thisMonth()).catch(() => {}); // the nav's "Top up"
+  shell.showPanel();
+  if (shell.current() !== "month") fetchSummary(thisMonth()).catch(() => {}); // the nav's "Top up"
   $("#main").focus({ preventScroll: true });
   handleReturn();
 }
 
 function leaveApp(reason, message) {
-  for (const panel of PANELS) panel.reset();
+  shell.leave();
   forgetAccount();
   forgetKeys();
   updateTopups(null);
   for (const select of $$("select[data-key-select]")) select.replaceChildren(select.options[0]);
   setStatus(returnLine, "");
-  appView.hidden = true;
-  loginView.hidden = false;
   const text = reason === "unauthorized" && message ? message : END_MESSAGES[reason] || "";
-  setStatus(loginStatus, text, reason === "signout" ? "ok" : "error");
+  setStatus(shell.loginStatus, text, reason === "signout" ? "ok" : "error");
   keyInput.value = "";
   keyInput.focus();
 }
@@ -132,20 +103,15 @@ async function onSignIn(event) {
   event.preventDefault();
   const key = keyInput.value.trim();
   if (!key) {
-    setStatus(loginStatus, "Enter your Kaixu key (it starts with kx_live_).", "error");
+    setStatus(shell.loginStatus, "Enter your Kaixu key (it starts with kx_live_).", "error");
     keyInput.setAttribute("aria-invalid", "true");
     keyInput.focus();
     return;
   }
-  const result = await run(
-    { button: $("button[type=submit]", loginForm), status: loginStatus, form: loginForm, busy: "Checking…" },
-    () => signIn(key),
-  );
+  const result = await shell.signIn(() => signIn(key));
   keyInput.value = ""; // the key is not kept, even in the form
-  if (result) {
-    setStatus(loginStatus, "");
-    enterApp();
-  } else keyInput.focus();
+  if (result) enterApp();
+  else keyInput.focus();
 }
 
 /** Read ?topup= once, then take the query out of the address bar (a reload must not repeat it). */
@@ -159,16 +125,11 @@ function readReturn() {
 
 function boot() {
   readReturn();
-  for (const panel of PANELS) panel.init();
+  shell.init();
   fillMonths();
   onSummary(updateTopups); // the plan (and so top-ups) is the same whatever the month
   loginForm.addEventListener("submit", onSignIn);
   $("#signout-button").addEventListener("click", () => session.end("signout"));
-  navToggle.addEventListener("click", () => {
-    const open = nav.classList.toggle("open");
-    navToggle.setAttribute("aria-expanded", open ? "true" : "false");
-  });
-  window.addEventListener("hashchange", showPanel);
   session.onEnd(leaveApp);
   if (session.token()) enterApp();
   else {

@@ -1,19 +1,18 @@
 // This month: spend against the cap (a meter), what is left, top-ups and included credit,
 // spend per day (the admin screen's chart) and per key.
 
-import { spendChart } from "../chart.js";
-import { $, fieldValue, fmtCents, fmtInt, h, thisMonth } from "../dom.js";
+import { redrawOnResize, spendChart } from "../chart.js";
+import { $, fieldValue, fmtCents, fmtInt, h, revokedCell, terms, thisMonth } from "../dom.js";
 import { PagedTable } from "../table.js";
 import { run } from "../ui.js";
 import { fetchSummary, onSummary } from "./account.js";
-import { keyCell, revokedCell } from "./ui.js";
+import { keyCell } from "./ui.js";
 
 const NANOS_PER_CENT = 10_000_000;
 const form = $("#month-load");
 const status = $("#month-status");
 let keysTable;
 let shown = null; // the summary on screen
-let resizeTimer = null;
 
 const month = () => fieldValue(form, "month") || thisMonth();
 
@@ -58,7 +57,7 @@ function renderTotals(t) {
     ["Calls", fmtInt(t.calls)],
     ["Tokens in / out", `${fmtInt(t.input_tokens)} / ${fmtInt(t.output_tokens)}`],
   ];
-  $("#month-totals").replaceChildren(...items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
+  $("#month-totals").replaceChildren(...terms(items));
 }
 
 function renderPlan(customer) {
@@ -120,10 +119,7 @@ export default {
       event.preventDefault();
       load();
     });
-    window.addEventListener("resize", () => {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(drawChart, 150);
-    });
+    redrawOnResize(drawChart);
   },
   async show() {
     if (!shown || shown.month !== month()) await load();

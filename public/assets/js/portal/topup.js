@@ -4,7 +4,7 @@
 // how much arrived. The credit only ever comes from Stripe's signed webhook, never from
 // this page.
 
-import { $, fmtCents, h, thisMonth } from "../dom.js";
+import { $, fmtCents, terms, thisMonth } from "../dom.js";
 import { run, setStatus } from "../ui.js";
 import { api } from "./api.js";
 import { fetchSummary, lastSummary, onSummary } from "./account.js";
@@ -39,7 +39,7 @@ function renderTotals(item) {
     ["Cap this month", fmtCents(t.cap_cents)],
     ["Remaining", fmtCents(t.remaining_cents)],
   ];
-  $("#topup-totals").replaceChildren(...items.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value))));
+  $("#topup-totals").replaceChildren(...terms(items));
 }
 
 /** The top-ups of `month` now: from the summary already on hand, else fetched. */

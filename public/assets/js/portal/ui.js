@@ -1,42 +1,13 @@
-// What the portal's panels share beyond ../ui.js: a secret shown once (a new key, a webhook
-// signing secret), the small cell renderers, and the keys of the account for the filters.
+// What the portal's panels share beyond ../ui.js: its words for a secret shown once, the
+// small cell renderers, and the keys of the account for the filters.
 
-import { badge, fmtTime, h } from "../dom.js";
-import { copyText } from "../ui.js";
+import { badge, h } from "../dom.js";
+import { showSecret } from "../ui.js";
 import { api } from "./api.js";
 
-/**
- * A secret in `slot`, once: with a copy button and the warning that it cannot be shown
- * again. "I have stored it" removes it from the page (then `onDone`, e.g. sign in again).
- */
-export function showOnce(slot, { title, secret, what = "key", onDone = null }) {
-  const code = h("code", { class: "secret-value", "data-secret": "" }, secret);
-  const feedback = h("span", { class: "small", role: "status", "aria-live": "polite" });
-  const copy = h("button", { type: "button", class: "primary" }, `Copy ${what}`);
-  copy.addEventListener("click", async () => {
-    const copied = await copyText(secret, code);
-    feedback.textContent = copied ? "Copied." : "Selected: press Ctrl+C (⌘C) to copy.";
-  });
-  const done = h("button", { type: "button" }, "I have stored it");
-  done.addEventListener("click", () => {
-    slot.replaceChildren();
-    if (onDone) onDone();
-  });
-  slot.replaceChildren(
-    h(
-      "div",
-      { class: "secret-box", role: "alert" },
-      h("p", {}, h("strong", {}, title)),
-      h("div", { class: "secret-row" }, code, copy, feedback),
-      h(
-        "p",
-        { class: "warning" },
-        `Copy it now: this ${what} is shown only once. Kaixu keeps only a fingerprint of it, so it cannot be shown again.`,
-      ),
-      h("div", {}, done),
-    ),
-  );
-  copy.focus();
+/** A secret shown once (../ui.js), in the portal's words for what Kaixu keeps instead. */
+export function showOnce(slot, options) {
+  showSecret(slot, { kept: "keeps only a fingerprint of it", ...options });
 }
 
 /** The first field present and not null: the lists are rendered from what each item has. */
@@ -53,12 +24,6 @@ export function keyCell(id, last4, label) {
     h("strong", { class: "nowrap" }, `${id ?? "?"}${last4 ? ` (…${last4})` : ""}`),
     label ? h("span", { class: "sub" }, label) : null,
   );
-}
-
-/** Active, or revoked with when. */
-export function revokedCell(revokedAt) {
-  if (!revokedAt) return h("td", {}, badge("active", "ok"));
-  return h("td", { title: revokedAt, class: "nowrap" }, badge("revoked", "bad"), h("span", { class: "sub" }, fmtTime(revokedAt)));
 }
 
 const TONES = {

@@ -6,7 +6,7 @@ import { $, fieldValue, fmtBytes, fmtInt, h, intValue, thisMonth, timeCell } fro
 import { PagedTable } from "../table.js";
 import { run, setStatus } from "../ui.js";
 import { api, download } from "./api.js";
-import { accountKeys, fillKeySelect } from "./ui.js";
+import { accountKeys, fillKeySelect, keyCell } from "./ui.js";
 
 const NANOS_PER_CENT = 10_000_000;
 const form = $("#usage-load");
@@ -23,8 +23,8 @@ const query = () => ({
 });
 
 function keyOf(row) {
-  const key = keysById.get(Number(row.api_key_id));
-  return h("td", {}, h("strong", { class: "nowrap" }, `${row.api_key_id}${key ? ` (…${key.key_last4})` : ""}`), key && key.label ? h("span", { class: "sub" }, key.label) : null);
+  const key = keysById.get(Number(row.api_key_id)) || {};
+  return keyCell(row.api_key_id, key.key_last4, key.label);
 }
 
 /** The exact charge (from the sell nanos): a small call is not "$0.00"; invoices round once. */
@@ -64,7 +64,7 @@ async function downloadCsv(button) {
   const q = query();
   await run(
     { button, status, busy: "Preparing the CSV…", success: (r) => `Saved ${r.filename} (${fmtBytes(r.size)}).` },
-    () => download("customer-usage", { ...q, format: "csv" }, `kaixu-usage-${q.month}.csv`),
+    () => download("customer-usage", { ...q, format: "csv" }, { fallbackName: `kaixu-usage-${q.month}.csv` }),
   );
 }
 
