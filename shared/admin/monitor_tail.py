@@ -21,11 +21,10 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from shared import aws_lambda, config, db, params
+from shared import aws_lambda, config, db, params, sse
 from shared.admin import auth as admin_auth
 from shared.closing_stream import ClosingStreamingResponse
 from shared.errors import ApiError
-from shared.gateway.streaming import SSE_HEADERS, frame
 from shared.http import Ctx
 
 log = logging.getLogger("kaixu.monitor_tail")
@@ -45,7 +44,7 @@ Frame = tuple[int, bytes]  # (row id, SSE frame)
 
 
 def _frames(rows: list[dict[str, Any]]) -> list[Frame]:
-    return [(row["id"], frame("row", row)) for row in rows]
+    return [(row["id"], sse.frame("row", row)) for row in rows]
 
 
 class Tail:
@@ -155,22 +154,22 @@ async def _stream(
 ) -> AsyncGenerator[bytes, None]:
     """Rows as they come, until the admin session that opened the tail ends."""
     sent_early = {row_id for row_id, _ in backlog}
-    yield frame("hello", {"after_id": after_id})
+    yield sse.frame("hello", {"after_id": after_id})
     for _, data in backlog:
         yield data
     while True:
         left = ends_at - time.time()
         if left <= 0:
-            yield frame(
+            yield sse.frame(
                 "error", {"error": "Your admin session ended; log in again.", "code": "SESSION_EXPIRED"}
             )
             return
         frames = await tail.next(min(config.settings().stream_ping_s, left))
         if tail.overflowed:
-            yield frame("error", {"error": "The tail fell too far behind.", "code": "TAIL_OVERFLOW"})
+            yield sse.frame("error", {"error": "The tail fell too far behind.", "code": "TAIL_OVERFLOW"})
             return
         if not frames:
-            yield frame("ping", {"t": int(time.time() * 1000)})
+            yield sse.frame("ping", {"t": int(time.time() * 1000)})
         for row_id, data in frames:
             if row_id > after_id and row_id not in sent_early:
                 yield data
@@ -202,6 +201,6 @@ async def open_tail(ctx: Ctx) -> ClosingStreamingResponse:
     return ClosingStreamingResponse(
         _stream(tail, start, _frames(rows[::-1]), admin_auth.session_ends_at(ctx)),
         media_type="text/event-stream",
-        headers=SSE_HEADERS,
+        headers=sse.HEADERS,
         on_close=lambda: owner.close(tail),
     )

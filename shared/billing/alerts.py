@@ -45,7 +45,7 @@ import httpx
 import orjson
 from psycopg.types.json import Jsonb
 
-from shared import config, crypto, db, money
+from shared import config, db, money
 from shared.money import Month
 
 log = logging.getLogger("kaixu.alerts")
@@ -317,6 +317,8 @@ async def _receivers(table: str, customer_ids: set[int]) -> dict[int, Receiver |
         cfg = config.settings()
         operator = Receiver(cfg.alert_webhook_url, cfg.alert_webhook_secret)
         return dict.fromkeys(customer_ids, operator)
+    from shared import crypto  # the gateway imports this module: its cold start skips the cipher
+
     rows = await db.fetch_all(
         "SELECT customer_id, url, secret_enc FROM customer_webhooks WHERE customer_id = ANY(%s)",
         (list(customer_ids),),

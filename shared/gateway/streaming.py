@@ -22,10 +22,10 @@ from typing import Any, Protocol
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from shared import config, db, providers
+from shared import config, db, providers, sse
 from shared.closing_stream import stream_to_reader
 from shared.gateway.pipeline import Call, admit, upstream_failure
-from shared.http import Ctx, dumps
+from shared.http import Ctx
 from shared.providers import Usage
 from shared.providers.conversation import Piece, ToolCallDelta
 from shared.providers.sse import SSEEvent
@@ -33,12 +33,7 @@ from shared.providers.sse import SSEEvent
 log = logging.getLogger("kaixu.gateway")
 _END = object()
 _KEEP_RESERVED_EVERY_S = 120  # well inside the reaper's patience (UPSTREAM_TIMEOUT_S + 5 min)
-SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
 Item = SSEEvent | Piece
-
-
-def frame(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
 class Grammar(Protocol):
@@ -56,22 +51,22 @@ class KaixuGrammar:
     """gateway-stream's events: ``meta``, ``delta`` (text), ``ping``, then ``done`` or ``error``."""
 
     def head(self, call: Call) -> bytes:
-        return frame(
+        return sse.frame(
             "meta",
             {"provider": call.conv.provider, "model": call.conv.model, "month": call.month_before.view()},
         )
 
     def item(self, item: Item) -> bytes:
-        return frame("delta", {"text": item}) if isinstance(item, str) else b""
+        return sse.frame("delta", {"text": item}) if isinstance(item, str) else b""
 
     def ping(self) -> bytes:
-        return frame("ping", {"t": int(time.time() * 1000)})
+        return sse.frame("ping", {"t": int(time.time() * 1000)})
 
     def error(self, message: str, code: str) -> bytes:
-        return frame("error", {"error": message, "code": code})
+        return sse.frame("error", {"error": message, "code": code})
 
     def done(self, call: Call, usage: Usage, month: dict[str, Any]) -> bytes:
-        return frame("done", {"usage": call.usage_view(usage), "month": month})
+        return sse.frame("done", {"usage": call.usage_view(usage), "month": month})
 
 
 def generated_bytes(item: Item) -> int:
@@ -256,7 +251,7 @@ class EventStreamResponse(StreamingResponse):
     stops reading."""
 
     def __init__(self, session: StreamSession) -> None:
-        super().__init__(session.frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+        super().__init__(session.frames(), media_type="text/event-stream", headers=sse.HEADERS)
         self.session = session
 
     async def stream_response(self, send: Send) -> None:
