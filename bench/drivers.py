@@ -5,6 +5,7 @@ connections for a number of seconds and report :class:`~bench.stats.Stats`."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from bench import load, wrk
 from bench.stats import Stats
@@ -14,11 +15,20 @@ class PythonDriver:
     name = "asyncio driver (bench/load.py)"
 
     async def run(
-        self, port: int, path: str, body: bytes, headers: dict[str, str], *, connections: int, seconds: float
+        self,
+        port: int,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        connections: int,
+        seconds: float,
+        keys: Sequence[str] = (),
     ) -> Stats:
-        request = load.build_request("127.0.0.1", port, path, body, headers)
+        variants = [{**headers, "authorization": f"Bearer {key}"} for key in keys] or [headers]
+        requests = [load.build_request("127.0.0.1", port, path, body, h) for h in variants]
         result = await load.run_requests(
-            "127.0.0.1", port, request, concurrency=connections, total=10**9, max_seconds=seconds
+            "127.0.0.1", port, requests, concurrency=connections, total=10**9, max_seconds=seconds
         )
         return Stats.of(result.latencies_s, result.elapsed_s, result.errors)
 
@@ -28,10 +38,18 @@ class WrkDriver:
         self.name = wrk.version()
 
     async def run(
-        self, port: int, path: str, body: bytes, headers: dict[str, str], *, connections: int, seconds: float
+        self,
+        port: int,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        connections: int,
+        seconds: float,
+        keys: Sequence[str] = (),
     ) -> Stats:
         return await asyncio.to_thread(
-            wrk.run, port, path, body, headers, connections=connections, seconds=seconds
+            wrk.run, port, path, body, headers, connections=connections, seconds=seconds, keys=keys
         )
 
 

@@ -5,7 +5,9 @@ times what wrk costs, which is why wrk is preferred when installed; streams are 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -68,13 +70,13 @@ class Connection:
 
 
 async def _worker(
-    conn: Connection, request: bytes, result: Result, deadline: float, budget: list[int]
+    conn: Connection, requests: itertools.cycle[bytes], result: Result, deadline: float, budget: list[int]
 ) -> None:
     while time.perf_counter() < deadline and budget[0] > 0:
         budget[0] -= 1
         started = time.perf_counter()
         try:
-            status, _ = await conn.exchange(request)
+            status, _ = await conn.exchange(next(requests))
         except (OSError, asyncio.IncompleteReadError, ValueError):
             result.errors += 1
             conn.close()
@@ -87,15 +89,23 @@ async def _worker(
 
 
 async def run_requests(
-    host: str, port: int, request: bytes, *, concurrency: int, total: int, max_seconds: float = 120.0
+    host: str,
+    port: int,
+    request: bytes | Sequence[bytes],
+    *,
+    concurrency: int,
+    total: int,
+    max_seconds: float = 120.0,
 ) -> Result:
-    """``total`` requests over ``concurrency`` keep-alive connections (or until the time runs out)."""
+    """``total`` requests over ``concurrency`` keep-alive connections (or until the time runs
+    out). Given several requests, the connections send them in turn."""
     conns = [Connection(host, port) for _ in range(concurrency)]
     await asyncio.gather(*(c.open() for c in conns))
     result, budget = Result(), [total]
+    shared = itertools.cycle([request] if isinstance(request, bytes) else request)
     started = time.perf_counter()
     deadline = started + max_seconds
-    await asyncio.gather(*(_worker(c, request, result, deadline, budget) for c in conns))
+    await asyncio.gather(*(_worker(c, shared, result, deadline, budget) for c in conns))
     result.elapsed_s = time.perf_counter() - started
     for conn in conns:
         conn.close()

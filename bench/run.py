@@ -6,9 +6,13 @@ interfere (every control stays on), then measures from this separate process:
 
 - added latency at concurrency 1 (gateway minus direct-to-fake), p50 and p99;
 - throughput at concurrency 64 (non-streaming): requests/s, p99, errors;
+- one hot customer: that load on one customer's single key against the same load spread
+  over 100 customers;
 - streaming: added time to the first delta with 100 concurrent streams, p50 and p99;
 - memory: the server's RSS before and after a run of requests;
-- database round trips per gateway call (committed transactions per call).
+- database round trips per gateway call (committed transactions per call);
+- cold starts (``bench/cold_start.py``): each function's import and the first gateway-chat
+  call of a new process, in the built Lambda artifact.
 
 It prints a table and one JSON line. ``--compare-litellm`` runs the same load against a
 LiteLLM proxy pointed at the same fake (see the README for installing it).
@@ -26,7 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +42,11 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import drivers, litellm_compare, load  # noqa: E402
+from bench import cold_start, drivers, litellm_compare, load  # noqa: E402
 from bench.statements import StatementLog  # noqa: E402
 from bench.stats import Stats, percentile  # noqa: E402
 from shared import migrate  # noqa: E402
+from shared.gateway import keys  # noqa: E402
 from shared.host.command import server_command  # noqa: E402
 from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
@@ -83,6 +89,11 @@ SIZES = {  # seconds of latency (each side) and throughput runs, streams, reques
     "quick": {"latency_s": 4, "throughput_s": 10, "streams": 1000, "memory": 10000},
     "smoke": {"latency_s": 1, "throughput_s": 1, "streams": 100, "memory": 100},
 }
+
+
+def cold_start_functions(args: argparse.Namespace) -> Sequence[str]:
+    """Every function, or two for the harness check."""
+    return ("health", "gateway_chat") if args.smoke else cold_start.FUNCTIONS
 
 
 def sizes(args: argparse.Namespace) -> dict[str, int]:
@@ -152,6 +163,54 @@ def seed(database_url: str) -> str:
     return json.loads(out)["key"]
 
 
+@contextmanager
+def bench_stack(database_url: str = "") -> Iterator[tuple[dict[str, str], str, int]]:
+    """PostgreSQL (embedded unless ``database_url``), migrated and seeded, and the fake
+    upstream: the environment a gateway process runs with, the seeded key, the fake's port."""
+    with ExitStack() as stack:
+        if not database_url:
+            folder = Path(tempfile.mkdtemp(prefix="kaixu-bench-"))
+            stack.callback(shutil.rmtree, folder, True)
+            embedded = EmbeddedPostgres(folder / "pg")
+            stack.callback(embedded.stop)
+            database_url = embedded.url()
+        migrate.migrate(database_url)
+        key = seed(database_url)
+        fake_port = free_port()
+        fake = ["bench/fake_upstream.py", str(fake_port), "--frame-delay-ms", str(FRAME_DELAY_MS)]
+        start(stack, [sys.executable, *fake], dict(os.environ))
+        wait_for_port(fake_port)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+            "OPENAI_API_KEY": "bench",
+            "KAIXU_BUILD": "bench",
+        }
+        yield env, key, fake_port
+
+
+SPREAD_CUSTOMERS = 100
+_SEED_ONE = """
+WITH c AS (INSERT INTO customers (email, plan_id, monthly_cap_cents, rpm_limit, max_concurrent)
+           SELECT %s, id, 1000000000, 10000000, 0 FROM plans WHERE is_default RETURNING id)
+INSERT INTO api_keys (customer_id, key_hash, key_last4, kind, role, label)
+SELECT id, %s, %s, 'master', 'owner', 'master' FROM c
+"""
+
+
+def seed_spread(database_url: str, count: int = SPREAD_CUSTOMERS) -> list[str]:
+    """``count`` more customers like the seeded one, a key each: the same load spread over
+    many customers, to compare one hot customer against."""
+    secrets = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n in range(count):
+            new = keys.generate()
+            conn.execute(_SEED_ONE, (f"spread-{n}-{time.time_ns()}@example.com", new.hash, new.last4))
+            secrets.append(new.secret)
+    return secrets
+
+
 def server_cpu_s(parent: subprocess.Popen) -> float:
     process = psutil.Process(parent.pid)
     return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
@@ -196,8 +255,10 @@ async def measure(
         "127.0.0.1", fake_port, UPSTREAM_PATH, UPSTREAM_STREAM_BODY, upstream_auth
     )
 
-    async def gateway(connections: int, seconds: float) -> Stats:
-        return await driver.run(gw_port, CHAT_PATH, CHAT_BODY, auth, connections=connections, seconds=seconds)
+    async def gateway(connections: int, seconds: float, keys: Sequence[str] = ()) -> Stats:
+        return await driver.run(
+            gw_port, CHAT_PATH, CHAT_BODY, auth, connections=connections, seconds=seconds, keys=keys
+        )
 
     async def openai_format(connections: int, seconds: float) -> Stats:
         return await driver.run(
@@ -239,7 +300,8 @@ async def measure(
 
     # Saturation comes last: the disk writeback it leaves behind stalled the commits of whatever
     # ran right after it (the stream p99 doubled), so each phase starts from a quiet system.
-    tput = await gateway(64, size["throughput_s"])
+    tput = await gateway(64, size["throughput_s"])  # one customer, one key: the hot case
+    spread = await gateway(64, size["throughput_s"], keys=seed_spread(database_url))
 
     served, errors = tput.requests, tput.errors
     while served < size["memory"]:
@@ -270,6 +332,14 @@ async def measure(
             "p99_ms": ms(tput.p99_s),
             "errors": tput.errors,
         },
+        "hot_customer": {
+            "concurrency": 64,
+            "one_key_rps": round(tput.rps, 1),
+            "spread_over_customers": SPREAD_CUSTOMERS,
+            "spread_rps": round(spread.rps, 1),
+            "ratio": round(tput.rps / max(spread.rps, 1e-9), 3),
+            "errors": spread.errors,
+        },
         "stream_added_ttfd_ms": {
             "concurrent": 100,
             "streams": len(stream_via.latencies_s),
@@ -286,7 +356,7 @@ async def measure(
             "growth": round(rss_after - rss_before, 1),
         },
         "db_round_trips_per_call": None if round_trips is None else round(round_trips, 2),
-        "errors": via.errors + base.errors + compat.errors + errors,
+        "errors": via.errors + base.errors + compat.errors + errors + spread.errors,
     }
 
 
@@ -312,6 +382,10 @@ def print_table(result: dict) -> None:
         ),
         ("throughput c=64 p99 (ms)", str(result["throughput"]["p99_ms"])),
         (
+            "one hot customer / 100 customers, c=64 (req/s)",
+            "{one_key_rps} / {spread_rps} (ratio {ratio})".format(**result["hot_customer"]),
+        ),
+        (
             "stream added TTFD p50 / p99 (ms), 100 open streams",
             f"{result['stream_added_ttfd_ms']['p50']} / {result['stream_added_ttfd_ms']['p99']}",
         ),
@@ -324,6 +398,11 @@ def print_table(result: dict) -> None:
             "{rss_before} / {rss_after} / {growth}".format(**result["memory_mb"]),
         ),
         ("DB round trips per call", str(result["db_round_trips_per_call"])),
+        (
+            "cold start: slowest import / first gateway-chat (ms)",
+            "{ms} ({function}) / ".format(**result["cold_start"]["slowest_import"])
+            + str(result["cold_start"]["first_gateway_chat_ms"]),
+        ),
     ]
     if "litellm" in result:
         rows.append(("LiteLLM c=64 (req/s)", str(result["litellm"]["rps"])))
@@ -358,45 +437,16 @@ def main() -> None:
     driver = drivers.pick(args.driver)
 
     with ExitStack() as stack:
-        database_url = args.database_url
-        if not database_url:
-            folder = Path(tempfile.mkdtemp(prefix="kaixu-bench-"))
-            stack.callback(shutil.rmtree, folder, True)
-            embedded = EmbeddedPostgres(folder / "pg")
-            stack.callback(embedded.stop)
-            database_url = embedded.url()
-        migrate.migrate(database_url)
-        key = seed(database_url)
-
-        fake_port, gw_port = free_port(), free_port()
-        start(
-            stack,
-            [
-                sys.executable,
-                "bench/fake_upstream.py",
-                str(fake_port),
-                "--frame-delay-ms",
-                str(FRAME_DELAY_MS),
-            ],
-            dict(os.environ),
-        )
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
-            "OPENAI_API_KEY": "bench",
-            "KAIXU_BUILD": "bench",
-        }
-        server = start(
-            stack,
-            server_command(gw_port, args.workers),
-            env,
-        )
-        wait_for_port(fake_port)
+        env, key, fake_port = stack.enter_context(bench_stack(args.database_url))
+        gw_port = free_port()
+        server = start(stack, server_command(gw_port, args.workers), env)
         wait_for_port(gw_port)
-        result = uvloop.run(measure(args, driver, (gw_port, fake_port), key, server, database_url))
+        result = uvloop.run(measure(args, driver, (gw_port, fake_port), key, server, env["DATABASE_URL"]))
         result["machine"] = (
             f"{platform.machine()} {psutil.cpu_count()} cores, Python {platform.python_version()}"
+        )
+        result["cold_start"] = cold_start.measure(
+            env, key, runs=1 if args.smoke else 3 if args.quick else 10, functions=cold_start_functions(args)
         )
         if args.compare_litellm:
             result["litellm"] = litellm_compare.run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.stats import Stats
@@ -35,8 +36,21 @@ def version() -> str:
     return (out.stdout + out.stderr).split(" [")[0].strip()
 
 
-def _script(body: bytes, headers: dict[str, str]) -> str:
+# With several keys, each request takes the next one's authorization header.
+_ROTATE = """keys = {{{keys}}}
+sent = 0
+request = function()
+  sent = sent + 1
+  wrk.headers["authorization"] = keys[sent % #keys + 1]
+  return wrk.format()
+end
+"""
+
+
+def _script(body: bytes, headers: dict[str, str], keys: Sequence[str] = ()) -> str:
     lines = [f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()]
+    if keys:
+        lines.append(_ROTATE.format(keys=", ".join(f'"Bearer {key}"' for key in keys)))
     return _SCRIPT.format(body=body.decode(), headers="\n".join(lines))
 
 
@@ -54,12 +68,20 @@ def parse(output: str) -> Stats:
 
 
 def run(
-    port: int, path: str, body: bytes, headers: dict[str, str], *, connections: int, seconds: float
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    connections: int,
+    seconds: float,
+    keys: Sequence[str] = (),
 ) -> Stats:
-    """``connections`` keep-alive connections on one wrk thread for ``seconds``."""
+    """``connections`` keep-alive connections on one wrk thread for ``seconds``; with ``keys``,
+    the requests take their authorization from each key in turn."""
     with tempfile.TemporaryDirectory(prefix="kaixu-wrk-") as folder:
         script = Path(folder) / "post.lua"
-        script.write_text(_script(body, {"content-type": "application/json", **headers}))
+        script.write_text(_script(body, {"content-type": "application/json", **headers}, keys))
         out = subprocess.run(
             [
                 "wrk",

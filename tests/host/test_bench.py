@@ -32,7 +32,18 @@ def test_bench_smoke_run_reports_every_figure(driver: str):
     assert result["added_latency_ms"]["p50"] > 0
     assert result["memory_mb"]["rss_after"] > 0 and result["memory_mb"]["requests"] >= 100
     assert result["db_round_trips_per_call"] == 2.0
-    assert "added latency c=1" in run.stdout
+    hot = result["hot_customer"]
+    assert hot["one_key_rps"] > 0 and hot["spread_rps"] > 0 and hot["errors"] == 0
+    cold = result["cold_start"]
+    assert set(cold["import_ms"]) == {"health", "gateway_chat"} and cold["first_gateway_chat_ms"] > 0
+    assert "added latency c=1" in run.stdout and "cold start" in run.stdout
+
+
+def test_wrk_spreads_requests_over_the_keys_it_is_given():
+    script = wrk._script(b"{}", {"x-kaixu-app": "bench"}, ["kx_live_a", "kx_live_b"])
+    assert 'keys = {"Bearer kx_live_a", "Bearer kx_live_b"}' in script
+    assert 'wrk.headers["authorization"] = keys[sent % #keys + 1]' in script
+    assert "authorization" not in wrk._script(b"{}", {"x-kaixu-app": "bench"})
 
 
 def test_wrk_report_is_read_from_the_script_line():
