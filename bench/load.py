@@ -147,3 +147,30 @@ async def time_to_marker(
     for conn in conns:
         conn.close()
     return result
+
+
+async def open_streams(
+    host: str, port: int, request: bytes, count: int, batch: int = 100
+) -> list[Connection]:
+    """``count`` streams opened and left open: each sent its request and read the response
+    head (200), then nothing more. Close them with :func:`close_all`."""
+    opened: list[Connection] = []
+
+    async def one() -> Connection:
+        conn = Connection(host, port)
+        await conn.open()
+        assert conn.reader is not None and conn.writer is not None
+        conn.writer.write(request)
+        head = await conn.reader.readuntil(b"\r\n\r\n")
+        if head[9:12] != b"200":
+            raise RuntimeError(f"an idle stream was refused: {head[:200]!r}")
+        return conn
+
+    for start in range(0, count, batch):  # in steps: a thousand connects at once overflow the backlog
+        opened += await asyncio.gather(*(one() for _ in range(min(batch, count - start))))
+    return opened
+
+
+def close_all(conns: list[Connection]) -> None:
+    for conn in conns:
+        conn.close()

@@ -10,6 +10,8 @@ interfere (every control stays on), then measures from this separate process:
   over 100 customers;
 - streaming: added time to the first delta with 100 concurrent streams, p50 and p99;
 - memory: the server's RSS before and after a run of requests;
+- idle streams: 1,000 open streams whose provider sends nothing: RSS per stream, and the
+  added latency of other calls while they stay open;
 - database round trips per gateway call (committed transactions per call);
 - cold starts (``bench/cold_start.py``): each function's import and the first gateway-chat
   call of a new process, in the built Lambda artifact.
@@ -21,6 +23,7 @@ LiteLLM proxy pointed at the same fake (see the README for installing it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -103,6 +106,17 @@ def sizes(args: argparse.Namespace) -> dict[str, int]:
 LATENCY_TURNS = 4  # gateway-chat and the OpenAI format alternate this many times at concurrency 1
 FRAME_DELAY_MS = 300  # the fake's pause between stream frames: a stream lasts about 2 s, as LLM streams do
 STREAM_S = 7 * FRAME_DELAY_MS / 1000
+IDLE_STREAMS = 1000
+SETTLE_PAUSE_S = 10  # after a saturating run, the database's writeback slows what comes next
+IDLE_FRAME_DELAY_MS = 3_600_000
+IDLE_BODY = json.dumps(
+    {
+        "provider": "anthropic",
+        "model": "claude-3-5-haiku-latest",
+        "messages": [{"role": "user", "content": "Say hello"}],
+        "max_tokens": 64,
+    }
+).encode()
 
 
 def free_port() -> int:
@@ -179,12 +193,20 @@ def bench_stack(database_url: str = "") -> Iterator[tuple[dict[str, str], str, i
         fake_port = free_port()
         fake = ["bench/fake_upstream.py", str(fake_port), "--frame-delay-ms", str(FRAME_DELAY_MS)]
         start(stack, [sys.executable, *fake], dict(os.environ))
+        # Anthropic's stand-in sends a stream's first frame, then nothing for an hour: idle streams.
+        idle_port = free_port()
+        idle = ["bench/fake_upstream.py", str(idle_port), "--frame-delay-ms", str(IDLE_FRAME_DELAY_MS)]
+        start(stack, [sys.executable, *idle], dict(os.environ))
         wait_for_port(fake_port)
+        wait_for_port(idle_port)
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
             "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
             "OPENAI_API_KEY": "bench",
+            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{idle_port}",
+            "ANTHROPIC_API_KEY": "bench",
+            "UPSTREAM_MAX_CONNECTIONS": str(IDLE_STREAMS + 200),
             "KAIXU_BUILD": "bench",
         }
         yield env, key, fake_port
@@ -301,13 +323,16 @@ async def measure(
     # Saturation comes last: the disk writeback it leaves behind stalled the commits of whatever
     # ran right after it (the stream p99 doubled), so each phase starts from a quiet system.
     tput = await gateway(64, size["throughput_s"])  # one customer, one key: the hot case
-    spread = await gateway(64, size["throughput_s"], keys=seed_spread(database_url))
+    spread_keys = seed_spread(database_url)
+    await asyncio.sleep(0 if args.smoke else SETTLE_PAUSE_S)  # the same quiet start as the hot run had
+    spread = await gateway(64, size["throughput_s"], keys=spread_keys)
 
     served, errors = tput.requests, tput.errors
     while served < size["memory"]:
         more = await gateway(32, min(30, max(1, (size["memory"] - served) / max(tput.rps, 100))))
         served, errors = served + more.requests, errors + more.errors
     rss_after = server_rss_mb(server)
+    idle = await idle_streams(args, driver, gw_port, auth, server, via.p50_s)
 
     def added(pct: int, via_r: load.Result, base_r: load.Result) -> float:
         return ms(percentile(via_r.latencies_s, pct) - percentile(base_r.latencies_s, pct))
@@ -355,8 +380,43 @@ async def measure(
             "rss_after": round(rss_after, 1),
             "growth": round(rss_after - rss_before, 1),
         },
+        "idle_streams": idle,
         "db_round_trips_per_call": None if round_trips is None else round(round_trips, 2),
-        "errors": via.errors + base.errors + compat.errors + errors + spread.errors,
+        "errors": via.errors + base.errors + compat.errors + errors + spread.errors + idle["errors"],
+    }
+
+
+async def idle_streams(
+    args: argparse.Namespace,
+    driver: drivers.Driver,
+    gw_port: int,
+    auth: dict[str, str],
+    server: subprocess.Popen,
+    gateway_p50_s: float,
+) -> dict[str, Any]:
+    """What open streams that send nothing cost: RSS per stream, and the gateway-chat latency
+    at concurrency 1 while they stay open (against the same figure without them)."""
+    count = 50 if args.smoke else IDLE_STREAMS
+    request = load.build_request("127.0.0.1", gw_port, STREAM_PATH, IDLE_BODY, auth)
+    rss_before = server_rss_mb(server)
+    streams = await load.open_streams("127.0.0.1", gw_port, request, count)
+    try:
+        await asyncio.sleep(2)  # every stream past its first frame, the allocator settled
+        rss_open = server_rss_mb(server)
+        during = await driver.run(
+            gw_port, CHAT_PATH, CHAT_BODY, auth, connections=1, seconds=sizes(args)["latency_s"]
+        )
+    finally:
+        load.close_all(streams)
+    await asyncio.sleep(3)  # the gateway settles each as the client's disconnect
+    return {
+        "streams": count,
+        "rss_before": round(rss_before, 1),
+        "rss_open": round(rss_open, 1),
+        "kb_per_stream": round((rss_open - rss_before) * 1024 / count, 1),
+        "gateway_p50_ms": ms(during.p50_s),
+        "latency_p50_increase_ms": ms(during.p50_s - gateway_p50_s),
+        "errors": during.errors,
     }
 
 
@@ -396,6 +456,10 @@ def print_table(result: dict) -> None:
         (
             "RSS before / after / growth (MB)",
             "{rss_before} / {rss_after} / {growth}".format(**result["memory_mb"]),
+        ),
+        (
+            "idle streams: KB each / gateway-chat p50 increase (ms)",
+            "{kb_per_stream} / {latency_p50_increase_ms} ({streams} open)".format(**result["idle_streams"]),
         ),
         ("DB round trips per call", str(result["db_round_trips_per_call"])),
         (

@@ -99,6 +99,7 @@ class Settings:
     anthropic_api_key: str = field(default_factory=lambda: _str("ANTHROPIC_API_KEY"))
     gemini_api_key: str = field(default_factory=lambda: _str("GEMINI_API_KEY"))
     upstream_timeout_s: float = field(default_factory=lambda: _float("UPSTREAM_TIMEOUT_S", 120.0))
+    upstream_max_connections: int = field(default_factory=lambda: _int("UPSTREAM_MAX_CONNECTIONS", 200))
     settle_retry_s: float = field(default_factory=lambda: _float("SETTLE_RETRY_S", 10.0))
     stream_ping_s: float = field(default_factory=lambda: _float("STREAM_PING_S", 15.0))
     stream_usage_wait_s: float = field(default_factory=lambda: _float("STREAM_USAGE_WAIT_S", 10.0))

@@ -36,7 +36,8 @@ def pool() -> ConnectionPool:
     loop = asyncio.get_running_loop()
     current = _pools.get(loop)
     if current is None:
-        current = _pools[loop] = ConnectionPool(max_connections=200, max_idle_per_origin=50)
+        limit = config.settings().upstream_max_connections
+        current = _pools[loop] = ConnectionPool(max_connections=limit, max_idle_per_origin=50)
     return current
 
 
