@@ -1,4 +1,5 @@
-"""admin-monitor: the monitor list, its live tail (SSE) and pruning of old rows."""
+"""admin-monitor: the monitor list, its live tail (SSE), error rates per function over the
+last hour (``view=rates``) and pruning of old rows."""
 
 from shared.admin import monitor
 from shared.admin.auth import require_admin

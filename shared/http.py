@@ -72,6 +72,7 @@ class Ctx:
     __slots__ = (
         "actor",
         "api_key_id",
+        "code",
         "customer_id",
         "deadline",
         "deferred",
@@ -97,6 +98,7 @@ class Ctx:
         self.provider: str | None = None
         self.model: str | None = None
         self.summary: str | None = None
+        self.code: str | None = None  # the error code answered, for the monitor row
         self.level: str | None = None
         self.actor: str | None = None  # who is acting, once an auth hook has passed
         self.deferred: list[Callable[[], Awaitable[None]]] = []
@@ -287,32 +289,38 @@ class FunctionApp:
             result = await handler(ctx)
             return result if isinstance(result, Response) else JSONResponse(result)
         except ApiError as error:
-            if error.status >= 500:
-                ctx.summary = ctx.summary or error.message
-            return self.errors(error, ctx)
+            return self._failed(ctx, error)
         except ClientDisconnect:
             # Gone before its body was read (a flaky network, a killed app): not our error, so
             # no traceback and no 5xx in the monitor; nothing was admitted.
             ctx.summary = "the client disconnected before its request was read"
-            return self.errors(
-                ApiError(499, "CLIENT_DISCONNECTED", "The client closed the connection early."), ctx
+            return self._failed(
+                ctx, ApiError(499, "CLIENT_DISCONNECTED", "The client closed the connection early.")
             )
         except db.UNAVAILABLE:
             log.warning("database unavailable in %s (request %s)", self.name, ctx.request_id)
             ctx.summary = "database unavailable"
-            return self.errors(
-                ApiError(503, "DB_UNAVAILABLE", "The database is unavailable; try again shortly."), ctx
+            return self._failed(
+                ctx, ApiError(503, "DB_UNAVAILABLE", "The database is unavailable; try again shortly.")
             )
         except Exception as error:
             if db.is_nul_in_text(error):
-                return self.errors(
-                    bad_request("body", "Text in this request contains a NUL character (U+0000)."), ctx
+                return self._failed(
+                    ctx, bad_request("body", "Text in this request contains a NUL character (U+0000).")
                 )
             log.exception("unhandled error in %s (request %s)", self.name, ctx.request_id)
             ctx.summary = "internal error"
-            return self.errors(
-                ApiError(500, "INTERNAL", "Something went wrong on our side; it has been logged."), ctx
+            return self._failed(
+                ctx, ApiError(500, "INTERNAL", "Something went wrong on our side; it has been logged.")
             )
+
+    def _failed(self, ctx: Ctx, error: ApiError) -> Response:
+        """The error's answer, its code and sentence noted for the monitor row: without them a
+        refused call (bad key, cap reached, rate limit...) showed an empty summary. A summary
+        the handler set first (what it knew of a 5xx) is kept."""
+        ctx.code = error.code
+        ctx.summary = ctx.summary or error.message
+        return self.errors(error, ctx)
 
 
 class ByPath:

@@ -3,6 +3,11 @@
 The gateway writes its row inside SETTLE (same round trip); every other function's row is
 written here by the wrapper after the response has been sent. A failed monitor write is
 logged and dropped: the monitor must never break the request it describes.
+
+Levels follow the status, so the screen's Level filter separates the two kinds of failure:
+``warn`` is a 4xx (the caller was refused: bad key, cap reached, rate limit, bad input...),
+``error`` a 5xx (the gateway or a provider failed). Every error answer also records its
+``code`` and sentence (``summary``), as the client was told them.
 """
 
 from __future__ import annotations
@@ -18,23 +23,27 @@ if TYPE_CHECKING:
     from shared.http import Ctx
 
 log = logging.getLogger("kaixu.monitor")
+# An error sentence can quote what the caller sent (a path, a model name): the row keeps a
+# readable head of it, never an unbounded copy.
+MAX_SUMMARY = 1000
 
 INSERT_EVENT = """
 INSERT INTO gateway_events (request_id, level, kind, function_name, method, app, build, status,
-                            duration_ms, customer_id, api_key_id, provider, model, summary, extra)
+                            duration_ms, customer_id, api_key_id, provider, model, summary, code, extra)
 VALUES (%(request_id)s, %(level)s, %(kind)s, %(function_name)s, %(method)s, %(app)s, %(build)s,
         %(status)s, %(duration_ms)s, %(customer_id)s, %(api_key_id)s, %(provider)s, %(model)s,
-        %(summary)s, %(extra)s)
+        %(summary)s, %(code)s, %(extra)s)
 """
 
 
 def level_for(status: int) -> str:
+    """``error`` for a 5xx, ``warn`` for a 4xx (refusals), else ``info``."""
     return "error" if status >= 500 else "warn" if status >= 400 else "info"
 
 
 async def insert(row: dict[str, Any]) -> None:
     extra = row.get("extra")
-    row = {**row, "extra": orjson.dumps(extra).decode() if extra is not None else None}
+    row = {"code": None, **row, "extra": orjson.dumps(extra).decode() if extra is not None else None}
     try:
         await db.execute(INSERT_EVENT, row)
     except Exception:
@@ -57,7 +66,8 @@ async def record_response(ctx: Ctx, method: str, status: int) -> None:
             "api_key_id": ctx.api_key_id,
             "provider": ctx.provider,
             "model": ctx.model,
-            "summary": ctx.summary,
+            "summary": ctx.summary[:MAX_SUMMARY] if ctx.summary else None,
+            "code": ctx.code,
             "extra": None,
         }
     )

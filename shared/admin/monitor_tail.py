@@ -37,7 +37,7 @@ GAP_GRACE_S = 10.0
 MAX_GAPS = 1000
 COLUMNS = (
     "id, created_at, level, kind, function_name, method, app, build, status, provider, model, "
-    "duration_ms, request_id, summary, customer_id, api_key_id"
+    "duration_ms, request_id, summary, customer_id, api_key_id, code"
 )
 
 Frame = tuple[int, bytes]  # (row id, SSE frame)

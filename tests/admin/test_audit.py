@@ -50,3 +50,18 @@ def test_bad_filters_are_400(admin):
     ):
         response = admin.get("admin-audit", params=params)
         assert response.status_code == 400 and response.json()["field"] == field
+
+
+def test_every_filter_of_the_audit_panel_is_checked(admin):
+    """The screen's Audit panel sends actor, action, target, since, limit and cursor: each one
+    that is wrong is a 400 naming it, never a 500."""
+    for params, field in (
+        ({"actor": "x" * 201}, "actor"),
+        ({"target": "x" * 201}, "target"),
+        ({"cursor": "nope"}, "cursor"),
+        ({"limit": 501}, "limit"),
+        ({"since": "2026-13-01T00:00:00Z"}, "since"),
+    ):
+        response = admin.get("admin-audit", params=params)
+        assert response.status_code == 400 and response.json()["field"] == field, (params, response.text)
+    assert ok(admin.get("admin-audit", params={"actor": "nobody"})) == {"items": [], "next_cursor": None}

@@ -9,6 +9,8 @@ import psycopg
 import pytest
 
 from shared.admin import monitor_tail
+from shared.errors import REFUSALS
+from tests.support.calls import body
 from tests.support.database import wait_for
 from tests.support.reports import (
     ADMIN_PASSWORD,
@@ -87,6 +89,11 @@ def test_list_filters_newest_first_with_cursor_pages(client, db):
         ({"cursor": "nope"}, "cursor"),
         ({"id": "x"}, "id"),
         ({"tail": "1", "after_id": "-1"}, "after_id"),
+        ({"code": "X" * 201}, "code"),
+        ({"view": "chart"}, "view"),
+        ({"view": "rates", "minutes": "0"}, "minutes"),
+        ({"view": "rates", "minutes": "1441"}, "minutes"),
+        ({"view": "rates", "minutes": "an hour"}, "minutes"),
     ],
 )
 def test_list_refuses_bad_parameters(client, params, field):
@@ -126,6 +133,95 @@ def test_prune_deletes_only_older_rows_and_is_audited(client, db):
         "gateway_events",
         {"days": 30, "deleted": 1},
     )
+
+
+def monitor_row(db: psycopg.Connection, request_id: str) -> dict | None:
+    """The monitor row of one request, once the wrapper has written it (after the response)."""
+    found = wait_for(
+        lambda: db.execute("SELECT * FROM gateway_events WHERE request_id = %s", (request_id,)).fetchone()
+    )
+    return found or None
+
+
+def test_refusals_and_errors_record_their_code_and_sentence(client, db, make_key, upstreams):
+    capped = make_key(customer={"monthly_cap_cents": 0})
+    refused = client.post("gateway-chat", json=body(), headers=capped.auth)
+    assert refused.status_code == 402
+    row = monitor_row(db, refused.json()["request_id"])
+    assert row is not None
+    assert (row["level"], row["status"], row["code"]) == ("warn", 402, "CAP_REACHED")
+    assert row["summary"] == REFUSALS["CAP_REACHED"].format(scope="customer")
+
+    garbage = {"authorization": "Bearer kx_live_" + "A" * 43}
+    invalid = client.post("gateway-chat", json=body(), headers=garbage)
+    row = monitor_row(db, invalid.json()["request_id"])
+    assert row is not None and (row["level"], row["code"], row["summary"]) == (
+        "warn",
+        "INVALID_KEY",
+        REFUSALS["INVALID_KEY"],
+    )
+
+    # Any function's error answer, not only the gateway's: a 400 names its code and sentence.
+    bad = client.get("admin-monitor", params={"level": "debug"}, headers=PASSWORD_HEADERS)
+    row = monitor_row(db, bad.json()["request_id"])
+    assert row is not None
+    assert (row["function_name"], row["level"], row["status"], row["code"]) == (
+        "admin-monitor",
+        "warn",
+        400,
+        "INVALID_INPUT",
+    )
+    assert row["summary"] == bad.json()["error"]
+
+    fine = client.get("admin-monitor", headers=PASSWORD_HEADERS)
+    row = monitor_row(db, fine.headers["x-kaixu-request-id"])
+    assert row is not None and (row["level"], row["code"], row["summary"]) == ("info", None, None)
+
+    # The list shows the code and filters by it; level=warn finds the refusals.
+    refusals = listed(client, function="gateway-chat", level="warn")["items"]
+    assert {item["code"] for item in refusals} == {"CAP_REACHED", "INVALID_KEY"}
+    (cap,) = listed(client, code="CAP_REACHED")["items"]
+    assert cap["summary"] == REFUSALS["CAP_REACHED"].format(scope="customer")
+
+
+def test_rates_count_the_last_hour_per_function(client, db):
+    for status in (200, 200, 200, 404, 502):
+        add_event(db, f"chat {status}", status=status)
+    add_event(db, "stream ok", function_name="gateway-stream", status=200)
+    add_event(db, "too old", status=500, created_at="2020-01-01T00:00:00Z")
+    add_event(db, "recent but older than 30 minutes", status=500)
+    db.execute(
+        "UPDATE gateway_events SET created_at = now() - interval '45 minutes' "
+        "WHERE summary = 'recent but older than 30 minutes'"
+    )
+    add_event(db, "client report without a status", kind="client_error")
+
+    def rates(**params) -> dict:
+        return listed(client, view="rates", **params)
+
+    hour = rates()
+    assert hour["minutes"] == 60
+    by_function = {item["function_name"]: item for item in hour["items"]}
+    assert by_function["gateway-chat"] == {
+        "function_name": "gateway-chat",
+        "requests": 6,
+        "status_4xx": 1,
+        "status_5xx": 2,
+        "error_rate": 0.5,
+    }
+    assert by_function["gateway-stream"]["error_rate"] == 0.0
+    assert hour["items"][0]["function_name"] == "gateway-chat"  # most server errors first
+    half = {item["function_name"]: item for item in rates(minutes=30)["items"]}
+    assert (half["gateway-chat"]["requests"], half["gateway-chat"]["status_5xx"]) == (5, 1)
+
+
+def test_prune_answers_with_the_count_it_deleted(client, db):
+    for n in range(3):
+        add_event(db, f"old {n}", kind="test", created_at="2020-01-01T00:00:00Z")
+    first = client.post("admin-monitor?action=prune", json={"days": 1}, headers=PASSWORD_HEADERS)
+    assert first.json() == {"item": {"deleted": 3, "days": 1}}
+    again = client.post("admin-monitor?action=prune", json={"days": 1}, headers=PASSWORD_HEADERS)
+    assert again.json() == {"item": {"deleted": 0, "days": 1}}
 
 
 @pytest.fixture
