@@ -1,5 +1,5 @@
-"""admin-kaixupush-invoices: push invoices (list); POST ?action=set_cap sets a customer's push
-cap and pricing version."""
+"""admin-kaixupush-invoices: push invoices (list); GET ?view=billing&customer_id= a customer's
+current push cap and pricing version; POST ?action=set_cap sets them."""
 
 from shared.admin.auth import require_admin
 from shared.http import function

@@ -1,4 +1,5 @@
-"""admin-kaixupush-jobs: chunk upload jobs (list; POST ?id=&action=retry re-queues a failed one)."""
+"""admin-kaixupush-jobs: chunk upload jobs (list; POST ?id=&action=retry(&customer_id=)
+re-queues a failed one)."""
 
 from shared.admin.auth import require_admin
 from shared.http import function

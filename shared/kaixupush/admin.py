@@ -23,12 +23,17 @@ SELECT p.id, p.push_id, p.customer_id, p.project_id, pr.name AS project_name, p.
        p.file_count, p.url, p.ready_at, p.created_at, p.updated_at
 FROM push_pushes p LEFT JOIN push_projects pr ON pr.id = p.project_row_id
 """
+# received / staged_bytes: from the staged parts while there are any, else what the job kept
+# of them (a finished job's parts are deleted); parts_staged says which.
 _JOBS = """
-SELECT j.id, p.push_id, j.customer_id, p.project_id, j.path, j.sha1, j.parts,
-       (SELECT count(*) FROM push_parts s WHERE s.job_id = j.id) AS received,
-       (SELECT coalesce(sum(s.size), 0) FROM push_parts s WHERE s.job_id = j.id)::bigint AS staged_bytes,
+SELECT j.id, p.push_id, j.customer_id, p.project_id, pr.name AS project_name, j.path, j.sha1, j.parts,
+       coalesce(nullif(s.n, 0), j.received_parts) AS received,
+       CASE WHEN s.n > 0 THEN s.bytes ELSE j.staged_bytes END AS staged_bytes, s.n > 0 AS parts_staged,
        j.bytes, j.status, j.attempts, j.last_error, j.next_attempt_at, j.created_at, j.updated_at
 FROM push_jobs j JOIN push_pushes p ON p.id = j.push_row_id
+LEFT JOIN push_projects pr ON pr.id = p.project_row_id
+CROSS JOIN LATERAL (SELECT count(*)::int AS n, coalesce(sum(size), 0)::bigint AS bytes
+                    FROM push_parts WHERE job_id = j.id) s
 """
 _INVOICES = (
     "SELECT id, customer_id, month, pricing_version, total_cents, total_nanos, deploys, bytes, breakdown, "
@@ -36,6 +41,10 @@ _INVOICES = (
 )
 MAX_PRICING_VERSION = 2**31 - 1  # push_pricing_versions.version is an int
 _JOB_STATUSES = ("receiving", "queued", "running", "retry_wait", "done", "failed", "expired")
+_PRICING_VERSIONS = (
+    "SELECT version, currency, base_month_cents, per_deploy_cents, per_gib_cents "
+    "FROM push_pricing_versions ORDER BY version"
+)
 
 
 async def _one(base: str, id_column: str, row_id: int, what: str) -> dict[str, Any]:
@@ -81,20 +90,35 @@ async def jobs(ctx: Ctx) -> dict[str, Any]:
     return await params.fetch_page(ctx, _JOBS, filters, id_column="j.id")
 
 
+async def _job_to_retry(conn: db.Connection, job_id: int, customer_id: int | None) -> dict[str, Any]:
+    """The job, locked: 404 if it does not exist or is not ``customer_id``'s (when given: the
+    screen names the customer it shows, so a stale row never retries someone else's job)."""
+    cur = await conn.execute(
+        "SELECT id, customer_id, status, last_error FROM push_jobs WHERE id = %s FOR UPDATE", (job_id,)
+    )
+    row = await cur.fetchone()
+    if row is not None and customer_id is not None and row["customer_id"] != customer_id:
+        row = None
+    return found(row, f"Job {job_id}")
+
+
 async def retry_job(ctx: Ctx) -> dict[str, Any]:
-    """POST ?id=&action=retry: queue a failed job again (its attempts start over)."""
+    """POST ?id=&action=retry (&customer_id=): queue a failed job again (attempts start over)."""
     if ctx.query.get("action") != "retry":
         raise bad_request("action", "action must be retry.")
     job_id = params.int_param(ctx, "id", required=True)
+    customer_id = params.int_param(ctx, "customer_id")
     async with db.connection() as conn, conn.transaction():
-        cur = await conn.execute(
+        row = await _job_to_retry(conn, job_id, customer_id)
+        if row["status"] != "failed":
+            raise ApiError(
+                409, "NOT_RETRYABLE", f"Job {job_id} is {row['status']}; only a failed job can be retried."
+            )
+        await conn.execute(
             "UPDATE push_jobs SET status = 'queued', attempts = 0, next_attempt_at = now(), "
-            "updated_at = now() WHERE id = %s AND status = 'failed' RETURNING id, last_error",
+            "updated_at = now() WHERE id = %s",
             (job_id,),
         )
-        row = await cur.fetchone()
-        if row is None:
-            raise ApiError(409, "NOT_RETRYABLE", f"Job {job_id} does not exist or has not failed.")
         await audit.record(
             conn,
             ctx.actor or "admin",
@@ -106,11 +130,38 @@ async def retry_job(ctx: Ctx) -> dict[str, Any]:
 
 
 async def invoices(ctx: Ctx) -> dict[str, Any]:
-    """GET ?customer_id=&month= (or ?id=): push invoices, newest first."""
+    """GET ?customer_id=&month= (or ?id=): push invoices, newest first; ?view=billing&customer_id=
+    the customer's push cap and pricing instead."""
+    if _choice(ctx, "view", ("billing",)) == "billing":
+        return await billing_settings(ctx)
     if (row_id := params.int_param(ctx, "id")) is not None:
         return await _one(_INVOICES, "i.id", row_id, "Push invoice")
     filters = {"i.customer_id": params.int_param(ctx, "customer_id"), "i.month": params.month_param(ctx)}
     return await params.fetch_page(ctx, _INVOICES, filters, id_column="i.id")
+
+
+async def billing_settings(ctx: Ctx) -> dict[str, Any]:
+    """GET ?view=billing&customer_id=: the push cap and pricing that apply to the customer now
+    (version 1 and no cap until an admin sets them), and the pricing versions to choose from,
+    so the screen shows what a save would change."""
+    customer_id = params.int_param(ctx, "customer_id", required=True)
+    async with db.connection() as conn:
+        await accounts.require_customer(conn, customer_id)
+        plan = await billing.plan_for(conn, customer_id)
+        cur = await conn.execute(
+            "SELECT updated_at FROM customer_push_billing WHERE customer_id = %s", (customer_id,)
+        )
+        saved = await cur.fetchone()
+        cur = await conn.execute(_PRICING_VERSIONS)
+        versions = await cur.fetchall()
+    item = {
+        "customer_id": customer_id,
+        "monthly_cap_cents": plan.monthly_cap_cents,
+        "pricing_version": plan.version,
+        "pricing": next(v for v in versions if v["version"] == plan.version),
+        "updated_at": saved["updated_at"] if saved else None,
+    }
+    return {"item": item, "pricing_versions": versions}
 
 
 async def set_billing(ctx: Ctx) -> dict[str, Any]:

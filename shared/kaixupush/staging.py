@@ -41,6 +41,14 @@ WHERE customer_id = %(customer)s AND id <> %(job)s
   AND status IN ('receiving', 'queued', 'running', 'retry_wait', 'failed')
 """
 
+# What the jobs received, taken from their staged rows just before these are deleted.
+_KEEP_COUNTS = """
+UPDATE push_jobs j SET received_parts = s.n, staged_bytes = s.bytes
+FROM (SELECT job_id, count(*)::int AS n, sum(size)::bigint AS bytes
+      FROM push_parts WHERE job_id = ANY(%s) GROUP BY job_id) s
+WHERE j.id = s.job_id
+"""
+
 
 class MissingPart(Exception):
     """A part the job needs is not staged (expired, or its S3 object is gone)."""
@@ -146,6 +154,19 @@ async def put_part(conn: db.Connection, job_id: int, part: int, data: bytes, sha
     )
 
 
+async def record_received(conn: db.Connection, job_id: int) -> int:
+    """Keep the job's count of staged parts and their bytes on the job itself (the admin list
+    shows them after the parts are deleted); the parts received so far."""
+    cur = await conn.execute(
+        "UPDATE push_jobs j SET received_parts = s.n, staged_bytes = s.bytes, updated_at = now() "
+        "FROM (SELECT count(*)::int AS n, coalesce(sum(size), 0)::bigint AS bytes "
+        "      FROM push_parts WHERE job_id = %(job)s) s "
+        "WHERE j.id = %(job)s RETURNING j.received_parts",
+        {"job": job_id},
+    )
+    return int((await db.one(cur))["received_parts"])
+
+
 async def read_part(job_id: int, part: int) -> bytes:
     row = await db.fetch_one(
         "SELECT storage, data FROM push_parts WHERE job_id = %s AND part = %s", (job_id, part)
@@ -175,4 +196,5 @@ async def delete_parts(job_ids: list[int]) -> int:
     for start in range(0, len(keys) if bucket else 0, _S3_DELETE_BATCH):
         batch = {"Objects": keys[start : start + _S3_DELETE_BATCH], "Quiet": True}
         await asyncio.to_thread(_s3().delete_objects, Bucket=bucket, Delete=batch)
+    await db.execute(_KEEP_COUNTS, (job_ids,))
     return await db.execute("DELETE FROM push_parts WHERE job_id = ANY(%s)", (job_ids,))

@@ -245,6 +245,7 @@ async def _admit_job(push: dict[str, Any], sha1: str, path: str, parts: int) -> 
             return await cur.fetchone()
         if job["parts"] != parts:
             await conn.execute("DELETE FROM push_parts WHERE job_id = %s", (job["id"],))
+        await staging.record_received(conn, job["id"])  # an expired job's kept counts are void
         cur = await conn.execute(
             "UPDATE push_jobs SET status = 'receiving', parts = %s, attempts = 0, last_error = NULL, "
             "updated_at = now() WHERE id = %s RETURNING *",
@@ -275,9 +276,7 @@ async def _stage(
             extra = len(data) - await staging.previous_size(conn, job["id"], part)
             await billing.check_cap(conn, push["customer_id"], extra_bytes=max(0, extra))
         await staging.put_part(conn, job["id"], part, data, part_sha1)
-        await conn.execute("UPDATE push_jobs SET updated_at = now() WHERE id = %s", (job["id"],))
-        cur = await conn.execute("SELECT count(*) AS n FROM push_parts WHERE job_id = %s", (job["id"],))
-        return int((await db.one(cur))["n"])
+        return await staging.record_received(conn, job["id"])
 
 
 async def upload_chunk(ctx: Ctx) -> dict[str, Any]:
