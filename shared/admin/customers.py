@@ -85,7 +85,8 @@ async def get_customer(customer_id: int) -> dict[str, Any]:
 
 
 async def list_customers(ctx: Ctx) -> dict[str, Any]:
-    """Newest first; ``q`` keeps customers whose email contains it (case-insensitive)."""
+    """Newest first; ``q`` keeps customers whose email contains it (case-insensitive) or whose
+    id it is, so a picker finds a customer by either without a 404 for an unknown id."""
     customer_id = params.int_param(ctx, "id")
     if customer_id is not None:
         return {"item": await get_customer(customer_id)}
@@ -96,7 +97,7 @@ async def list_customers(ctx: Ctx) -> dict[str, Any]:
     clauses: list[str] = ["true"]
     args: dict[str, Any] = {"limit": limit + 1}
     if q:
-        clauses.append("strpos(lower(c.email), lower(%(q)s)) > 0")
+        clauses.append("(strpos(lower(c.email), lower(%(q)s)) > 0 OR c.id::text = %(q)s)")
         args["q"] = q
     if cursor is not None:
         clauses.append("c.id < %(cursor)s")

@@ -89,6 +89,9 @@ def test_list_is_newest_first_searchable_and_paged(admin):
     found = ok(admin.get("admin-customers", params={"q": "BO"}))["items"]
     assert [c["email"] for c in found] == ["bo@example.com", "bob@example.com"]
     assert ok(admin.get("admin-customers", params={"q": "%"}))["items"] == []
+    by_id = ok(admin.get("admin-customers", params={"q": str(created[2])}))["items"]
+    assert [c["id"] for c in by_id] == [created[2]]  # an exact id matches too, never a 404
+    assert ok(admin.get("admin-customers", params={"q": "999999"}))["items"] == []
 
 
 def test_list_shows_month_spend_topups_active_keys_and_netlify_token(admin, db):
