@@ -1,7 +1,8 @@
 """Admin authentication: ``ADMIN_PASSWORD`` → short-lived signed admin tokens.
 
-Admin calls carry ``Authorization: Bearer <token>`` (from admin-login) or the
-``x-admin-password`` header (downloads use it). Tokens are typed (``typ: admin``),
+Admin calls carry ``Authorization: Bearer <token>`` (from admin-login; the admin screen sends
+it on every call, CSV downloads included, which it fetches and saves itself) or the
+``x-admin-password`` header (for scripts and curl). Tokens are typed (``typ: admin``),
 expiring, and signed with their own secret: ``ADMIN_TOKEN_SECRET``, or, when that is unset,
 a key derived from the password, so changing the password signs every admin out. A
 customer's session token (``shared.portal.session``) has another prefix, type and key: it

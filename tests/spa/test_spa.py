@@ -475,7 +475,8 @@ def test_estimated_charges_are_marked_in_the_usage_list(page, server, db, make_k
     section = open_panel(page, "usage")
     section.get_by_label("Customer ID", exact=True).fill(str(key.customer_id))
     section.locator("#usage-load button[type=submit]").click()
-    expect(section.locator("#usage-table tbody tr").first).to_contain_text("estimated (abandoned)")
+    expect(section.locator("#usage-table tbody tr").first).to_contain_text("not ok: abandoned")
+    expect(section.locator("#usage-table tbody tr").first).to_contain_text("estimated")
 
 
 def test_panels_reload_when_a_customer_is_chosen(page, server, db, make_key, admin_env) -> None:

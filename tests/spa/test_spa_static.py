@@ -28,7 +28,7 @@ v5 adds universal caps, per-device seats, allowlists, exports, invoice snapshots
 Customers
 | ID | Plan | Monthly cap | Active | Active keys | Netlify token | Created |
 Click a customer row to prefill Customer ID for Keys/Usage.
-Netlify token is stored encrypted in Netlify DB. KaixuPush will prefer the customer token; it falls back to NETLIFY_AUTH_TOKEN if unset.
+Netlify token is stored encrypted in Netlify DB. KaixuPush will prefer the customer token; without one it falls back to NETLIFY_AUTH_TOKEN only for projects an admin registered.
 Create customer + issue master key
 Keys (Sub-keys / Rotate / Revoke)
 | ID | Last4 | Label | Cap override | RPM override | Max devices | Require install | Allowed providers | Allowed models | Revoked | Created | Actions |
@@ -40,13 +40,13 @@ SSE endpoint: POST /.netlify/functions/gateway-stream
 Billing & Controls
 Customer policy
 Top-ups
-Manual top-ups credit extra_cents. Stripe checkout requires Stripe env vars + webhook.
+Manual top-ups raise the chosen month's cap by the amount (listed below as source “manual”). Stripe checkout requires Stripe env vars + webhook.
 Invoice snapshot
 —
 Devices
 | Key | Install ID | First seen | Last seen | Revoked | User-Agent | Action |
 Exports & Invoices
-Downloads use your admin password header, so they fetch and save locally.
+Downloads carry your admin session (its Bearer token, never the password), so the page fetches each file and saves it locally.
 KaixuPush (Deploy Proxy)
 Project registry
 | ID | Project ID | Name | Netlify Site ID | Updated | Actions |

@@ -3,6 +3,7 @@
 // After login the screen opens on Customers (the seed's first panel), or the panel in the URL.
 
 import { login } from "./api.js";
+import { attachCustomerPickers } from "./customer_picker.js";
 import { $, bindCentsHints, fillMonths, fieldValue } from "./dom.js";
 import { installErrorHooks } from "./errors.js";
 import { apiBase, setApiBase } from "./http.js";
@@ -10,6 +11,7 @@ import * as session from "./session.js";
 import { createShell } from "./shell.js";
 import { forgetSession, onCustomerChange } from "./state.js";
 import { setStatus } from "./ui.js";
+import audit from "./panels/audit.js";
 import billing from "./panels/billing.js";
 import customers from "./panels/customers.js";
 import devices from "./panels/devices.js";
@@ -25,7 +27,7 @@ import usage from "./panels/usage.js";
 
 installErrorHooks({ app: "kaixu-admin", build: "admin-spa-1" });
 
-const PANELS = [overview, customers, keys, usage, billing, models, plans, devices, exportsPanel, kaixupush, integration, monitor];
+const PANELS = [overview, customers, keys, usage, billing, models, plans, devices, exportsPanel, kaixupush, integration, monitor, audit];
 const shell = createShell({ panels: PANELS, first: "customers" });
 const loginForm = $("#login-form");
 
@@ -83,6 +85,7 @@ function updateSelectedLabel(customer) {
 function boot() {
   session.forgetLegacyPassword();
   shell.init();
+  attachCustomerPickers();
   bindCentsHints();
   fillMonths();
   setupApiBase();

@@ -1,5 +1,6 @@
-// What the panels share: the selected customer (clicking a customer row prefills every
-// "Customer ID" field) and the price book for the model pickers.
+// What the panels share: the selected customer (clicking a customer row, or choosing one in a
+// panel's customer picker, prefills every "Customer ID" field) and the price book for the
+// model pickers.
 
 import { api } from "./api.js";
 import { $$ } from "./dom.js";
@@ -12,15 +13,20 @@ export function selectedCustomer() {
   return selected;
 }
 
-/** Select a customer: prefill every Customer ID input and tell the panels. */
-export function selectCustomer(customer) {
+/**
+ * Select a customer: prefill every Customer ID input and tell the panels. `fresh: false` (an
+ * ID typed into one panel's field, then looked up) keeps what the panels loaded and what the
+ * admin typed next to it: only a choice from a list or a row makes them start afresh.
+ */
+export function selectCustomer(customer, { fresh = true } = {}) {
   selected = customer ? { id: Number(customer.id), email: customer.email || "" } : null;
   for (const input of $$("input[data-customer-input]")) input.value = selected ? String(selected.id) : "";
-  events.dispatchEvent(new CustomEvent("customer", { detail: selected }));
+  events.dispatchEvent(new CustomEvent("customer", { detail: { customer: selected, fresh } }));
 }
 
+/** listener(customer, fresh) after each selection (customer null when none). */
 export function onCustomerChange(listener) {
-  events.addEventListener("customer", (event) => listener(event.detail));
+  events.addEventListener("customer", (event) => listener(event.detail.customer, event.detail.fresh));
 }
 
 /**
@@ -31,7 +37,8 @@ export function onCustomerChange(listener) {
  */
 export function customerLoads(onChange = () => {}) {
   let loadedFor = null;
-  onCustomerChange(() => {
+  onCustomerChange((_customer, fresh) => {
+    if (!fresh) return;
     loadedFor = null;
     onChange();
   });

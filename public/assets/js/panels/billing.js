@@ -27,6 +27,38 @@ const customerId = () => intValue(loadForm, "customer_id");
 
 // ---------------------------------------------------------------------------- policy
 
+const RPM_HINT = "Empty: the plan's limit, else the deployment default (DEFAULT_RPM_LIMIT, 120/min unless set).";
+const UNITS = { rpm_limit: "/min", rpd_limit: "/day", monthly_cap_cents: " ¢", max_devices_per_key: "" };
+const EMPTY = { rpm_limit: "no limit", rpd_limit: "no limit", monthly_cap_cents: "no cap", max_devices_per_key: "unlimited" };
+const FROM = { plan: "plan's", default: "deployment default" };
+
+/**
+ * What an empty field means for this customer, from its item's `effective` block: the plan's
+ * value, or the deployment's default (e.g. 120/min when DEFAULT_RPM_LIMIT is not set).
+ */
+function inheritedHints(customer) {
+  const effective = customer.effective || {};
+  for (const [name, unit] of Object.entries(UNITS)) {
+    const setting = effective[name];
+    const input = policyForm.elements.namedItem(name);
+    if (!setting) continue;
+    const shown = setting.value === null || setting.value === undefined ? EMPTY[name] : `${setting.value}${unit}`;
+    const from = FROM[setting.source];
+    input.placeholder = from ? `${shown} (${from})` : `${FROM.plan} value`;
+    const output = $(`output[data-policy-effective="${name}"]`, policyForm);
+    if (output) output.textContent = `In force: ${shown} · ${setting.source === "customer" ? "customer" : from}`;
+  }
+}
+
+function resetHints() {
+  policyForm.elements.namedItem("rpm_limit").placeholder = "deployment default";
+  policyForm.elements.namedItem("rpd_limit").placeholder = "plan's value";
+  policyForm.elements.namedItem("monthly_cap_cents").placeholder = "plan's value";
+  policyForm.elements.namedItem("max_devices_per_key").placeholder = "unlimited";
+  $('output[data-policy-effective="rpm_limit"]', policyForm).textContent = RPM_HINT;
+  $('output[data-policy-effective="rpd_limit"]', policyForm).textContent = "";
+}
+
 function fillPolicy(customer) {
   const set = (name, value) => {
     policyForm.elements.namedItem(name).value = value === null || value === undefined ? "" : String(value);
@@ -42,6 +74,7 @@ function fillPolicy(customer) {
   policyForm.elements.namedItem("allowed_models").value = modelsText(customer.allowed_models);
   policyForm.elements.namedItem("monthly_cap_cents").dispatchEvent(new Event("input"));
   modelsEditor.check();
+  inheritedHints(customer);
   policyFor = customer.id;
 }
 
@@ -296,6 +329,7 @@ export default {
     loads.forget();
     policyFor = null;
     policyForm.reset();
+    resetHints();
     topups.reset();
     invoices.reset();
     invoiceView.replaceChildren(h("p", { class: "muted" }, "—"));

@@ -101,7 +101,8 @@ function fillEditor(customer) {
     const input = editForm.elements.namedItem(name);
     input.value = customer[name] === null || customer[name] === undefined ? "" : String(customer[name]);
     const setting = effective[name];
-    input.placeholder = setting && setting.source !== "customer" ? `${setting.value ?? "no limit"} (plan's)` : "plan's value";
+    const from = setting && setting.source === "default" ? "deployment default" : "plan's";
+    input.placeholder = setting && setting.source !== "customer" ? `${setting.value ?? "no limit"} (${from})` : "plan's value";
   }
   for (const output of $$("output[data-effective]", $("#customer-editor"))) {
     const name = output.dataset.effective;

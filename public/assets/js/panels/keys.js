@@ -1,9 +1,22 @@
-// Keys: a customer's keys with their overrides; create sub-keys, rotate, revoke.
-// A new secret (creation or rotation) is shown once, above the table.
+// Keys: a customer's keys with their overrides and where each was last used; create sub-keys,
+// edit a key's role and overrides, rotate, revoke. A new secret (creation or rotation) is
+// shown once, above the table.
 
 import { api } from "../api.js";
-import { attachModelsEditor, parseModels } from "../allowlist.js";
-import { $, checkedValues, compactJson, fieldValue, fmtCents, h, intValue, revokedCell, timeCell, yesNo } from "../dom.js";
+import { attachModelsEditor, modelsText, parseModels } from "../allowlist.js";
+import {
+  $,
+  checkedValues,
+  compactJson,
+  fieldValue,
+  fmtCents,
+  h,
+  intValue,
+  revokedCell,
+  setChecked,
+  timeCell,
+  yesNo,
+} from "../dom.js";
 import * as keyActions from "../key_actions.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
@@ -12,11 +25,18 @@ import { requireCustomerId, setStatus, showSecret, submitForm } from "../ui.js";
 const panel = $("#panel-keys");
 const loadForm = $("#keys-load");
 const createForm = $("#key-create");
+const editCard = $("#key-editor");
+const editForm = $("#key-edit");
 const actionStatus = $("#keys-action-status");
 const secretSlot = $("#keys-secret");
 let table;
 let modelsEditor;
-const loads = customerLoads(() => secretSlot.replaceChildren());
+let editModels;
+let editing = null; // the key the editor shows
+const loads = customerLoads(() => {
+  secretSlot.replaceChildren();
+  closeEditor();
+});
 
 const customerId = () => intValue(loadForm, "customer_id");
 
@@ -31,7 +51,82 @@ function listCell(value) {
 }
 
 function actionsCell(row) {
-  return h("td", {}, h("div", { class: "actions" }, keyActions.buttons(row, { rotate: rotateKey, revoke: revokeKey })));
+  const edit = h("button", { type: "button", class: "small" }, "Edit");
+  edit.disabled = Boolean(row.revoked_at); // the server refuses to change a revoked key
+  edit.setAttribute("aria-label", `Edit ${keyActions.keyName(row)}`);
+  edit.addEventListener("click", () => openEditor(row));
+  const buttons = keyActions.buttons(row, { rotate: rotateKey, revoke: revokeKey });
+  return h("td", {}, h("div", { class: "actions" }, edit, buttons));
+}
+
+/** When and from which install the key last made a call ("never" before its first). */
+function lastSeenCell(row) {
+  if (!row.last_seen_at) return h("td", { class: "muted" }, "never");
+  const cell = timeCell(row.last_seen_at, { stack: true });
+  if (row.last_seen_install_id) cell.append(h("span", { class: "sub mono" }, row.last_seen_install_id));
+  return cell;
+}
+
+// ---------------------------------------------------------------------------- editor
+
+function closeEditor() {
+  editing = null;
+  editCard.hidden = true;
+  setStatus($(".status", editForm), "");
+}
+
+/** The editor, filled from the key: each empty field is a setting the key inherits. */
+function openEditor(row) {
+  editing = row;
+  const set = (name, value) => {
+    editForm.elements.namedItem(name).value = value === null || value === undefined ? "" : String(value);
+  };
+  set("id", row.id);
+  set("label", row.label);
+  set("role", row.role);
+  for (const name of ["monthly_cap_cents", "rpm_limit", "rpd_limit", "max_devices", "max_concurrent"]) set(name, row[name]);
+  set("require_install_id", row.require_install_id);
+  setChecked(editForm, "allowed_providers", row.allowed_providers || []);
+  set("allowed_models", modelsText(row.allowed_models));
+  editForm.elements.namedItem("monthly_cap_cents").dispatchEvent(new Event("input")); // the $ hint
+  editModels.check();
+  setStatus($(".status", editForm), "");
+  $("#key-edit-title").textContent = `Edit ${keyActions.keyName(row)}${row.label ? ` “${row.label}”` : ""}`;
+  editCard.hidden = false;
+  editCard.scrollIntoView({ block: "nearest" });
+  editForm.elements.namedItem("label").focus({ preventScroll: true });
+}
+
+/** Every setting, an empty field as null: the key then inherits the customer's. */
+function editBody() {
+  const require = fieldValue(editForm, "require_install_id");
+  const providers = checkedValues(editForm, "allowed_providers");
+  const body = {
+    label: fieldValue(editForm, "label") || null,
+    role: fieldValue(editForm, "role"),
+    require_install_id: require === "" ? null : require === "true",
+    allowed_providers: providers.length ? providers : null,
+    allowed_models: parseModels(fieldValue(editForm, "allowed_models")),
+  };
+  for (const name of ["monthly_cap_cents", "rpm_limit", "rpd_limit", "max_devices", "max_concurrent"]) {
+    body[name] = intValue(editForm, name);
+  }
+  return body;
+}
+
+async function saveKey(event) {
+  event.preventDefault();
+  if (!editing) return;
+  const row = editing;
+  const result = await submitForm(
+    editForm,
+    { read: editBody, invalid: "allowed_models", busy: "Saving the key…" },
+    (body) => api("admin-keys", { method: "PATCH", query: { id: row.id }, body }),
+  );
+  if (!result) return;
+  openEditor(result.item);
+  setStatus($(".status", editForm), `Saved ${keyActions.keyName(result.item)}.`, "ok");
+  await table.reload();
 }
 
 async function rotateKey(row, button) {
@@ -57,7 +152,7 @@ function createBody() {
   const body = { customer_id: customerId(), role: fieldValue(createForm, "role") || "caller" };
   const label = fieldValue(createForm, "label");
   if (label) body.label = label;
-  for (const name of ["monthly_cap_cents", "rpm_limit", "max_devices"]) {
+  for (const name of ["monthly_cap_cents", "rpm_limit", "rpd_limit", "max_devices"]) {
     const value = intValue(createForm, name);
     if (value !== null) body[name] = value;
   }
@@ -96,6 +191,7 @@ async function createKey(event) {
 async function load() {
   if (requireCustomerId(loadForm, actionStatus) === null) return;
   loads.loaded({ customer_id: customerId() });
+  if (editing && editing.customer_id !== customerId()) closeEditor();
   setStatus(actionStatus, "");
   await table.reload();
 }
@@ -110,7 +206,8 @@ export default {
         // The seed's columns stay as they were: the role rides under the label.
         (row) => h("td", {}, row.label || "", h("span", { class: "sub" }, `role: ${row.role}`)),
         (row) => h("td", { class: "num" }, inherit(row.monthly_cap_cents, fmtCents)),
-        (row) => h("td", { class: "num" }, inherit(row.rpm_limit)),
+        // The RPD override rides under the RPM one (the seed's columns stay as they were).
+        (row) => h("td", { class: "num" }, inherit(row.rpm_limit), h("span", { class: "sub" }, "RPD ", inherit(row.rpd_limit))),
         (row) => h("td", { class: "num" }, inherit(row.max_devices)),
         (row) => h("td", {}, row.require_install_id === null ? INHERIT() : yesNo(row.require_install_id)),
         (row) => listCell(row.allowed_providers),
@@ -118,6 +215,7 @@ export default {
         (row) => revokedCell(row.revoked_at),
         (row) => timeCell(row.created_at, { stack: true }),
         actionsCell,
+        lastSeenCell,
       ],
       rowClass: (row) => (row.revoked_at ? "revoked" : ""),
       fetchPage: (cursor) => api("admin-keys", { query: { customer_id: customerId(), limit: 50, cursor } }),
@@ -130,14 +228,19 @@ export default {
       load();
     });
     createForm.addEventListener("submit", createKey);
+    editModels = attachModelsEditor($(".models-editor", editForm));
+    editForm.addEventListener("submit", saveKey);
+    $("[data-close]", editForm).addEventListener("click", closeEditor);
   },
   async show() {
     modelsEditor.load().catch(() => {});
+    editModels.load().catch(() => {});
     if (loads.wanted({ customer_id: customerId() })) await load();
   },
   reset() {
     loads.forget();
     table.reset();
     secretSlot.replaceChildren();
+    closeEditor();
   },
 };

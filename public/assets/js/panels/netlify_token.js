@@ -6,10 +6,14 @@ import { api } from "../api.js";
 import { $, fieldValue, fmtTime, intValue } from "../dom.js";
 import { run } from "../ui.js";
 
+// Without a token of the customer's own, KaixuPush deploys with the operator's
+// NETLIFY_AUTH_TOKEN only to projects an admin registered (a key could name anyone's site).
+const FALLBACK = "KaixuPush falls back to NETLIFY_AUTH_TOKEN only for projects an admin registered; projects registered with a key cannot deploy";
+
 function describeStatus(item) {
   return item.has_token
-    ? `Customer #${item.customer_id} has a Netlify token (updated ${fmtTime(item.updated_at)}).`
-    : `Customer #${item.customer_id} has no Netlify token: KaixuPush uses NETLIFY_AUTH_TOKEN.`;
+    ? `Customer #${item.customer_id} has a Netlify token (updated ${fmtTime(item.updated_at)}); KaixuPush deploys with it.`
+    : `Customer #${item.customer_id} has no Netlify token: ${FALLBACK}.`;
 }
 
 /** Wire the Netlify token form; onChange runs after a set or clear. */
@@ -36,7 +40,7 @@ export function attachNetlifyTokenForm(onChange) {
 
   $("[data-clear-token]", form).addEventListener("click", async (event) => {
     const id = customerId();
-    if (id !== null && !window.confirm(`Clear the Netlify token of customer #${id}? KaixuPush will fall back to NETLIFY_AUTH_TOKEN.`)) return;
+    if (id !== null && !window.confirm(`Clear the Netlify token of customer #${id}? ${FALLBACK} until a new token is set.`)) return;
     const result = await run(
       { button: event.currentTarget, status, form, busy: "Clearing…", success: (r) => describeStatus(r.item) },
       () => api("admin-netlify-token", { method: "DELETE", query: { customer_id: id } }),

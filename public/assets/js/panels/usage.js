@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { redrawOnResize, spendChart } from "../chart.js";
-import { $, fieldValue, fmtCents, fmtExactCents, fmtInt, h, intValue, terms, timeCell } from "../dom.js";
+import { $, badge, fieldValue, fmtCents, fmtExactCents, fmtInt, h, intValue, terms, timeCell } from "../dom.js";
 import { customerLoads } from "../state.js";
 import { PagedTable } from "../table.js";
 import { requireCustomerId, run } from "../ui.js";
@@ -20,13 +20,28 @@ const query = () => ({
   api_key_id: intValue(form, "api_key_id"),
 });
 
+// How a call that did not end "ok" ended, in words (a badge with text, not colour alone).
+const OUTCOMES = {
+  upstream_error: "provider error",
+  client_disconnect: "client disconnected",
+  stream_error: "stream broke",
+  abandoned: "abandoned",
+};
+
+/** The model, and under it how the call ended when that was not "ok". */
+function modelCell(row) {
+  const ended = row.outcome && row.outcome !== "ok" ? OUTCOMES[row.outcome] || row.outcome : null;
+  const mark = ended ? h("span", { class: "sub" }, badge(`not ok: ${ended}`, "bad")) : null;
+  return h("td", { class: "wrap", title: ended ? `The call ended: ${row.outcome}` : null }, row.model, mark);
+}
+
 /** The exact charge in cents (from the sell nanos): a small call is not "0"; invoices round once. */
 // An estimate (the provider's figures did not all arrive: a dropped stream, an abandoned
-// call) is marked, with how the call ended.
+// call) is marked as such: its tokens were counted by the gateway, not reported.
 function exactCents(row) {
   const exact = Number(row.sell_nanos) / 10_000_000;
-  const title = `${exact} cents exactly; invoices round each total once`;
-  const mark = row.estimated ? h("span", { class: "sub", title: `estimated: ${row.outcome}` }, `estimated (${row.outcome})`) : null;
+  const title = `${exact} cents exactly; invoices round each total once${row.estimated ? "; estimated by the gateway" : ""}`;
+  const mark = row.estimated ? h("span", { class: "sub" }, badge("estimated", "warn")) : null;
   return h("td", { class: "num", title }, fmtExactCents(exact), mark);
 }
 
@@ -69,11 +84,12 @@ export default {
       columns: [
         (row) => timeCell(row.created_at, { seconds: true }),
         (row) => row.provider,
-        (row) => h("td", { class: "wrap" }, row.model),
+        modelCell,
         (row) => h("td", { class: "num" }, fmtInt(row.input_tokens)),
         (row) => h("td", { class: "num" }, fmtInt(row.output_tokens)),
         exactCents,
       ],
+      rowClass: (row) => [row.estimated ? "estimated" : "", row.outcome && row.outcome !== "ok" ? "not-ok" : ""].join(" ").trim(),
       fetchPage: (cursor) => api("admin-usage", { query: { ...query(), limit: 50, cursor } }),
       empty: "No calls in this month.",
       idle: "Choose a customer to see its usage.",
