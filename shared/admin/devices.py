@@ -46,15 +46,14 @@ def _decode_cursor(ctx: Ctx) -> tuple[datetime, int, str] | None:
 
 
 async def list_devices(ctx: Ctx) -> dict[str, Any]:
-    customer_id = params.int_param(ctx, "customer_id")
-    if customer_id is None and ctx.query.get("api_key_id") is None:
-        raise bad_request("customer_id", "Give customer_id or api_key_id.")
-    return await list_for(ctx, customer_id)
+    return await list_for(ctx, params.int_param(ctx, "customer_id"))
 
 
 async def list_for(ctx: Ctx, customer_id: int | None) -> dict[str, Any]:
-    """One page of devices, of ``customer_id`` (None: any) and the ``api_key_id`` asked for."""
+    """One page of devices, of ``customer_id`` and/or the ``api_key_id`` asked for."""
     api_key_id = params.int_param(ctx, "api_key_id")
+    if customer_id is None and api_key_id is None:
+        raise bad_request("customer_id", "Give customer_id or api_key_id.")
     limit, cursor = params.limit_param(ctx), _decode_cursor(ctx)
     clauses: list[str] = []
     args: list[Any] = []

@@ -135,6 +135,8 @@ BAD_QUERIES = [
     ("POST", "admin-devices", {}, "action"),
     ("POST", "admin-devices", {"action": "revoke", "id": "no-colon"}, "id"),
     ("POST", "admin-devices", {"action": "revoke", "id": "x:d1"}, "id"),
+    ("GET", "admin-devices", {}, "customer_id"),
+    ("GET", "admin-devices", {"api_key_id": ""}, "customer_id"),  # empty is absent, not a 500
 ]
 
 
