@@ -33,7 +33,8 @@ _EVENTS = (
 VISIBLE_INVOICES = ("issued", "paid", "void")  # drafts are the operator's work in progress
 _INVOICES = (
     "SELECT * FROM (SELECT id, customer_id, month, status, number, total_cents, created_at, issued_at, "
-    "paid_at, voided_at FROM invoice_snapshots WHERE status IN ('issued', 'paid', 'void')) visible"
+    "paid_at, voided_at FROM invoice_snapshots "
+    f"WHERE status IN ({', '.join(repr(status) for status in VISIBLE_INVOICES)})) visible"
 )
 _DEPLOYS = (
     "SELECT id, push_id, project_id, branch, title, deploy_id, state, error, file_count, url, ready_at, "
