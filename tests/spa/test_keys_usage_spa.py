@@ -130,6 +130,13 @@ def test_the_chosen_customer_follows_across_panels(page, server, db, make_key, a
     expect(devices.get_by_label("Customer ID", exact=True)).to_have_value(str(second.customer_id))
     exports = open_panel(page, "exports")
     expect(exports.get_by_label("Customer ID", exact=True)).to_have_value(str(second.customer_id))
+    push = open_panel(page, "kaixupush")
+    push_field = push.get_by_label("Customer ID", exact=True)
+    expect(push_field).to_have_value(str(second.customer_id))
+    push_field.fill("alpha-picker")
+    expect(push.get_by_role("option").first).to_contain_text("alpha-picker@example.com")
+    push_field.press("Escape")
+    push_field.fill(str(second.customer_id))
 
     # By an email fragment in Billing: no match says so; a match loads its policy.
     field = billing.get_by_label("Customer ID", exact=True)
