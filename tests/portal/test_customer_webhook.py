@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from shared import crypto
 from shared import db as shared_db
@@ -30,7 +23,8 @@ from tests.support import portal as portal_support
 from tests.support.admin import audit_rows, ok
 from tests.support.calls import body as chat_body
 from tests.support.database import wait_for
-from tests.support.fakes.server import LoopbackServer, free_port
+from tests.support.fakes.server import free_port
+from tests.support.fakes.webhooks import WebhookReceiver, verifies
 
 admin = admin_support.admin  # the fixture
 
@@ -41,50 +35,15 @@ MONTH = "2026-02"
 WEBHOOK = "customer-webhook"
 
 
-class Receiver:
-    """Loopback webhook endpoints (``/<name>``) that record what they get and can fail on purpose."""
-
-    def __init__(self) -> None:
-        self.received: dict[str, list[tuple[dict[str, str], bytes]]] = {}
-        self.failures_left: dict[str, int] = {}
-        app = Starlette(routes=[Route("/{name}", self._hook, methods=["POST"])])
-        self._http = LoopbackServer(app, "customer-webhook-receiver")
-        self.base = self._http.start()
-
-    async def _hook(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if self.failures_left.get(name):
-            self.failures_left[name] -= 1
-            return Response("boom", status_code=500)
-        self.received.setdefault(name, []).append((dict(request.headers), await request.body()))
-        return Response(status_code=204)
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/{name}"
-
-    def got(self, name: str) -> list[tuple[dict[str, str], bytes]]:
-        return self.received.get(name, [])
-
-    def types(self, name: str) -> list[str]:
-        return [json.loads(body)["type"] for _, body in self.got(name)]
-
-    def reset(self) -> None:
-        self.received.clear()
-        self.failures_left.clear()
-
-    def stop(self) -> None:
-        self._http.stop()
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def hooks(receiver: Receiver, admin: httpx.Client, configure) -> Receiver:
+def hooks(receiver: WebhookReceiver, admin: httpx.Client, configure) -> WebhookReceiver:
     """The receiver, emptied; secrets can be sealed; no operator webhook unless a test sets one."""
     receiver.reset()
     configure(KAIXU_ENCRYPTION_KEYS=ENCRYPTION_KEYS, ALERT_WEBHOOK_URL="", ALERT_WEBHOOK_SECRET="")
@@ -97,13 +56,6 @@ def sign_in(server: str, admin: httpx.Client, email: str, **fields: Any) -> port
 
 def set_url(customer: portal_support.Customer, url: str, **extra: Any) -> dict[str, Any]:
     return ok(customer.http.put(WEBHOOK, json={"url": url, **extra}))
-
-
-def verifies(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """What a receiver does: recompute the HMAC over "<t>.<body>" and compare."""
-    parts = dict(part.split("=", 1) for part in headers["x-kaixu-signature"].split(","))
-    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(parts["v1"], expected) and abs(int(parts["t"]) - time.time()) < 60
 
 
 def run(coroutine: Any) -> Any:
