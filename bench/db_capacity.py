@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import percentile  # noqa: E402
 from shared import migrate  # noqa: E402
 from shared.gateway import keys  # noqa: E402
-from shared.gateway.pipeline import ADMIT, SETTLE  # noqa: E402
+from shared.gateway.pipeline import ADMIT  # noqa: E402
+from shared.gateway.settlements import SETTLE  # noqa: E402
 from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 COST_NANOS = 1_200_000

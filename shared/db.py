@@ -164,6 +164,13 @@ async def connection() -> AsyncIterator[Connection]:
         await current.release(pooled)
 
 
+def named_call(sql_function: str, /, **types: str) -> str:
+    """``SELECT * FROM sql_function(p_x => %(x)s::type, ...)``: arguments by name, so the SQL
+    and the Python that fills it cannot drift apart by position (sql/functions/)."""
+    arguments = ", ".join(f"p_{name} => %({name})s::{sql_type}" for name, sql_type in types.items())
+    return f"SELECT * FROM {sql_function}({arguments})"
+
+
 async def _run(sql: str, params: Any, read: Callable[[Cursor], Awaitable[T]]) -> T:
     """One statement on a pooled connection's own cursor: the hot path's shape."""
     current = pool()

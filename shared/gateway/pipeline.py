@@ -24,7 +24,7 @@ from shared.billing import alerts, pricing
 from shared.billing.catalogue import ModelInfo, UnknownModel, catalogue
 from shared.billing.pricing import ModelPrice, Sell
 from shared.errors import REFUSALS, REFUSED_FIELDS, ApiError, bad_request
-from shared.gateway import keys
+from shared.gateway import keys, settlements
 from shared.gateway.request import ChatRequest
 from shared.http import Ctx
 from shared.money import Month
@@ -35,14 +35,7 @@ log = logging.getLogger("kaixu.gateway")
 T = TypeVar("T")
 
 
-def _named_call(sql_function: str, /, **types: str) -> str:
-    """``SELECT * FROM sql_function(p_x => %(x)s::type, ...)``: arguments by name, so the SQL
-    and the Python that fills it cannot drift apart by position (sql/functions/)."""
-    arguments = ", ".join(f"p_{name} => %({name})s::{sql_type}" for name, sql_type in types.items())
-    return f"SELECT * FROM {sql_function}({arguments})"
-
-
-ADMIT = _named_call(
+ADMIT = db.named_call(
     "kx_admit",
     key_hash="bytea",
     provider="text",
@@ -54,32 +47,6 @@ ADMIT = _named_call(
     embedding="boolean",
     default_rpm="int",
     default_concurrency="int",
-)
-SETTLE = _named_call(
-    "kx_settle",
-    reservation_id="bigint",
-    customer_id="bigint",
-    api_key_id="bigint",
-    month="text",
-    provider="text",
-    model="text",
-    install_id="text",
-    input_tokens="bigint",
-    output_tokens="bigint",
-    cost_nanos="bigint",
-    sell_nanos="bigint",
-    price_version_id="bigint",
-    sell_version_id="bigint",
-    outcome="text",
-    estimated="boolean",
-    request_id="text",
-    function="text",
-    app="text",
-    build="text",
-    status="int",
-    duration_ms="real",
-    summary="text",
-    user_agent="text",
 )
 # Kept back from a host's deadline (a Lambda's timeout) for SETTLE and the answer: SETTLE
 # takes about a millisecond, a database under strain a second or more.
@@ -198,7 +165,7 @@ async def _settle_with_retries(params: dict[str, Any], give_up_at: float | None)
     delay = 0.05
     while True:
         try:
-            return await db.fetch_one(SETTLE, params)
+            return await settlements.queue().settle(params)
         except (*db.UNAVAILABLE, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if loop.time() + delay >= end:
                 raise

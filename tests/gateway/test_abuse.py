@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from shared.gateway import pipeline
+from shared.gateway import settlements
 from tests.support.admin import ADMIN_PASSWORD
 from tests.support.calls import body
 from tests.support.database import hold_stale_reservation, wait_for
@@ -119,7 +119,7 @@ def test_a_settlement_naming_another_customers_reservation_releases_nothing(db, 
     hold_stale_reservation(db, victim)
     reservation = db.execute("SELECT id, month FROM reservations").fetchone()
     db.execute(
-        pipeline.SETTLE,
+        settlements.SETTLE,
         {
             "reservation_id": reservation["id"],
             "customer_id": other.customer_id,
