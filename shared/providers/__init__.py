@@ -18,6 +18,7 @@ from shared.providers import errors, transport
 from shared.providers.anthropic import Anthropic
 from shared.providers.base import Completion, Embeddings, Provider, Usage, load_json
 from shared.providers.conversation import Conversation
+from shared.providers.demo import Demo
 from shared.providers.errors import UpstreamError
 from shared.providers.gemini import Gemini
 from shared.providers.openai import OpenAI
@@ -40,7 +41,7 @@ __all__ = [
     "refusal",
 ]
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini())}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini(), Demo())}
 aclose = transport.aclose
 
 
