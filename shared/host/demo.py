@@ -20,6 +20,7 @@ import orjson
 from shared import db
 from shared.admin import accounts
 from shared.billing import price_book
+from shared.billing.catalogue import catalogue
 
 PROVIDER = "demo"
 MODEL = "kaixu-demo-1"
@@ -50,6 +51,7 @@ async def seed() -> Seeded:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK,))
         model_added = await _ensure_model(conn)
         customer_id, secret = await _ensure_customer(conn)
+    catalogue.invalidate()  # as an admin's new model: callable from the next request
     return Seeded(model_added, customer_id, secret)
 
 
