@@ -8,19 +8,17 @@ The demo model and customer are seeded by the dev server's own seeding (``shared
 
 from __future__ import annotations
 
-import asyncio
-
 import anthropic
 import httpx
 import openai
 import pytest
 
-from shared import db as shared_db
 from shared import money
 from shared.host import demo
 from shared.providers.demo_model import answer, count_tokens
 from tests.support.admin import ADMIN_PASSWORD
 from tests.support.database import IssuedKey, wait_for
+from tests.support.devserver import seed_demo
 from tests.support.sse import parse_sse
 
 MODEL = f"{demo.PROVIDER}/{demo.MODEL}"
@@ -36,16 +34,6 @@ def cost(input_tokens: int, output_tokens: int) -> int:
     return input_tokens * INPUT_NANOS + output_tokens * OUTPUT_NANOS
 
 
-def seed() -> demo.Seeded:
-    async def run() -> demo.Seeded:
-        try:
-            return await demo.seed()
-        finally:
-            await shared_db.close()
-
-    return asyncio.run(run())
-
-
 @pytest.fixture
 def demo_on(configure, server, monkeypatch):
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
@@ -57,14 +45,14 @@ def demo_on(configure, server, monkeypatch):
 @pytest.fixture
 def seeded(demo_on, db) -> IssuedKey:
     """The dev server's seeding: the demo model, the demo customer and its key."""
-    made = seed()
+    made = seed_demo()
     key_id = db.execute("SELECT id FROM api_keys WHERE label = %s", (demo.KEY_LABEL,)).fetchone()["id"]
     assert made.model_added and made.secret
     return IssuedKey(made.customer_id, key_id, made.secret)
 
 
 def test_seeding_adds_only_what_is_missing_and_audits_it(seeded, db):
-    again = seed()
+    again = seed_demo()
     assert (again.model_added, again.customer_id, again.secret) == (False, seeded.customer_id, None)
     customer = db.execute("SELECT email FROM customers").fetchall()
     assert customer == [{"email": demo.EMAIL}]

@@ -4,6 +4,7 @@ back the way a person would read it (the admin password, the demo key, the curl 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from shared import config
+from shared import config, db
+from shared.host import demo
 from tests.support.fakes.server import free_port
 
 # What a new user's shell does not have: the suite's database and provider settings.
@@ -128,3 +130,16 @@ def run_curl(line: str, timeout: float = 30) -> httpx.Response:
             url = word
     assert url is not None and data is not None, line
     return httpx.post(url, content=data.encode(), headers=headers, timeout=timeout)
+
+
+def seed_demo() -> demo.Seeded:
+    """What the dev server seeds at start (the demo model, customer and key), into the test
+    database: the server under test then has what a dev server has."""
+
+    async def run() -> demo.Seeded:
+        try:
+            return await demo.seed()
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
