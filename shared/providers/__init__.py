@@ -1,4 +1,5 @@
-"""Calling the upstream LLM providers (OpenAI, Anthropic, Gemini) with one interface.
+"""Calling the upstream LLM providers (OpenAI, Anthropic, Gemini; and on the dev server the
+local demo model) with one interface.
 
     completion = await complete(conv)                 # text, tool calls, usage, request id
     async with open_stream(conv) as stream:           # raises UpstreamError before byte 1
