@@ -104,6 +104,11 @@ class Settings:
     stream_ping_s: float = field(default_factory=lambda: _float("STREAM_PING_S", 15.0))
     stream_usage_wait_s: float = field(default_factory=lambda: _float("STREAM_USAGE_WAIT_S", 10.0))
     stream_write_timeout_s: float = field(default_factory=lambda: _float("STREAM_WRITE_TIMEOUT_S", 30.0))
+    # The demo provider (shared/providers/demo.py): asked for by the dev server, honoured only
+    # in development and never on AWS Lambda (see ``demo_enabled``).
+    demo: bool = field(default_factory=lambda: _str("KAIXU_DEMO") == "1")
+    demo_word_delay_s: float = field(default_factory=lambda: _float("KAIXU_DEMO_WORD_DELAY_S", 0.04))
+    on_aws_lambda: bool = field(default_factory=lambda: bool(_str("AWS_LAMBDA_FUNCTION_NAME")))
 
     maintenance_secret: str = field(default_factory=lambda: _str("KAIXU_MAINTENANCE_SECRET"))
     client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))
@@ -185,6 +190,14 @@ class Settings:
     kaixupush_netlify_calls_per_min: int = field(
         default_factory=lambda: _int("KAIXUPUSH_NETLIFY_CALLS_PER_MIN", 300)
     )
+
+    @property
+    def demo_enabled(self) -> bool:
+        """Whether the demo provider answers here: only when asked (the dev server asks), in
+        development settings, and not on AWS Lambda, whatever else is set. A production
+        server that somehow gets ``KAIXU_DEMO=1`` still answers the demo model 503
+        ``PROVIDER_NOT_CONFIGURED``, as it would a provider without a key."""
+        return self.demo and self.environment == "development" and not self.on_aws_lambda
 
     @property
     def uses_pooler(self) -> bool:

@@ -64,20 +64,41 @@ async def create_customer(
     email = check_email(email)
     try:
         async with db.connection() as conn, conn.transaction():
-            plan = await plans.require_plan(conn, plan_id)
-            cur = await conn.execute(
-                "INSERT INTO customers (email, plan_id, monthly_cap_cents, rpm_limit, max_concurrent) "
-                "VALUES (%s, %s, %s, %s, %s) RETURNING *",
-                (email, plan["id"], monthly_cap_cents, rpm_limit, max_concurrent),
+            return await insert_customer(
+                conn,
+                email,
+                actor=actor,
+                plan_id=plan_id,
+                monthly_cap_cents=monthly_cap_cents,
+                rpm_limit=rpm_limit,
+                max_concurrent=max_concurrent,
             )
-            customer = await db.one(cur)
-            key, new = await insert_key(
-                conn, customer["id"], "master", {"label": "master", "role": keys.MASTER_ROLE}
-            )
-            details = {"email": email, "plan_id": plan["id"]}
-            await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", details)
     except psycopg.errors.UniqueViolation as exc:
         raise ApiError(409, "DUPLICATE_EMAIL", f"A customer with email {email} already exists.") from exc
+
+
+async def insert_customer(
+    conn: db.Connection,
+    email: str,
+    *,
+    actor: str,
+    plan_id: int | None = None,
+    monthly_cap_cents: int | None = None,
+    rpm_limit: int | None = None,
+    max_concurrent: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], keys.NewKey]:
+    """The customer and its master key, audited, in the caller's transaction (a checked email;
+    a taken one raises ``UniqueViolation``)."""
+    plan = await plans.require_plan(conn, plan_id)
+    cur = await conn.execute(
+        "INSERT INTO customers (email, plan_id, monthly_cap_cents, rpm_limit, max_concurrent) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING *",
+        (email, plan["id"], monthly_cap_cents, rpm_limit, max_concurrent),
+    )
+    customer = await db.one(cur)
+    key, new = await insert_key(conn, customer["id"], "master", {"label": "master", "role": keys.MASTER_ROLE})
+    details = {"email": email, "plan_id": plan["id"]}
+    await audit.record(conn, actor, "customer.create", f"customer:{customer['id']}", details)
     return customer, key, new
 
 
@@ -106,7 +127,15 @@ async def create_key(
         await require_customer(conn, customer_id)
         if max_active is not None:
             await _check_key_room(conn, customer_id, max_active)
-        key, new = await insert_key(conn, customer_id, "sub", {"role": keys.DEFAULT_ROLE, **settings})
-        details = {"customer_id": customer_id, "role": key["role"]}
-        await audit.record(conn, actor, "key.create", f"key:{key['id']}", details)
+        return await insert_sub_key(conn, customer_id, actor=actor, **settings)
+
+
+async def insert_sub_key(
+    conn: db.Connection, customer_id: int, *, actor: str, **settings: Any
+) -> tuple[dict[str, Any], keys.NewKey]:
+    """A sub-key (a ``caller`` unless ``settings`` say otherwise), audited, in the caller's
+    transaction."""
+    key, new = await insert_key(conn, customer_id, "sub", {"role": keys.DEFAULT_ROLE, **settings})
+    details = {"customer_id": customer_id, "role": key["role"]}
+    await audit.record(conn, actor, "key.create", f"key:{key['id']}", details)
     return key, new

@@ -21,8 +21,9 @@ from psycopg.types.json import Jsonb
 from shared import audit, db, fields
 from shared.errors import bad_request
 from shared.gateway.keys import ROLES
+from shared.provider_names import PROVIDER_NAMES
 
-PROVIDERS = ("openai", "anthropic", "gemini")
+PROVIDERS = PROVIDER_NAMES
 WILDCARD = "*"
 MAX_CAP_CENTS = 10**9
 MAX_LIMIT = 10**7

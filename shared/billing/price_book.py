@@ -21,9 +21,10 @@ from shared import audit, db, fields, money, params
 from shared.billing.catalogue import catalogue
 from shared.errors import ApiError, bad_request, found
 from shared.http import Ctx, JSONResponse
+from shared.provider_names import PROVIDER_NAMES
 
 KINDS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
-PROVIDERS = ("openai", "anthropic", "gemini")
+PROVIDERS = PROVIDER_NAMES
 MODES = ("chat", "embedding")
 MAX_USD_PER_MTOK = Decimal(100_000)
 MAX_REQUEST_USD = Decimal(100)
@@ -133,11 +134,21 @@ async def _versions(conn: db.Connection, model_ids: list[int]) -> dict[int, list
     return versions
 
 
+def configured(provider: str) -> bool:
+    """Whether this gateway can call ``provider`` now: its key is set (the demo provider: on the
+    dev server). The adapters, and their HTTP client, load on first use, not at a cold start."""
+    from shared import providers
+
+    return providers.is_configured(provider)
+
+
 def _model_view(model: dict[str, Any], versions: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    """The model with the price in force now and any scheduled after it."""
+    """The model with the price in force now and any scheduled after it, and whether a call to
+    it would reach its provider here (``configured``)."""
     in_force = next((v for v in versions if v["effective_from"] <= now), None)
     return {
         **model,
+        "configured": configured(model["provider"]),
         "aliases": model["aliases"] or [],
         "price": _price_view(in_force) if in_force else None,
         "scheduled": [_price_view(v) for v in reversed(versions) if v["effective_from"] > now],
@@ -325,23 +336,43 @@ async def create(ctx: Ctx) -> Response:
     prices = price_row(body.get("prices"), None)
     async with db.connection() as conn, conn.transaction():
         when = await effective_from(conn, body)
-        try:
-            async with conn.transaction():
-                cur = await conn.execute(
-                    "INSERT INTO models (provider, name, mode, max_input_tokens, max_output_tokens) "
-                    "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                    (provider, name, mode, *limits),
-                )
-                model_id = (await db.one(cur))["id"]
-        except psycopg.errors.UniqueViolation:
-            raise ApiError(409, "MODEL_EXISTS", f"{provider} already has a model named {name}.") from None
-        await _add_names(conn, provider, model_id, [name, *aliases])
-        version = await _add_version(conn, model_id, prices, when, str(ctx.actor))
-        details = {"provider": provider, "model": name, "price_version_id": version["id"]}
-        await audit.record(conn, str(ctx.actor), "model.create", f"model:{model_id}", details)
+        model_id = await add_model(
+            conn, provider, name, mode, limits, prices, aliases=aliases, when=when, actor=str(ctx.actor)
+        )
         item = await _one(conn, model_id)
     catalogue.invalidate()
     return JSONResponse({"item": item}, status_code=201)
+
+
+async def add_model(
+    conn: db.Connection,
+    provider: str,
+    name: str,
+    mode: str,
+    limits: tuple[int | None, int | None],
+    prices: dict[str, Any],
+    *,
+    aliases: list[str],
+    when: datetime,
+    actor: str,
+) -> int:
+    """Insert a checked model, its names and its first price version (``price_row``), audited,
+    in the caller's transaction: the admin API's create and the dev server's demo model."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO models (provider, name, mode, max_input_tokens, max_output_tokens) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (provider, name, mode, *limits),
+            )
+            model_id: int = (await db.one(cur))["id"]
+    except psycopg.errors.UniqueViolation:
+        raise ApiError(409, "MODEL_EXISTS", f"{provider} already has a model named {name}.") from None
+    await _add_names(conn, provider, model_id, [name, *aliases])
+    version = await _add_version(conn, model_id, prices, when, actor)
+    details = {"provider": provider, "model": name, "price_version_id": version["id"]}
+    await audit.record(conn, actor, "model.create", f"model:{model_id}", details)
+    return model_id
 
 
 async def update(ctx: Ctx) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from shared.provider_names import ProviderName
 from shared.providers.conversation import Conversation, Text, Turn
 
-Provider = Literal["openai", "anthropic", "gemini"]
 Role = Literal["system", "developer", "user", "assistant"]
 DEFAULT_MAX_TOKENS = 1024
 
@@ -37,7 +37,7 @@ class ChatRequest(BaseModel):
     once the price book has said which model this is."""
 
     model_config = ConfigDict(extra="ignore")
-    provider: Provider
+    provider: ProviderName
     model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     messages: list[Message] = Field(min_length=1, max_length=2000)
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)

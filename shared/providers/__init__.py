@@ -1,4 +1,5 @@
-"""Calling the upstream LLM providers (OpenAI, Anthropic, Gemini) with one interface.
+"""Calling the upstream LLM providers (OpenAI, Anthropic, Gemini; and on the dev server the
+local demo model) with one interface.
 
     completion = await complete(conv)                 # text, tool calls, usage, request id
     async with open_stream(conv) as stream:           # raises UpstreamError before byte 1
@@ -18,6 +19,7 @@ from shared.providers import errors, transport
 from shared.providers.anthropic import Anthropic
 from shared.providers.base import Completion, Embeddings, Provider, Usage, load_json
 from shared.providers.conversation import Conversation
+from shared.providers.demo import Demo
 from shared.providers.errors import UpstreamError
 from shared.providers.gemini import Gemini
 from shared.providers.openai import OpenAI
@@ -40,7 +42,7 @@ __all__ = [
     "refusal",
 ]
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini())}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini(), Demo())}
 aclose = transport.aclose
 
 

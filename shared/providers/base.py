@@ -5,8 +5,9 @@ read an error body). Adapters are pure: no network here, so they are unit-testab
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -70,6 +71,23 @@ class UpstreamCall:
     url: str
     headers: dict[str, str]
     body: dict[str, Any]
+
+
+class UpstreamResponse(Protocol):
+    """What a provider answered, its body not yet read: an HTTP response from
+    ``shared.providers.http11``, or a local provider's answer made in this process."""
+
+    status: int
+    headers: dict[str, str]
+
+    @property
+    def is_success(self) -> bool: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
 
 
 def count(value: Any) -> int:
@@ -138,6 +156,11 @@ class Provider(ABC):
     def refusal(self, conv: Conversation) -> str | None:
         """The first field of ``conv`` this provider cannot honour (the client gets a 400
         naming it), or None."""
+        return None
+
+    def answer_locally(self, call: UpstreamCall, cfg: Settings) -> UpstreamResponse | None:
+        """The answer of a provider that runs in this process (the demo model), or None for
+        one reached over the network. Everything else (keys, parsing, errors) is the same."""
         return None
 
     @abstractmethod

@@ -16,9 +16,8 @@ import httpx
 
 from shared import config
 from shared.providers import errors, transport
-from shared.providers.base import Provider, StreamParser, Usage
+from shared.providers.base import Provider, StreamParser, UpstreamResponse, Usage
 from shared.providers.conversation import Conversation, Piece
-from shared.providers.http11 import Response
 from shared.providers.sse import SSEDecoder, SSEEvent
 
 _DRAIN_S = 0.2
@@ -34,7 +33,7 @@ class UpstreamStream:
         self._provider = provider
         self._conv = conv
         self._parser: StreamParser = provider.stream_parser(conv)
-        self._response: Response | None = None
+        self._response: UpstreamResponse | None = None
         self._iterator: AsyncGenerator[SSEEvent | Piece, None] | None = None
 
     @property
@@ -77,7 +76,7 @@ class UpstreamStream:
             self._iterator = self._deltas(self._response)
         return self._iterator
 
-    async def _deltas(self, response: Response) -> AsyncGenerator[SSEEvent | Piece, None]:
+    async def _deltas(self, response: UpstreamResponse) -> AsyncGenerator[SSEEvent | Piece, None]:
         """Decode bytes (never ``aiter_lines()``, which also splits on U+2028) into events and
         pieces, until the terminal marker or EOF. Transport failures become UpstreamError."""
         decoder = SSEDecoder()

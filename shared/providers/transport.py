@@ -23,8 +23,8 @@ import orjson
 
 from shared import config
 from shared.providers import errors
-from shared.providers.base import Provider, UpstreamCall, load_json
-from shared.providers.http11 import ConnectionPool, Http11Transport, Response, request_head
+from shared.providers.base import Provider, UpstreamCall, UpstreamResponse, load_json
+from shared.providers.http11 import ConnectionPool, Http11Transport, request_head
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = weakref.WeakKeyDictionary()
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -94,10 +94,14 @@ def api_key(provider: Provider) -> str:
     return key
 
 
-async def send(provider: Provider, call: UpstreamCall, secret: str) -> Response:
+async def send(provider: Provider, call: UpstreamCall, secret: str) -> UpstreamResponse:
     """POST ``call`` and return the response with its body not yet read (the caller reads
     or streams it and must close it). A non-2xx answer has its body read in full, mapped,
-    and raised; so are timeouts and connection failures."""
+    and raised; so are timeouts and connection failures. A local provider answers here
+    without a network call."""
+    local = provider.answer_locally(call, config.settings())
+    if local is not None:
+        return local
     body = orjson.dumps(call.body)
     origin, head = request_head("POST", call.url, call.headers, len(body))
     try:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.deploy import template
+from shared.host import demo
 from shared.portal import session as portal_session
 from tests.support.browser import ADMIN_PASSWORD
 from tests.support.calls import body
@@ -30,6 +31,7 @@ from tests.support.deploy import (
     response_of,
     scheduled_event,
 )
+from tests.support.devserver import seed_demo
 from tests.support.fakes.lambda_runtime import LambdaFunction
 from tests.support.fakes.server import LoopbackServer
 
@@ -217,6 +219,20 @@ def test_warm_gateway_chat_bills_each_call_exactly_once(start, make_key, db):
     ).fetchone()
     assert events["n"] == 5 and month["spent_nanos"] == events["nanos"] > 0
     assert db.execute("SELECT count(*) AS n FROM reservations").fetchone()["n"] == 0
+
+
+def test_the_demo_provider_never_answers_under_the_lambda_runtime(start, db):
+    """The dev server's demo model priced in the database and every setting asking for it:
+    on Lambda a call to it is still refused like a provider without a key, and billed nothing."""
+    seeded = seed_demo()
+    function = start("functions/gateway_chat.handler", KAIXU_DEMO="1", KAIXU_ENV="development")
+    body = {"provider": "demo", "model": demo.MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+    event = json_event(
+        "POST", _path("gateway-chat"), body, headers={"authorization": f"Bearer {seeded.secret}"}
+    )
+    status, _, answer = response_of(function.invoke(event).response)
+    assert (status, answer["code"]) == (503, "PROVIDER_NOT_CONFIGURED"), answer
+    assert db.execute("SELECT count(*) AS n FROM usage_events").fetchone()["n"] == 0
 
 
 def test_http_api_details_survive_mangum(start, make_key):

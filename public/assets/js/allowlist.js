@@ -2,7 +2,7 @@
 // with a picker of priced models and a warning for names the price book does not know
 // (the gateway refuses unpriced models, so such an entry would allow nothing).
 
-import { $, h } from "./dom.js";
+import { $, $$, h } from "./dom.js";
 import { pricedModels } from "./state.js";
 
 const PROVIDERS = ["openai", "anthropic", "gemini"];
@@ -50,10 +50,36 @@ function unpriced(value, names) {
   return missing;
 }
 
+/** The providers of `models`: the three upstreams first, then any other the price book lists
+ * (the dev server's demo provider), each once. */
+export function providerNames(models) {
+  return [...new Set([...PROVIDERS, ...models.map((m) => m.provider)])].filter((name) =>
+    models.some((m) => m.provider === name),
+  );
+}
+
+/**
+ * Give every provider the price book lists beyond the three written in the page (the dev
+ * server's demo provider) its checkbox in each allowed-providers fieldset and its option in
+ * each provider filter, so its allowlists are set like any provider's.
+ */
+export function addProviderChoices(models) {
+  for (const name of providerNames(models)) {
+    for (const fieldset of $$("fieldset[name=allowed_providers]")) {
+      if ([...fieldset.elements].some((input) => input.value === name)) continue;
+      const input = h("input", { type: "checkbox", name: "allowed_providers", value: name });
+      fieldset.append(h("label", { class: "check" }, input, ` ${name}`));
+    }
+    for (const select of $$("select[data-provider-filter]")) {
+      if (![...select.options].some((option) => option.value === name)) select.append(h("option", { value: name }, name));
+    }
+  }
+}
+
 /** Fill a <select> with the priced models, grouped by provider (value "provider:model"). */
 export function fillModelOptions(select, models, { provider = null } = {}) {
   const groups = [];
-  for (const name of PROVIDERS) {
+  for (const name of providerNames(models)) {
     if (provider && provider !== name) continue;
     const options = models
       .filter((m) => m.provider === name)

@@ -2,6 +2,7 @@
 // (#overview, then #customers, #keys, ... in the seed's order; one panel shown at a time).
 // After login the screen opens on Customers (the seed's first panel), or the panel in the URL.
 
+import { addProviderChoices } from "./allowlist.js";
 import { login } from "./api.js";
 import { attachCustomerPickers } from "./customer_picker.js";
 import { $, bindCentsHints, fillMonths, fieldValue } from "./dom.js";
@@ -9,7 +10,7 @@ import { installErrorHooks } from "./errors.js";
 import { apiBase, setApiBase } from "./http.js";
 import * as session from "./session.js";
 import { createShell } from "./shell.js";
-import { forgetSession, onCustomerChange } from "./state.js";
+import { forgetSession, onCustomerChange, pricedModels } from "./state.js";
 import { setStatus } from "./ui.js";
 import audit from "./panels/audit.js";
 import billing from "./panels/billing.js";
@@ -41,6 +42,7 @@ function enterApp() {
   shell.enter(session);
   shell.showPanel();
   $("#main").focus({ preventScroll: true });
+  pricedModels().then(addProviderChoices, () => {}); // a failed load is retried by the panels
 }
 
 function leaveApp(reason) {

@@ -2,8 +2,8 @@
 // a reply through gateway-stream with a Kaixu key (fetch + ReadableStream + SSE frames).
 
 import { FUNCTIONS_PATH, request, streamBase } from "../api.js";
-import { fillModelOptions } from "../allowlist.js";
-import { $, $$, fieldValue, fmtCents, intValue } from "../dom.js";
+import { fillModelOptions, providerNames } from "../allowlist.js";
+import { $, $$, fieldValue, fmtCents, h, intValue } from "../dom.js";
 import { apiBase } from "../http.js";
 import { readEvents } from "../sse.js";
 import { pricedModels } from "../state.js";
@@ -18,8 +18,21 @@ const stopButton = $("[data-try-stop]", form);
 let models = [];
 let controller = null;
 
-function examples(base, streamOrigin) {
-  const body = '{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"max_tokens":256,"temperature":0.7}';
+// What "try it" starts on: the first of these that this gateway can call (the demo model runs
+// on the dev server with no provider key), else any chat model it can call.
+const PREFERRED = ["demo:kaixu-demo-1", "openai:gpt-4o-mini"];
+
+const callable = (m) => m.configured && m.mode !== "embedding";
+const id = (m) => `${m.provider}:${m.model}`;
+
+/** The model to start on among `choices`: a preferred one it can call, else any it can call. */
+function startingModel(choices) {
+  const ready = choices.filter(callable);
+  return PREFERRED.map((name) => ready.find((m) => id(m) === name)).find(Boolean) || ready[0] || choices[0] || null;
+}
+
+function examples(base, streamOrigin, { provider, model }) {
+  const body = JSON.stringify({ provider, model, messages: [{ role: "user", content: "Hello" }], max_tokens: 256, temperature: 0.7 });
   const curl = (fn, stream) =>
     [
       `curl ${stream ? "-N " : ""}-X POST "${stream ? streamOrigin : base}${FUNCTIONS_PATH}${fn}" \\`,
@@ -38,8 +51,8 @@ const res = await fetch("${streamOrigin}${FUNCTIONS_PATH}gateway-stream", {
     "x-kaixu-build": "1.0.0",
   },
   body: JSON.stringify({
-    provider: "openai",
-    model: "gpt-4o-mini",
+    provider: ${JSON.stringify(provider)},
+    model: ${JSON.stringify(model)},
     messages: [{ role: "user", content: "Hello" }],
     max_tokens: 256,
     temperature: 0.7,
@@ -72,7 +85,7 @@ for (;;) {
 
 async function renderExamples() {
   const base = apiBase() || window.location.origin;
-  const ex = examples(base, await streamBase());
+  const ex = examples(base, await streamBase(), startingModel(models) || { provider: "openai", model: "gpt-4o-mini" });
   $("#example-curl").textContent = ex.curl;
   $("#example-curl-chat").textContent = ex.curlChat;
   $("#example-fetch").textContent = ex.fetch;
@@ -169,13 +182,27 @@ async function sendChat(event) {
   showUsage(result);
 }
 
+function fillProviders() {
+  const select = $("select[name=provider]", form);
+  const names = providerNames(models);
+  if (names.length) select.replaceChildren(...names.map((name) => h("option", { value: name }, name)));
+  const start = startingModel(models);
+  if (start) select.value = start.provider;
+}
+
+/** The provider's models, the ones this gateway cannot call marked so; keep the choice made. */
 function syncModels() {
   const provider = fieldValue(form, "provider");
   const current = fieldValue(form, "model");
-  fillModelOptions($("select[name=model]", form), models, { provider });
   const select = $("select[name=model]", form);
+  fillModelOptions(select, models, { provider });
+  for (const option of select.options) {
+    const model = models.find((m) => m.provider === provider && m.model === option.value);
+    if (model && !model.configured) option.textContent = `${model.model} (no provider key here)`;
+  }
+  const start = startingModel(models.filter((m) => m.provider === provider));
   if ([...select.options].some((o) => o.value === current)) select.value = current;
-  else if ([...select.options].some((o) => o.value === "gpt-4o-mini")) select.value = "gpt-4o-mini";
+  else if (start) select.value = start.model;
 }
 
 export default {
@@ -195,15 +222,16 @@ export default {
     $("select[name=provider]", form).addEventListener("change", syncModels);
   },
   async show() {
-    await renderExamples();
     if (!models.length) {
       try {
         models = await pricedModels();
+        fillProviders();
         syncModels();
       } catch (error) {
         setStatus(status, `Could not load the model list: ${error.message}`, "error");
       }
     }
+    await renderExamples(); // with the model "try it" starts on, so a copied example works here
   },
   reset() {
     if (controller) controller.abort();
