@@ -284,18 +284,20 @@ async def complete(ctx: Ctx) -> Response:
 async def status(ctx: Ctx) -> dict[str, Any]:
     """GET ?push_id=: the push, refreshed from Netlify while it is not finished, at most once
     per KAIXUPUSH_STATUS_CACHE_S (else as last recorded: ``refreshed: false``). If Netlify
-    cannot be asked, the last known state comes with ``refresh_error``."""
+    cannot be asked, the last known state comes with ``refresh_error`` and its code
+    (``refresh_error_code``: a client stops waiting on ``NETLIFY_TOKEN_REJECTED``)."""
     push = await pushes.load(ctx.customer, ctx.query.get("push_id"))
-    refreshed, problem = False, None
+    refreshed, problem, code = False, None, None
     if push["finished_at"] is None and push["deploy_id"] is not None:
         try:
             netlify = Netlify(await resolve_token(ctx.customer))
             push, refreshed = await pushes.poll(push, netlify, ctx.actor or "key")
         except NetlifyError as error:
-            problem = error.describe()
+            problem, code = error.describe(), to_api_error(error).code
         except ApiError as error:
-            problem = error.message
-    return {"item": {**await pushes.view(push), "refreshed": refreshed, "refresh_error": problem}}
+            problem, code = error.message, error.code
+    item = await pushes.view(push)
+    return {"item": {**item, "refreshed": refreshed, "refresh_error": problem, "refresh_error_code": code}}
 
 
 def _finalize_window_s() -> float:

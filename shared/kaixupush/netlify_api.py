@@ -39,6 +39,7 @@ from shared.providers import transport
 log = logging.getLogger("kaixu.kaixupush.netlify")
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+TOKEN_REFUSALS = frozenset({401, 403})  # the token is bad or lacks access: no retry can help
 _USER_AGENT = "KaixuPush (Kaixu Gateway)"
 BodyFactory = Callable[[], AsyncIterator[bytes]]
 
@@ -162,7 +163,10 @@ async def spend_budget(token: str) -> None:
 
 
 def to_api_error(error: NetlifyError) -> ApiError:
-    """What a caller of the gateway sees when Netlify failed."""
+    """What a caller of the gateway sees when Netlify failed. What no retry can fix has a code
+    of its own, so a client stops at once: the token refused (``NETLIFY_TOKEN_REJECTED``,
+    401/403) or another refusal (``NETLIFY_REFUSED``, e.g. 404, 422). ``NETLIFY_ERROR``
+    (5xx after this call's retries), ``NETLIFY_UNREACHABLE`` and the 429s may pass."""
     if error.budget:
         wait = max(1, math.ceil(error.retry_after or 1))
         return ApiError(
@@ -185,8 +189,24 @@ def to_api_error(error: NetlifyError) -> ApiError:
         )
     if error.status is None:
         return ApiError(502, "NETLIFY_UNREACHABLE", f"Netlify could not be reached: {error.message}")
+    if error.status in TOKEN_REFUSALS:
+        return ApiError(
+            502,
+            "NETLIFY_TOKEN_REJECTED",
+            f"Netlify refused the Netlify token this gateway holds for the account ({error.status}: "
+            f"{error.message}): it is invalid, expired, revoked or without access to the site. The "
+            "gateway's operator must set a valid one; retrying will not help.",
+            netlify_status=error.status,
+        )
+    if not error.retryable:
+        return ApiError(
+            502,
+            "NETLIFY_REFUSED",
+            f"Netlify refused the request ({error.status}): {error.message}",
+            netlify_status=error.status,
+        )
     return ApiError(
-        502, "NETLIFY_ERROR", f"Netlify refused the request: {error.message}", netlify_status=error.status
+        502, "NETLIFY_ERROR", f"Netlify failed the request: {error.message}", netlify_status=error.status
     )
 
 
