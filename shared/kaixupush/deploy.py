@@ -33,7 +33,7 @@ from starlette.responses import Response
 from shared import audit, config, db, idempotency
 from shared.errors import ApiError, bad_request
 from shared.http import Ctx, JSONResponse
-from shared.kaixupush import billing, limits, manifest, projects, pushes
+from shared.kaixupush import billing, limits, manifest, projects, publish, pushes
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, deploy_token, resolve_token, to_api_error
 
 MAX_WAIT_S = 120
@@ -51,6 +51,7 @@ def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
         "url": push["url"],
         "part_bytes": config.settings().kaixupush_part_bytes,
         "max_file_bytes": config.settings().kaixupush_max_file_bytes,
+        "client": publish.versions(),
     }
 
 
