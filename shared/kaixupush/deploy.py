@@ -15,6 +15,9 @@ until :func:`sweep_abandoned` (run by the upkeep) marks it ``init_failed``: the 
 retries only within ``NETLIFY_TIMEOUT_S`` and its last attempt is bounded by that timeout, so
 an older ``creating`` push is dead (an answer arriving later still is refused, not recorded).
 
+A dry run (``dry_run: true``) creates nothing: ``plan`` compares the manifest with the site's
+published files instead.
+
 complete and status read the deploy through ``pushes.poll`` (at most one Netlify call per
 push per ``KAIXUPUSH_STATUS_CACHE_S``). The upkeep finalises pushes whose files were all
 sent, for the upload window and a day more, so a deploy that becomes ready is billed even if
@@ -33,7 +36,7 @@ from starlette.responses import Response
 from shared import audit, config, db, idempotency
 from shared.errors import ApiError, bad_request
 from shared.http import Ctx, JSONResponse
-from shared.kaixupush import billing, limits, manifest, projects, publish, pushes
+from shared.kaixupush import billing, limits, manifest, plan, projects, publish, pushes
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, deploy_token, resolve_token, to_api_error
 
 MAX_WAIT_S = 120
@@ -193,7 +196,9 @@ async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> di
 
 
 async def init(ctx: Ctx) -> Response:
-    """POST {project_id, branch?, title?, draft?, bytes?, files: {path: sha1}} (gzip accepted)."""
+    """POST {project_id, branch?, title?, draft?, bytes?, dry_run?, files: {path: sha1}}.
+
+    The body may be gzip-compressed. With ``dry_run: true`` nothing is created: see ``plan``."""
     key = idempotency.header_key(ctx)
     async with limits.busy(ctx.customer):
         return await _init(ctx, key)
@@ -202,6 +207,8 @@ async def init(ctx: Ctx) -> Response:
 async def _init(ctx: Ctx, key: str | None) -> Response:
     """The init itself, inside the customer's place for concurrent work."""
     req = await manifest.read_init(ctx)
+    if req.dry_run:
+        return JSONResponse(await plan.dry_run(ctx, req), status_code=200)
     fingerprint = manifest.fingerprint(req)
     if key:
         async with db.connection() as conn:

@@ -233,6 +233,12 @@ class Netlify:
     async def get_deploy(self, deploy_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/deploys/{quote(deploy_id, safe='')}")
 
+    async def list_site_files(self, site_id: str) -> list[dict[str, Any]]:
+        """GET /sites/{site}/files: the files of the site's published deploy, each
+        ``{path, sha, size, ...}`` (an empty list before its first deploy)."""
+        files = await self._call("GET", f"/sites/{quote(site_id, safe='')}/files", shape=list)
+        return [file for file in files if isinstance(file, dict)]
+
     async def upload_file(
         self, deploy_id: str, path: str, size: int, body: bytes | BodyFactory
     ) -> dict[str, Any]:
@@ -245,18 +251,24 @@ class Netlify:
             headers={"content-type": "application/octet-stream", "content-length": str(size)},
         )
 
-    async def _json(
+    async def _json(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._call(method, path, shape=dict, **request)
+        return answer
+
+    async def _call(
         self,
         method: str,
         path: str,
         *,
+        shape: type,
         retry_if: Callable[[NetlifyError], bool] = lambda error: error.retryable,
         **request: Any,
-    ) -> dict[str, Any]:
+    ) -> Any:
+        """The answer, a JSON value of ``shape`` (an object or a list), after the retries."""
         attempts = max(1, config.settings().netlify_max_attempts)
         for attempt in range(1, attempts + 1):
             try:
-                return await self._once(method, path, attempt, **request)
+                return await self._once(method, path, attempt, shape, **request)
             except NetlifyError as error:
                 wait = error.retry_after if error.retry_after is not None else backoff_s(attempt)
                 if (
@@ -279,12 +291,13 @@ class Netlify:
         method: str,
         path: str,
         attempt: int,
+        shape: type,
         *,
         params: dict[str, str] | None = None,
         json: Any = None,
         content: bytes | BodyFactory | None = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         cfg = config.settings()
         sent_headers = {
             "authorization": f"Bearer {self._token}",
@@ -313,17 +326,19 @@ class Netlify:
             raise NetlifyError(None, f"no answer within {cfg.netlify_timeout_s:g} s") from None
         except httpx.TransportError as exc:
             raise NetlifyError(None, f"transport failed ({type(exc).__name__})") from None
-        return self._read(response)
+        return self._read(response, shape)
 
-    def _read(self, response: httpx.Response) -> dict[str, Any]:
+    def _read(self, response: httpx.Response, shape: type) -> Any:
         try:
             data = response.json()
         except ValueError:
             data = None
-        if response.is_success and isinstance(data, dict):
+        if response.is_success and isinstance(data, shape):
             return data
         if response.is_success:
-            raise NetlifyError(response.status_code, "the answer was not a JSON object")
+            raise NetlifyError(
+                response.status_code, "the answer was not a JSON " + ("object" if shape is dict else "array")
+            )
         message = data.get("message") or data.get("error") if isinstance(data, dict) else None
         text = str(message or response.text or response.reason_phrase or "no details")
         text = text.replace(self._token, "[token]")[:300]
