@@ -4,7 +4,8 @@ It copies ``public/`` to ``build/site/`` (the published folder) and writes two f
 build environment, so nobody edits ``netlify.toml`` by hand:
 
 - ``_redirects`` proxies ``/.netlify/functions/*`` to ``API_ORIGIN``: the admin screen's calls
-  stay same-origin; and ``/v1/*``, so the OpenAI and Anthropic SDKs may use the site as base;
+  stay same-origin; ``/v1/*``, so the OpenAI and Anthropic SDKs may use the site as base; and
+  ``/kaixupush.py``, the deploy client the API publishes (one source: the API's own file);
 - ``config.json`` gives the screen ``STREAM_ORIGIN``, where it opens what Netlify's proxy
   would cut at 26 s or buffer: the monitor's live tail, CSV exports, the "try it" stream.
   It defaults to ``API_ORIGIN`` (one uvicorn host serves both).
@@ -48,7 +49,7 @@ def build(out: Path = OUT, environ: Mapping[str, str] = os.environ) -> Path:
     shutil.copytree(config.PROJECT_ROOT / "public", out)
     (out / "_redirects").write_text(
         f"/.netlify/functions/*  {api}/.netlify/functions/:splat  200!\n/v1/*  {api}/v1/:splat  200!\n"
-        "/account  /account.html  200\n"
+        f"/kaixupush.py  {api}/kaixupush.py  200!\n/account  /account.html  200\n"
     )
     (out / "config.json").write_text(json.dumps({"stream_origin": stream}, indent=2) + "\n")
     return out

@@ -131,6 +131,7 @@ DOWNLOADS = {
     "admin-overview": "text/csv",
     "customer-invoices": "text/html",
     "customer-usage": "text/csv",
+    "kaixupush-client": "text/x-python",
 }
 ERROR_SCHEMAS = {"openai": "OpenAIError", "anthropic": "AnthropicError"}
 

@@ -9,5 +9,7 @@ concern: ``paths`` (path rules), ``manifest`` (the init body, checked as it arri
 ``staging`` (parts in PostgreSQL or S3, and the staging quotas), ``jobs`` (the queue and the
 upkeep), ``billing`` (events, caps, invoices), ``limits`` (deploy rate limit, concurrent
 work per customer), ``pushes`` (the push record, its upload window and cached refreshes),
-``deploy``, ``uploads``, ``projects`` and ``admin`` (the admin views).
+``deploy``, ``plan`` (a deploy's dry run), ``uploads``, ``projects`` and ``admin`` (the admin
+views). ``client`` is the customer's side, a standalone standard-library program that imports
+nothing of this package; ``publish`` serves it at ``/kaixupush.py``.
 """

@@ -15,6 +15,9 @@ until :func:`sweep_abandoned` (run by the upkeep) marks it ``init_failed``: the 
 retries only within ``NETLIFY_TIMEOUT_S`` and its last attempt is bounded by that timeout, so
 an older ``creating`` push is dead (an answer arriving later still is refused, not recorded).
 
+A dry run (``dry_run: true``) creates nothing: ``plan`` compares the manifest with the site's
+published files instead.
+
 complete and status read the deploy through ``pushes.poll`` (at most one Netlify call per
 push per ``KAIXUPUSH_STATUS_CACHE_S``). The upkeep finalises pushes whose files were all
 sent, for the upload window and a day more, so a deploy that becomes ready is billed even if
@@ -33,7 +36,7 @@ from starlette.responses import Response
 from shared import audit, config, db, idempotency
 from shared.errors import ApiError, bad_request
 from shared.http import Ctx, JSONResponse
-from shared.kaixupush import billing, limits, manifest, projects, pushes
+from shared.kaixupush import billing, limits, manifest, plan, projects, publish, pushes
 from shared.kaixupush.netlify_api import Netlify, NetlifyError, deploy_token, resolve_token, to_api_error
 
 MAX_WAIT_S = 120
@@ -51,6 +54,7 @@ def _init_answer(push: dict[str, Any]) -> dict[str, Any]:
         "url": push["url"],
         "part_bytes": config.settings().kaixupush_part_bytes,
         "max_file_bytes": config.settings().kaixupush_max_file_bytes,
+        "client": publish.versions(),
     }
 
 
@@ -192,7 +196,9 @@ async def _created(ctx: Ctx, push: dict[str, Any], deploy: dict[str, Any]) -> di
 
 
 async def init(ctx: Ctx) -> Response:
-    """POST {project_id, branch?, title?, draft?, bytes?, files: {path: sha1}} (gzip accepted)."""
+    """POST {project_id, branch?, title?, draft?, bytes?, dry_run?, files: {path: sha1}}.
+
+    The body may be gzip-compressed. With ``dry_run: true`` nothing is created: see ``plan``."""
     key = idempotency.header_key(ctx)
     async with limits.busy(ctx.customer):
         return await _init(ctx, key)
@@ -201,6 +207,8 @@ async def init(ctx: Ctx) -> Response:
 async def _init(ctx: Ctx, key: str | None) -> Response:
     """The init itself, inside the customer's place for concurrent work."""
     req = await manifest.read_init(ctx)
+    if req.dry_run:
+        return JSONResponse(await plan.dry_run(ctx, req), status_code=200)
     fingerprint = manifest.fingerprint(req)
     if key:
         async with db.connection() as conn:
@@ -284,18 +292,20 @@ async def complete(ctx: Ctx) -> Response:
 async def status(ctx: Ctx) -> dict[str, Any]:
     """GET ?push_id=: the push, refreshed from Netlify while it is not finished, at most once
     per KAIXUPUSH_STATUS_CACHE_S (else as last recorded: ``refreshed: false``). If Netlify
-    cannot be asked, the last known state comes with ``refresh_error``."""
+    cannot be asked, the last known state comes with ``refresh_error`` and its code
+    (``refresh_error_code``: a client stops waiting on ``NETLIFY_TOKEN_REJECTED``)."""
     push = await pushes.load(ctx.customer, ctx.query.get("push_id"))
-    refreshed, problem = False, None
+    refreshed, problem, code = False, None, None
     if push["finished_at"] is None and push["deploy_id"] is not None:
         try:
             netlify = Netlify(await resolve_token(ctx.customer))
             push, refreshed = await pushes.poll(push, netlify, ctx.actor or "key")
         except NetlifyError as error:
-            problem = error.describe()
+            problem, code = error.describe(), to_api_error(error).code
         except ApiError as error:
-            problem = error.message
-    return {"item": {**await pushes.view(push), "refreshed": refreshed, "refresh_error": problem}}
+            problem, code = error.message, error.code
+    item = await pushes.view(push)
+    return {"item": {**item, "refreshed": refreshed, "refresh_error": problem, "refresh_error_code": code}}
 
 
 def _finalize_window_s() -> float:

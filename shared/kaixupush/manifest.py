@@ -34,19 +34,20 @@ from shared.kaixupush.json_stream import Scanner, expect, next_token
 MAX_FILES = 20_000
 SHA1_HEX = 40
 ENTRY_SYNTAX = 16  # the quotes of path and digest, a colon, a comma and some whitespace
-FIELDS_ALLOWANCE = 4096  # project_id, branch, title (escaped), draft, bytes and the braces
+FIELDS_ALLOWANCE = 4096  # project_id, branch, title (escaped), draft, bytes, dry_run and the braces
 MANIFEST_BOUND = MAX_FILES * (paths.MAX_LENGTH + SHA1_HEX + ENTRY_SYNTAX) + FIELDS_ALLOWANCE
 SHA1 = re.compile(r"^[0-9a-f]{40}$")
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,79}$")
 MAX_TITLE = 160
-_INIT_FIELDS = ("project_id", "branch", "title", "draft", "files", "bytes")
+_INIT_FIELDS = ("project_id", "branch", "title", "draft", "files", "bytes", "dry_run")
 _SCALARS = {
     "project_id": "a string",
     "branch": "a string",
     "title": "a string",
     "draft": "true or false",
     "bytes": "a whole number",
+    "dry_run": "true or false",
 }
 _STEP = 64 * 1024  # bytes inflated and parsed at a time
 
@@ -59,6 +60,7 @@ class InitRequest:
     draft: bool
     files: dict[str, str]  # canonical path -> sha1
     bytes: int  # what the client expects to upload at most (for the cap projection); 0 = unknown
+    dry_run: bool = False  # compare with the published site only: no deploy, nothing written
 
 
 def check_sha1(value: object, field: str) -> str:
@@ -74,8 +76,11 @@ def check_project_id(value: object, field: str = "project_id") -> str:
 
 
 def fingerprint(req: InitRequest) -> str:
-    """What an Idempotency-Key is bound to: the request as understood (canonical paths)."""
-    return hashlib.sha256(orjson.dumps(asdict(req), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """What an Idempotency-Key is bound to: the request as understood (canonical paths). A dry
+    run creates nothing to replay, so its flag stays out (fingerprints stored before it existed
+    still match)."""
+    request = {name: value for name, value in asdict(req).items() if name != "dry_run"}
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def body_limit() -> int:
@@ -275,9 +280,7 @@ def _text(body: dict[str, Any], name: str, default: str, pattern: re.Pattern[str
 
 def parse_init(body: dict[str, Any]) -> InitRequest:
     """The init fields of a body whose files were already checked by the grammar."""
-    draft = body.get("draft", False)
-    if not isinstance(draft, bool):
-        raise bad_request("draft", "draft must be true or false.")
+    draft, dry_run = _flag(body, "draft"), _flag(body, "dry_run")
     files = body.get("files")
     if not files:
         raise _bad_manifest("files must be a non-empty object of path -> sha1.")
@@ -288,4 +291,12 @@ def parse_init(body: dict[str, Any]) -> InitRequest:
         draft=draft,
         files=files,
         bytes=fields.int_field(body, "bytes", minimum=0, required=False) or 0,
+        dry_run=dry_run,
     )
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise bad_request(name, f"{name} must be true or false.")
+    return value

@@ -39,6 +39,7 @@ from shared.providers import transport
 log = logging.getLogger("kaixu.kaixupush.netlify")
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+TOKEN_REFUSALS = frozenset({401, 403})  # the token is bad or lacks access: no retry can help
 _USER_AGENT = "KaixuPush (Kaixu Gateway)"
 BodyFactory = Callable[[], AsyncIterator[bytes]]
 
@@ -162,7 +163,10 @@ async def spend_budget(token: str) -> None:
 
 
 def to_api_error(error: NetlifyError) -> ApiError:
-    """What a caller of the gateway sees when Netlify failed."""
+    """What a caller of the gateway sees when Netlify failed. What no retry can fix has a code
+    of its own, so a client stops at once: the token refused (``NETLIFY_TOKEN_REJECTED``,
+    401/403) or another refusal (``NETLIFY_REFUSED``, e.g. 404, 422). ``NETLIFY_ERROR``
+    (5xx after this call's retries), ``NETLIFY_UNREACHABLE`` and the 429s may pass."""
     if error.budget:
         wait = max(1, math.ceil(error.retry_after or 1))
         return ApiError(
@@ -185,8 +189,24 @@ def to_api_error(error: NetlifyError) -> ApiError:
         )
     if error.status is None:
         return ApiError(502, "NETLIFY_UNREACHABLE", f"Netlify could not be reached: {error.message}")
+    if error.status in TOKEN_REFUSALS:
+        return ApiError(
+            502,
+            "NETLIFY_TOKEN_REJECTED",
+            f"Netlify refused the Netlify token this gateway holds for the account ({error.status}: "
+            f"{error.message}): it is invalid, expired, revoked or without access to the site. The "
+            "gateway's operator must set a valid one; retrying will not help.",
+            netlify_status=error.status,
+        )
+    if not error.retryable:
+        return ApiError(
+            502,
+            "NETLIFY_REFUSED",
+            f"Netlify refused the request ({error.status}): {error.message}",
+            netlify_status=error.status,
+        )
     return ApiError(
-        502, "NETLIFY_ERROR", f"Netlify refused the request: {error.message}", netlify_status=error.status
+        502, "NETLIFY_ERROR", f"Netlify failed the request: {error.message}", netlify_status=error.status
     )
 
 
@@ -213,6 +233,12 @@ class Netlify:
     async def get_deploy(self, deploy_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/deploys/{quote(deploy_id, safe='')}")
 
+    async def list_site_files(self, site_id: str) -> list[dict[str, Any]]:
+        """GET /sites/{site}/files: the files of the site's published deploy, each
+        ``{path, sha, size, ...}`` (an empty list before its first deploy)."""
+        files = await self._call("GET", f"/sites/{quote(site_id, safe='')}/files", shape=list)
+        return [file for file in files if isinstance(file, dict)]
+
     async def upload_file(
         self, deploy_id: str, path: str, size: int, body: bytes | BodyFactory
     ) -> dict[str, Any]:
@@ -225,18 +251,24 @@ class Netlify:
             headers={"content-type": "application/octet-stream", "content-length": str(size)},
         )
 
-    async def _json(
+    async def _json(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._call(method, path, shape=dict, **request)
+        return answer
+
+    async def _call(
         self,
         method: str,
         path: str,
         *,
+        shape: type,
         retry_if: Callable[[NetlifyError], bool] = lambda error: error.retryable,
         **request: Any,
-    ) -> dict[str, Any]:
+    ) -> Any:
+        """The answer, a JSON value of ``shape`` (an object or a list), after the retries."""
         attempts = max(1, config.settings().netlify_max_attempts)
         for attempt in range(1, attempts + 1):
             try:
-                return await self._once(method, path, attempt, **request)
+                return await self._once(method, path, attempt, shape, **request)
             except NetlifyError as error:
                 wait = error.retry_after if error.retry_after is not None else backoff_s(attempt)
                 if (
@@ -259,12 +291,13 @@ class Netlify:
         method: str,
         path: str,
         attempt: int,
+        shape: type,
         *,
         params: dict[str, str] | None = None,
         json: Any = None,
         content: bytes | BodyFactory | None = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         cfg = config.settings()
         sent_headers = {
             "authorization": f"Bearer {self._token}",
@@ -293,17 +326,19 @@ class Netlify:
             raise NetlifyError(None, f"no answer within {cfg.netlify_timeout_s:g} s") from None
         except httpx.TransportError as exc:
             raise NetlifyError(None, f"transport failed ({type(exc).__name__})") from None
-        return self._read(response)
+        return self._read(response, shape)
 
-    def _read(self, response: httpx.Response) -> dict[str, Any]:
+    def _read(self, response: httpx.Response, shape: type) -> Any:
         try:
             data = response.json()
         except ValueError:
             data = None
-        if response.is_success and isinstance(data, dict):
+        if response.is_success and isinstance(data, shape):
             return data
         if response.is_success:
-            raise NetlifyError(response.status_code, "the answer was not a JSON object")
+            raise NetlifyError(
+                response.status_code, "the answer was not a JSON " + ("object" if shape is dict else "array")
+            )
         message = data.get("message") or data.get("error") if isinstance(data, dict) else None
         text = str(message or response.text or response.reason_phrase or "no details")
         text = text.replace(self._token, "[token]")[:300]

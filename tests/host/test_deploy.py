@@ -252,6 +252,7 @@ def test_the_site_routes_functions_to_the_api_and_tells_the_screen_the_stream_or
     assert (out / "_redirects").read_text().splitlines() == [
         f"/.netlify/functions/*  {api}/.netlify/functions/:splat  200!",
         f"/v1/*  {api}/v1/:splat  200!",  # the OpenAI and Anthropic SDKs' paths
+        f"/kaixupush.py  {api}/kaixupush.py  200!",  # the deploy client, as the API publishes it
         "/account  /account.html  200",  # the customer portal
     ]
     assert json.loads((out / "config.json").read_text()) == {"stream_origin": stream.rstrip("/")}

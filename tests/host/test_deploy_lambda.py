@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from shared.deploy import template
 from shared.host import demo
+from shared.kaixupush import client as kaixupush_client
 from shared.portal import session as portal_session
 from tests.support.browser import ADMIN_PASSWORD
 from tests.support.calls import body
@@ -36,6 +38,7 @@ from tests.support.fakes.lambda_runtime import LambdaFunction
 from tests.support.fakes.server import LoopbackServer
 
 ADMIN = {"x-admin-password": ADMIN_PASSWORD}
+CLIENT_SOURCE = Path(kaixupush_client.__file__).read_text()
 
 
 def _handlers() -> dict[str, str]:
@@ -149,6 +152,7 @@ def _requests(
         "kaixupush-complete": (with_key("POST", "kaixupush-complete", {}), 400),
         "kaixupush-status": (with_key("GET", "kaixupush-status"), 400),
         "kaixupush-billing": (with_key("GET", "kaixupush-billing"), 200),
+        "kaixupush-client": (http_event("GET", "/kaixupush.py"), 200),  # the API origin's own path
         "customer-login": (json_event("POST", _path("customer-login"), {"key": owner}), 200),
         "customer-summary": (signed_in("customer-summary"), 200),
         "customer-usage": (signed_in("customer-usage"), 200),
@@ -196,6 +200,7 @@ def test_every_function_of_the_template_answers_under_the_lambda_runtime(start, 
     assert by_name["health"]["build"] == "lambda-test" and by_name["health"]["db"] == {"ok": True}
     assert "event: done" in by_name["gateway-stream"]  # buffered by Mangum, but whole
     assert by_name["maintenance"]["code"] == "NOT_CONFIGURED"  # over HTTP it still needs its secret
+    assert by_name["kaixupush-client"] == CLIENT_SOURCE  # the deploy client, as the package has it
 
 
 def test_warm_gateway_chat_bills_each_call_exactly_once(start, make_key, db):

@@ -328,7 +328,7 @@ def test_netlify_failures_at_init_are_reported_and_counted(
     configure(KAIXUPUSH_DEPLOYS_PER_MIN="1")
     push_env.netlify.fail("create", 422, message="Invalid deploy")
     refused = push_env.init({"/a.html": b"a"})
-    assert refused.status_code == 502 and refused.json()["code"] == "NETLIFY_ERROR"
+    assert refused.status_code == 502 and refused.json()["code"] == "NETLIFY_REFUSED"  # no retry helps
     assert refused.json()["netlify_status"] == 422
     row = push_env.db.execute("SELECT state, error FROM push_pushes").fetchone()
     assert row["state"] == "init_failed" and "Invalid deploy" in row["error"]
@@ -339,11 +339,31 @@ def test_netlify_failures_at_init_are_reported_and_counted(
     ok(push_env.init({"/a.html": b"a"}), 201)
 
 
-def test_netlify_errors_never_leak_the_token(push_env: PushEnv) -> None:
+def test_a_refused_netlify_token_is_named_at_once_and_never_leaked(push_env: PushEnv) -> None:
     push_env.netlify.tokens = {"another-token"}
     refused = push_env.init({"/a.html": b"a"})
     assert refused.status_code == 502 and refused.json()["netlify_status"] == 401
+    assert refused.json()["code"] == "NETLIFY_TOKEN_REJECTED" and "operator" in refused.json()["error"]
     assert "nfp_" not in refused.text
+    assert push_env.netlify.count("create") == 1  # not retried: no retry can fix a refused token
+
+
+def test_netlify_failing_is_told_apart_from_netlify_refusing(push_env: PushEnv) -> None:
+    push_env.netlify.fail("create", 503)
+    failed = push_env.init({"/a.html": b"a"})
+    assert failed.status_code == 502 and failed.json()["code"] == "NETLIFY_ERROR"  # a later try may pass
+    assert failed.json()["netlify_status"] == 503
+
+
+def test_status_names_a_refused_token_while_netlify_prepares(
+    push_env: PushEnv, configure: Callable[..., Any]
+) -> None:
+    configure(KAIXUPUSH_PREPARE_TIMEOUT_S="0")  # init answers while Netlify still prepares
+    push_env.netlify.prepare_polls = 5
+    push_id = ok(push_env.init({"/a.html": b"a"}), 201)["push_id"]
+    push_env.netlify.tokens = {"another-token"}  # revoked meanwhile
+    item = ok(push_env.call("GET", "kaixupush-status", params={"push_id": push_id}))["item"]
+    assert item["refresh_error_code"] == "NETLIFY_TOKEN_REJECTED" and "401" in item["refresh_error"]
 
 
 def test_no_netlify_token_is_a_503(push_env: PushEnv, configure: Callable[..., Any]) -> None:

@@ -1,17 +1,18 @@
-"""The KaixuPush client deploys a real folder end to end against the fake Netlify."""
+"""The KaixuPush client deploys a real folder end to end against the fake Netlify (in this
+process; ``test_client_standalone`` runs it as a customer does)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.kaixupush import client as kaixupush_client
 from tests.support import kaixupush as kaixupush_support
+from tests.support.fakes.gateway_proxy import GatewayProxy, serve_gateway_proxy
 from tests.support.kaixupush import PROJECT, PushEnv, random_bytes, sha1
 
 netlify = kaixupush_support.netlify  # fixture
@@ -53,6 +54,11 @@ def _run(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, st
     return code, capsys.readouterr().out, progress.getvalue()
 
 
+def _deployer(gateway: kaixupush_client.Gateway) -> kaixupush_client.Deployer:
+    report = kaixupush_client.Reporter(io.StringIO(), bar=False)
+    return kaixupush_client.Deployer(gateway, report=report, poll_s=0.01)
+
+
 def test_the_client_deploys_a_folder_and_a_rerun_uploads_nothing(
     push_env: PushEnv, connected: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -62,7 +68,7 @@ def test_the_client_deploys_a_folder_and_a_rerun_uploads_nothing(
     code, out, progress = _run(tmp_path, capsys)
     assert code == 0, progress
     assert out.strip() == "https://site-main.netlify.app"
-    assert "uploaded 199 of 200 files" in progress and "] 199/199 files" in progress
+    assert "uploaded 199 of 200 files" in progress and "\r" not in progress  # not a terminal: no bar
     fake = push_env.netlify
     for data in files.values():
         assert fake.blobs[sha1(data)] == data  # every file arrived byte-exact
@@ -74,7 +80,7 @@ def test_the_client_deploys_a_folder_and_a_rerun_uploads_nothing(
 
     code, out, progress = _run(tmp_path, capsys)
     assert code == 0 and out.strip() == "https://site-main.netlify.app"
-    assert "uploaded 0 of 200 files" in progress
+    assert "Netlify needs 0 of 200 files" in progress and "uploaded 0 of 200 files" in progress
     assert fake.count("upload") == uploads_before
     states = [r["state"] for r in push_env.db.execute("SELECT state FROM push_pushes ORDER BY id").fetchall()]
     assert states == ["ready", "ready"]
@@ -86,9 +92,11 @@ def test_the_client_reports_failures(
     (tmp_path / "index.html").write_text("hi")
     progress = io.StringIO()
     code = kaixupush_client.main(["deploy", str(tmp_path), "--project", "unknown"], out=progress)
-    assert code == 1 and "PROJECT_NOT_FOUND" in progress.getvalue()
+    assert code == kaixupush_client.EXIT_GATEWAY and "PROJECT_NOT_FOUND" in progress.getvalue()
+    assert "check --project" in progress.getvalue()
     connected(KAIXU_KEY="")
-    assert kaixupush_client.main(["deploy", str(tmp_path), "--project", PROJECT], out=progress) == 2
+    code = kaixupush_client.main(["deploy", str(tmp_path), "--project", PROJECT], out=progress)
+    assert code == kaixupush_client.EXIT_LOCAL
 
 
 def test_the_client_waits_while_netlify_prepares(
@@ -100,65 +108,47 @@ def test_the_client_waits_while_netlify_prepares(
     (tmp_path / "app.js").write_text("go()")
     gateway = kaixupush_client.Gateway(server, push_env.key.secret)
     try:
-        result = kaixupush_client.Deployer(gateway, out=io.StringIO(), poll_s=0.01).deploy(tmp_path, PROJECT)
+        result = _deployer(gateway).deploy(tmp_path, PROJECT)
     finally:
         gateway.close()
-    assert result["state"] == "ready" and result["uploaded_files"] == 2
+    assert result["state"] == "ready" and result["files_uploaded"] == 2
     assert push_env.netlify.count("get") >= 4  # the client polled while Netlify prepared
     assert push_env.netlify.blobs[sha1(b"go()")] == b"go()"
     init = push_env.db.execute("SELECT details FROM audit_events WHERE action = 'push.init'").fetchone()
     assert init["details"]["file_count"] == 2
 
 
-class _FirstInitAnswered(httpx.HTTPTransport):
-    """Forwards every request, but the client sees ``status`` as the first init's answer:
-    after the gateway handled it when ``forward_first`` (a proxy losing the answer), else
-    instead of it (as if an earlier attempt were still running)."""
-
-    def __init__(self, status: int, body: dict[str, str], *, forward_first: bool) -> None:
-        super().__init__()
-        self.status, self.body, self.forward_first = status, body, forward_first
-        self.init_keys: list[str | None] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        is_init = request.url.path.endswith("/kaixupush-init")
-        if is_init:
-            self.init_keys.append(request.headers.get("idempotency-key"))
-        if not is_init or len(self.init_keys) > 1:
-            return super().handle_request(request)
-        if self.forward_first:
-            super().handle_request(request).close()
-        return httpx.Response(self.status, headers={"retry-after": "0"}, json=self.body)
+@pytest.fixture
+def proxy(server: str) -> Iterator[GatewayProxy]:
+    yield from serve_gateway_proxy(server)
 
 
-def _deploy_through(transport: httpx.BaseTransport, push_env: PushEnv, server: str, folder: Path) -> dict:
+def _deploy_through(proxy: GatewayProxy, push_env: PushEnv, folder: Path) -> dict[str, Any]:
     (folder / "index.html").write_text("hi")
-    gateway = kaixupush_client.Gateway(server, push_env.key.secret)
-    gateway.http.close()
-    gateway.http = httpx.Client(
-        base_url=gateway.http.base_url, headers=gateway.http.headers, transport=transport
-    )
+    gateway = kaixupush_client.Gateway(proxy.url, push_env.key.secret)
     try:
-        return kaixupush_client.Deployer(gateway, out=io.StringIO(), poll_s=0.01).deploy(folder, PROJECT)
+        return _deployer(gateway).deploy(folder, PROJECT)
     finally:
-        gateway.http.close()
+        gateway.close()
 
 
-def test_a_retried_init_never_makes_a_second_deploy(push_env: PushEnv, server: str, tmp_path: Path) -> None:
-    lost = _FirstInitAnswered(502, {"error": "bad gateway"}, forward_first=True)
-    assert _deploy_through(lost, push_env, server, tmp_path)["state"] == "ready"
-    first, retry = lost.init_keys
+def test_a_retried_init_never_makes_a_second_deploy(
+    push_env: PushEnv, proxy: GatewayProxy, tmp_path: Path
+) -> None:
+    proxy.answer_first("kaixupush-init", 502, {"error": "bad gateway"}, forward=True)  # answer lost
+    assert _deploy_through(proxy, push_env, tmp_path)["state"] == "ready"
+    first, retry = (headers.get("idempotency-key") for headers in proxy.calls("kaixupush-init"))
     assert first and first == retry  # one Idempotency-Key per deploy run, sent again on the retry
     assert push_env.netlify.count("create") == 1
     assert push_env.db.execute("SELECT count(*) AS n FROM push_pushes").fetchone()["n"] == 1
 
 
 def test_the_client_waits_for_an_init_still_in_progress(
-    push_env: PushEnv, server: str, tmp_path: Path
+    push_env: PushEnv, proxy: GatewayProxy, tmp_path: Path
 ) -> None:
-    busy = _FirstInitAnswered(409, {"code": "IDEMPOTENCY_IN_PROGRESS"}, forward_first=False)
-    assert _deploy_through(busy, push_env, server, tmp_path)["state"] == "ready"
-    assert len(busy.init_keys) == 2 and push_env.netlify.count("create") == 1
+    proxy.answer_first("kaixupush-init", 409, {"code": "IDEMPOTENCY_IN_PROGRESS"}, forward=False)
+    assert _deploy_through(proxy, push_env, tmp_path)["state"] == "ready"
+    assert len(proxy.calls("kaixupush-init")) == 2 and push_env.netlify.count("create") == 1
 
 
 def test_the_client_never_publishes_a_link_to_outside_the_folder(
@@ -175,7 +165,7 @@ def test_the_client_never_publishes_a_link_to_outside_the_folder(
     (site / "leak.txt").symlink_to(secret)
     (site / "home").symlink_to(secret.parent, target_is_directory=True)
     code, out, progress = _run(site, capsys)
-    assert code == 1 and out == ""
+    assert code == kaixupush_client.EXIT_LOCAL and out == ""
     assert "leak.txt" in progress and "outside" in progress and "symbolic link" in progress
     assert push_env.netlify.count("create") == 0  # refused before anything was sent
     assert not any(b"AWS_SECRET" in blob for blob in push_env.netlify.blobs.values())
@@ -195,5 +185,34 @@ def test_the_client_names_a_file_over_the_gateway_limit_before_sending_it(
     (tmp_path / "video.bin").write_bytes(random_bytes(1001, seed=9))
     code, out, progress = _run(tmp_path, capsys)
     assert out == ""
-    assert code == 1 and "/video.bin is 1001 bytes" in progress and "1000" in progress
+    assert code == kaixupush_client.EXIT_GATEWAY  # the gateway's limit
+    assert "/video.bin is 1001 bytes" in progress and "1000" in progress
     assert push_env.netlify.count("upload") == 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_upload_is_a_bar_on_a_terminal_and_summary_lines_in_a_log() -> None:
+    terminal = _Terminal()
+    bar = kaixupush_client.Reporter(terminal, bar=True)
+    bar.start_upload(2, 2 * MIB)
+    bar.add(MIB, 1)
+    bar.line("ready")
+    assert terminal.getvalue() == f"\r[{'#' * 15}{'.' * 15}] 1/2 files 1.0/2.0 MiB\nready\n"
+
+    log = io.StringIO()
+    lines = kaixupush_client.Reporter(log, bar=False, every_s=0)  # a summary at every step
+    lines.start_upload(2, 2 * MIB)
+    lines.add(MIB, 1)
+    lines.add(MIB, 1)
+    assert log.getvalue() == (
+        "uploading: 1/2 files, 1.0 MiB of 2.0 MiB\nuploading: 2/2 files, 2.0 MiB of 2.0 MiB\n"
+    )
+    quiet = io.StringIO()
+    slow = kaixupush_client.Reporter(quiet, bar=False, every_s=3600)
+    slow.start_upload(2, 2 * MIB)
+    slow.add(MIB, 1)
+    assert quiet.getvalue() == ""  # not before its interval

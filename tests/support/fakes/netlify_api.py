@@ -8,6 +8,8 @@ A real HTTP server (uvicorn on 127.0.0.1 in a background thread) speaking the pa
   second deploy of the same files requires nothing). An ``async`` deploy answers
   ``preparing`` (without ``required``) for ``prepare_polls`` reads first.
 - ``GET /sites/{site}/deploys/{id}`` and ``GET /deploys/{id}``.
+- ``GET /sites/{site}/files``: the files of the site's published deploy (its latest ``ready``
+  deploy that is not a draft), each ``{id, path, sha, mime_type, size}``; none before one.
 - ``PUT /deploys/{id}/files/{path}`` (``application/octet-stream``): the path must be in the
   deploy and the SHA-1 of the received bytes must be the manifest's (else 422); the bytes
   are read as they arrive and kept (up to ``KEEP_BLOB_BYTES``; larger ones are only hashed,
@@ -50,7 +52,7 @@ _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 @dataclass
 class Fault:
-    route: str  # create | get | upload | any
+    route: str  # create | get | upload | files | any
     status: int  # 0: answer normally after the delay
     times: int
     retry_after: str | None = None
@@ -83,6 +85,7 @@ class FakeNetlify:
             routes=[
                 Route("/api/v1/sites/{site_id}/deploys", self._create, methods=["POST"]),
                 Route("/api/v1/sites/{site_id}/deploys/{deploy_id}", self._get, methods=["GET"]),
+                Route("/api/v1/sites/{site_id}/files", self._files, methods=["GET"]),
                 Route("/api/v1/deploys/{deploy_id}", self._get, methods=["GET"]),
                 Route("/api/v1/deploys/{deploy_id}/files/{path:path}", self._upload, methods=["PUT"]),
             ]
@@ -279,6 +282,30 @@ class FakeNetlify:
             self._advance(deploy)
             self._record(request, "get", 200)
             return JSONResponse(self._view(deploy))
+
+    async def _files(self, request: Request) -> JSONResponse:
+        if refused := await self._gate(request, "files"):
+            return refused
+        site_id = request.path_params["site_id"]
+        with self._lock:
+            if site_id not in self.sites:
+                return self._error(request, "files", 404, "Not Found")
+            live = [d for d in self.deploys.values() if d.site_id == site_id and d.state == "ready"]
+            published = [d for d in live if not d.draft][-1:]  # deploys are kept in creation order
+            files = sorted(published[0].files.items()) if published else []
+            self._record(request, "files", 200)
+            return JSONResponse(
+                [
+                    {
+                        "id": path,
+                        "path": path,
+                        "sha": digest,
+                        "mime_type": "application/octet-stream",
+                        "size": len(self.blobs.get(digest, b"")),
+                    }
+                    for path, digest in files
+                ]
+            )
 
     async def _upload(self, request: Request) -> JSONResponse:
         if refused := await self._gate(request, "upload"):
