@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from pydantic import ValidationError
 
 from shared import config, db, money, providers
 from shared.billing import alerts, pricing
@@ -25,7 +24,7 @@ from shared.billing.catalogue import ModelInfo, UnknownModel, catalogue
 from shared.billing.pricing import ModelPrice, Sell
 from shared.errors import REFUSALS, REFUSED_FIELDS, ApiError, bad_request
 from shared.gateway import keys, settlements
-from shared.gateway.request import ChatRequest
+from shared.gateway.request import parse_request
 from shared.http import Ctx
 from shared.money import Month
 from shared.providers import Conversation, Usage
@@ -62,16 +61,6 @@ def estimate_tokens(text_bytes: int) -> int:
 
 
 Parse = Callable[[Any], Conversation]
-
-
-def parse_chat(payload: Any) -> Conversation:
-    """The gateway's own contract (gateway-chat, gateway-stream)."""
-    try:
-        return ChatRequest.model_validate(payload).conversation()
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise bad_request(where, f"{where}: {first['msg']}.") from None
 
 
 def _install_id(ctx: Ctx) -> str | None:
@@ -322,7 +311,7 @@ class _KnownKeys:
 _known_keys = _KnownKeys(size=10_000)
 
 
-async def admit(ctx: Ctx, parse: Parse = parse_chat, secret: str | None = None) -> Call:
+async def admit(ctx: Ctx, parse: Parse = parse_request, secret: str | None = None) -> Call:
     """Validate the request and admit it, or raise the refusal the client should see.
     ``parse`` reads the body's format; ``secret`` is the key when it does not come as
     ``Authorization: Bearer`` (Anthropic's ``x-api-key``)."""

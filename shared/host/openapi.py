@@ -3,10 +3,11 @@
 
 It is built from the functions themselves: each one's name, methods, credential (its auth
 hook), description (its module's docstring) and the paths it serves; the gateway's request
-body from its pydantic model. What the code checks by hand (query parameters, the bodies of
-the admin API) is listed here, next to the rule that a function without a description has
-no place in the document (a test holds it). Every error is the gateway's envelope, but for
-the OpenAI- and Anthropic-compatible functions, which answer in their APIs' own shapes.
+body from its JSON Schema (shared/gateway/request.py). What else the code checks by hand
+(query parameters, the bodies of the admin API) is listed here, next to the rule that a
+function without a description has no place in the document (a test holds it). Every error
+is the gateway's envelope, but for the OpenAI- and Anthropic-compatible functions, which
+answer in their APIs' own shapes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from typing import Any
 
 from shared import config
-from shared.gateway.request import ChatRequest
+from shared.gateway import request as chat_request
 from shared.http import FUNCTIONS_PREFIX, ByPath, Ctx, FunctionApp
 
 INTEGER = {"type": "integer"}
@@ -137,9 +138,7 @@ ERROR_SCHEMAS = {"openai": "OpenAIError", "anthropic": "AnthropicError"}
 
 
 def _components() -> dict[str, Any]:
-    chat = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas = chat.pop("$defs", {})
-    schemas["ChatRequest"] = chat
+    schemas: dict[str, Any] = {"ChatRequest": chat_request.SCHEMA}
     schemas["Error"] = {
         "type": "object",
         "required": ["error", "code", "request_id"],

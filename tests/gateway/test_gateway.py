@@ -8,7 +8,7 @@ import pytest
 from shared import money
 from shared.billing import pricing
 from shared.gateway import pipeline as gateway
-from shared.gateway.request import ChatRequest
+from shared.gateway.request import parse_request
 from shared.providers import Usage
 from tests.support.calls import PROVIDER_MODELS, body
 from tests.support.database import wait_for
@@ -192,7 +192,7 @@ def test_a_provider_too_slow_after_a_hang_up_is_cut_and_billed_the_prompt_bound(
     rows = wait_for(lambda: db.execute("SELECT * FROM usage_events").fetchall())
     assert len(rows) == 1
     event = rows[0]
-    request = ChatRequest.model_validate(body("openai")).conversation()
+    request = parse_request(body("openai"))
     bound = gateway.prompt_token_bound(request, pricing.lookup("openai", request.model))
     assert event["outcome"] == "client_disconnect" and event["estimated"] is True
     assert event["input_tokens"] == bound > 12  # never less than the provider read

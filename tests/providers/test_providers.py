@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from shared import config, providers
-from shared.gateway.request import ChatRequest
+from shared.gateway.request import parse_request
 from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai, transport
 from shared.providers.conversation import Conversation
 from shared.providers.sse import SSEEvent
@@ -49,7 +49,7 @@ def request(provider: str, **changes: Any) -> Conversation:
         "max_tokens": 64,
         "temperature": 0.5,
     }
-    return ChatRequest.model_validate({**data, **changes}).conversation()
+    return parse_request({**data, **changes})
 
 
 async def collect(req: Conversation) -> tuple[list[str], providers.UpstreamStream]:
