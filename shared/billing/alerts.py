@@ -39,14 +39,16 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from psycopg.types.json import Jsonb
 
 from shared import config, db, money
 from shared.money import Month
+
+if TYPE_CHECKING:  # loaded when a delivery is sent: the gateway imports this module on its hot path
+    import httpx
 
 log = logging.getLogger("kaixu.alerts")
 
@@ -260,6 +262,8 @@ async def _send(client: httpx.AsyncClient, receiver: Receiver, payload: dict[str
     headers = {"content-type": "application/json", "user-agent": "kaixu-gateway-alerts"}
     if receiver.secret:
         headers["x-kaixu-signature"] = signature(receiver.secret, int(time.time()), body)
+    import httpx
+
     try:
         response = await client.post(receiver.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
@@ -291,6 +295,8 @@ async def _deliver(table: str, ids: list[int] | None = None, limit: int = 50) ->
         return 0
     receivers = await _receivers(table, {row["customer_id"] for row in claimed})
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
+    import httpx
+
     async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
 
         async def one_customer(rows: list[dict[str, Any]]) -> int:

@@ -34,7 +34,7 @@ from shared import config, crypto, db, numbers, throttle
 from shared.admin import netlify_tokens
 from shared.errors import ApiError
 from shared.kaixupush import paths
-from shared.providers import transport
+from shared.providers import http11_httpx
 
 log = logging.getLogger("kaixu.kaixupush.netlify")
 
@@ -309,7 +309,7 @@ class Netlify:
             sent_headers["x-nf-retry-count"] = str(attempt - 1)
         await spend_budget(self._token)
         body = content() if callable(content) else content
-        http = transport.client()
+        http = http11_httpx.client()
         try:
             response = await http.request(
                 method,

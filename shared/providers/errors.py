@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import httpx
+from shared.providers import http11
 
 MAX_QUOTE = 300
 _KEY_LIKE = re.compile(r"\b(?:sk-[\w*.-]{4,}|AIza[\w-]{8,})")
@@ -135,10 +135,10 @@ def from_response(
 
 
 def from_transport(
-    label: str, exc: httpx.RequestError, timeout_s: float, *, mid_stream: bool
+    label: str, exc: http11.TransportError, timeout_s: float, *, mid_stream: bool
 ) -> UpstreamError:
     """The error for a timeout or a broken connection (no HTTP answer to quote)."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, http11.TimeoutException):
         return UpstreamError(504, "UPSTREAM_TIMEOUT", f"{label} did not answer within {timeout_s:g} s.")
     kind = type(exc).__name__
     if mid_stream:

@@ -1,5 +1,5 @@
 """A lean HTTP/1.1 client: the provider calls on the gateway's hot path use it directly, and
-the Netlify API through httpx (:class:`Http11Transport`).
+the Netlify API through httpx (``shared.providers.http11_httpx``).
 
 Why our own: measured on the hot path, httpx's default transport (httpcore over anyio)
 spent more CPU per call than the rest of the gateway together, and httpx's client layer
@@ -11,7 +11,9 @@ as few wake-ups as the answer needs.
 Reuse is safe without polling a pooled socket first: a connection the server closed shows
 EOF before reuse, and a request on a reused connection that gets no byte back before the
 connection drops is retried once on a fresh one (the keep-alive race every HTTP/1.1 client
-handles). Failures are httpx's exception types, so callers handle one family of errors.
+handles). Failures are this module's own exception family, named as httpx names them, so
+callers handle one family of errors and the httpx adapter (``http11_httpx``) can hand
+httpx's own to its client; the hot path thus never imports httpx (a cold start's 20 ms).
 
 A request body given as bytes (every provider call) goes out in one write, as above. A body
 given as a stream (a file on its way to Netlify, which may be a gigabyte) is written piece
@@ -25,16 +27,67 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
 
+import certifi
 import httptools
-import httpx
 
 Origin = tuple[str, str, int]  # scheme, host, port
 _PAUSE_AT = 1 << 20  # unread body bytes at which the socket stops being read
+
+
+class TransportError(Exception):
+    """A request that got no complete answer: the connection failed, broke or timed out."""
+
+
+class TimeoutException(TransportError):
+    pass
+
+
+class ConnectError(TransportError):
+    pass
+
+
+class ConnectTimeout(TimeoutException):
+    pass
+
+
+class ReadError(TransportError):
+    pass
+
+
+class ReadTimeout(TimeoutException):
+    pass
+
+
+class WriteError(TransportError):
+    pass
+
+
+class WriteTimeout(TimeoutException):
+    pass
+
+
+class PoolTimeout(TimeoutException):
+    pass
+
+
+class RemoteProtocolError(TransportError):
+    pass
+
+
+def ssl_context() -> ssl.SSLContext:
+    """Verified TLS as httpx sets it up: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set, else
+    certifi's bundle."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @functools.lru_cache(maxsize=512)
@@ -48,7 +101,7 @@ def split_url(url: str) -> tuple[Origin, bytes, bytes]:
     return (scheme, host, port), target.encode(), (parts.netloc.rpartition("@")[2]).encode()
 
 
-def _head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def encode_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     lines = [method + b" " + target + b" HTTP/1.1", *(name + b": " + value for name, value in headers)]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
@@ -57,7 +110,7 @@ def request_head(method: str, url: str, headers: Mapping[str, str], body_length:
     origin, target, host = split_url(url)
     fields = [(b"host", host), *((name.encode(), value.encode()) for name, value in headers.items())]
     fields.append((b"content-length", b"%d" % body_length))
-    return origin, _head(method.encode(), target, fields)
+    return origin, encode_head(method.encode(), target, fields)
 
 
 class _Message:
@@ -139,12 +192,12 @@ class _Connection(asyncio.Protocol):
         self.received += len(data)
         message = self.message
         if message is None:
-            self._fail(httpx.RemoteProtocolError("The server sent bytes nobody asked for."))
+            self._fail(RemoteProtocolError("The server sent bytes nobody asked for."))
             return
         try:
             message.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(str(exc) or "Malformed response."))
+            self._fail(RemoteProtocolError(str(exc) or "Malformed response."))
             return
         if message.buffered > _PAUSE_AT and not self._reading_paused:
             self._reading_paused = True
@@ -158,7 +211,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         if exc is not None and self.error is None:
-            self.error = httpx.ReadError(str(exc) or "Connection lost.")
+            self.error = ReadError(str(exc) or "Connection lost.")
         self._wake()
         self.resume_writing()
 
@@ -272,11 +325,11 @@ class Response:
                 if message.until_eof:  # the close is the end of this body
                     message.complete, message.keep_alive = True, False
                     return
-                raise httpx.RemoteProtocolError("Server disconnected mid-body.")
+                raise RemoteProtocolError("Server disconnected mid-body.")
             try:
                 await conn.wait(self._timeout)
             except TimeoutError:
-                raise httpx.ReadTimeout("Timed out reading the response.") from None
+                raise ReadTimeout("Timed out reading the response.") from None
 
     async def aread(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_bytes()])
@@ -310,7 +363,7 @@ class ConnectionPool:
                 async with asyncio.timeout(timeout):
                     await self._slots.acquire()
             except TimeoutError:
-                raise httpx.PoolTimeout("No upstream connection became free in time.") from None
+                raise PoolTimeout("No upstream connection became free in time.") from None
         else:
             await self._slots.acquire()
         try:
@@ -344,7 +397,7 @@ class ConnectionPool:
             async with asyncio.timeout(timeout):
                 await self._slots.acquire()
         except TimeoutError:
-            raise httpx.PoolTimeout("No upstream connection became free in time.") from None
+            raise PoolTimeout("No upstream connection became free in time.") from None
 
     def release(self, origin: Origin, conn: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
@@ -379,7 +432,7 @@ class ConnectionPool:
         tls = None
         if scheme == "https":
             if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
+                self._ssl = ssl_context()
             tls = self._ssl
         loop = asyncio.get_running_loop()
         try:
@@ -388,9 +441,9 @@ class ConnectionPool:
                     lambda: _Connection(loop), host, port, ssl=tls, server_hostname=host if tls else None
                 )
         except TimeoutError:
-            raise httpx.ConnectTimeout("Timed out connecting.") from None
+            raise ConnectTimeout("Timed out connecting.") from None
         except OSError as exc:
-            raise httpx.ConnectError(str(exc) or "Connection failed.") from None
+            raise ConnectError(str(exc) or "Connection failed.") from None
         return conn
 
     async def _exchange(self, origin: Origin, head: bytes, body: bytes, timeout: float | None) -> _Connection:
@@ -400,9 +453,9 @@ class ConnectionPool:
                 await _send(conn, head, body, timeout)
                 await _read_head(conn, timeout)
                 return conn
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 conn.close()
-                timed_out = isinstance(exc, httpx.TimeoutException)
+                timed_out = isinstance(exc, TimeoutException)
                 if conn.reused and conn.received == 0 and attempt == 1 and not timed_out:
                     continue  # the server had closed this idle connection: retry on a new one
                 raise
@@ -419,7 +472,7 @@ async def _send(conn: _Connection, head: bytes, body: bytes, timeout: float | No
             async with asyncio.timeout(timeout):
                 await writable
         except TimeoutError:
-            raise httpx.WriteTimeout("Timed out sending the request.") from None
+            raise WriteTimeout("Timed out sending the request.") from None
 
 
 async def _send_stream(
@@ -461,9 +514,9 @@ async def _drained(conn: _Connection, writable: asyncio.Future[bool] | None, tim
             async with asyncio.timeout(timeout):
                 await writable
         except TimeoutError:
-            raise httpx.WriteTimeout("Timed out sending the request.") from None
+            raise WriteTimeout("Timed out sending the request.") from None
     if not conn.usable and not _answered(conn):
-        raise conn.error or httpx.WriteError("The connection closed while the request was being sent.")
+        raise conn.error or WriteError("The connection closed while the request was being sent.")
 
 
 async def _read_head(conn: _Connection, timeout: float | None) -> None:
@@ -473,47 +526,8 @@ async def _read_head(conn: _Connection, timeout: float | None) -> None:
         if conn.error is not None:
             raise conn.error
         if conn.eof:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            raise RemoteProtocolError("Server disconnected without sending a response.")
         try:
             await conn.wait(timeout)
         except TimeoutError:
-            raise httpx.ReadTimeout("Timed out waiting for the response.") from None
-
-
-class _HttpxBody(httpx.AsyncByteStream):
-    def __init__(self, response: Response) -> None:
-        self._response = response
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class Http11Transport(httpx.AsyncBaseTransport):
-    """The same connections behind httpx's client API, for callers that want it."""
-
-    def __init__(self, pool: ConnectionPool | None = None) -> None:
-        self.pool = pool or ConnectionPool()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-        head = _head(request.method.encode(), url.raw_path, request.headers.raw)
-        timeout = request.extensions.get("timeout", {}).get("read")
-        if isinstance(request.stream, httpx.ByteStream):  # already in memory: one write
-            response = await self.pool.request(origin, head, await request.aread(), timeout)
-        else:  # produced while it is sent: never read whole
-            chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
-            stream: AsyncIterable[bytes] = request.stream  # type: ignore[assignment]
-            response = await self.pool.request_stream(origin, head, stream, chunked, timeout)
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_HttpxBody(response),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
+            raise ReadTimeout("Timed out waiting for the response.") from None

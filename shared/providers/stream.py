@@ -12,10 +12,8 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 
-import httpx
-
 from shared import config
-from shared.providers import errors, transport
+from shared.providers import errors, http11, transport
 from shared.providers.base import Provider, StreamParser, UpstreamResponse, Usage
 from shared.providers.conversation import Conversation, Piece
 from shared.providers.sse import SSEDecoder, SSEEvent
@@ -92,7 +90,7 @@ class UpstreamStream:
                     if parser.finished:
                         await _drain(chunks)
                         return
-        except httpx.TransportError as exc:
+        except http11.TransportError as exc:
             error = errors.from_transport(self._provider.label, exc, transport.timeout_s(), mid_stream=True)
             error.upstream_request_id = errors.request_id(response.headers)
             raise error from exc
@@ -115,5 +113,5 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         async with asyncio.timeout(_DRAIN_S):
             async for _ in chunks:
                 pass
-    except (TimeoutError, httpx.HTTPError):
+    except (TimeoutError, http11.TransportError):
         pass

@@ -9,8 +9,8 @@ production this is one pool per process; tests that call ``asyncio.run()`` repea
 run a server loop in a thread) get one pool per loop instead of a broken shared one. The
 same reasoning as the database pool in ``shared.db``; the dictionaries hold loops weakly.
 
-Provider calls use the pool directly (the hot path); :func:`client` puts httpx's client API
-over the same connections for the Netlify API.
+Provider calls use the pool directly (the hot path); ``http11_httpx.client`` puts httpx's
+client API over the same connections for the Netlify API.
 """
 
 from __future__ import annotations
@@ -18,18 +18,14 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-import httpx
 import orjson
 
 from shared import config
 from shared.providers import errors
 from shared.providers.base import Provider, UpstreamCall, UpstreamResponse, load_json
-from shared.providers.http11 import ConnectionPool, Http11Transport, request_head
+from shared.providers.http11 import ConnectionPool, TransportError, request_head
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = weakref.WeakKeyDictionary()
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def pool() -> ConnectionPool:
@@ -41,45 +37,11 @@ def pool() -> ConnectionPool:
     return current
 
 
-def client() -> httpx.AsyncClient:
-    """The running loop's httpx client over the same pool (made on first use). Timeouts are
-    set per request, so a config reload takes effect without replacing the client."""
-    loop = asyncio.get_running_loop()
-    current = _clients.get(loop)
-    if current is None or current.is_closed:
-        current = _clients[loop] = _Client(transport=Http11Transport(pool()), follow_redirects=False)
-    return current
-
-
 async def aclose() -> None:
     """Close the running loop's connections (at shutdown, or at the end of a test's loop)."""
-    loop = asyncio.get_running_loop()
-    current = _clients.pop(loop, None)
-    if current is not None:
-        await current.aclose()
-    connections = _pools.pop(loop, None)
+    connections = _pools.pop(asyncio.get_running_loop(), None)
     if connections is not None:
         await connections.aclose()
-
-
-class _NoCookies(httpx.Cookies):
-    def extract_cookies(self, response: httpx.Response) -> None:
-        pass
-
-
-class _Client(httpx.AsyncClient):
-    """Calls carry no session: httpx would otherwise parse every Set-Cookie into one jar that
-    later calls send back."""
-
-    _jar = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._jar
-
-    @cookies.setter
-    def cookies(self, value: object) -> None:  # httpx's constructor assigns it
-        pass
 
 
 def timeout_s() -> float:
@@ -106,13 +68,13 @@ async def send(provider: Provider, call: UpstreamCall, secret: str) -> UpstreamR
     origin, head = request_head("POST", call.url, call.headers, len(body))
     try:
         response = await pool().request(origin, head, body, timeout_s())
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         raise errors.from_transport(provider.label, exc, timeout_s(), mid_stream=False) from exc
     if response.is_success:
         return response
     try:
         raw = await response.aread()
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         raise errors.from_transport(provider.label, exc, timeout_s(), mid_stream=False) from exc
     finally:
         await response.aclose()
@@ -125,7 +87,7 @@ async def fetch(provider: Provider, call: UpstreamCall, secret: str) -> tuple[by
     response = await send(provider, call, secret)
     try:
         return await response.aread(), response.headers
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         raise errors.from_transport(provider.label, exc, timeout_s(), mid_stream=False) from exc
     finally:
         await response.aclose()

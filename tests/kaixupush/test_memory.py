@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shared.kaixupush import manifest
-from shared.providers.http11 import Http11Transport
+from shared.providers.http11_httpx import Http11Transport
 from tests.support import kaixupush as kaixupush_support
 from tests.support.fakes.server import LoopbackServer
 from tests.support.kaixupush import PROJECT, SITE, PeakRss, PushEnv, ok, random_bytes, sha1

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from shared.providers.http11 import Http11Transport
+from shared.providers.http11_httpx import Http11Transport
 
 
 async def _serve_once(answer: bytes) -> tuple[asyncio.AbstractServer, str]:
