@@ -26,15 +26,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
+import orjson
 
 from shared import config, crypto, db, numbers, throttle
 from shared.admin import netlify_tokens
 from shared.errors import ApiError
 from shared.kaixupush import paths
-from shared.providers import http11_httpx
+from shared.providers import http11, transport
 
 log = logging.getLogger("kaixu.kaixupush.netlify")
 
@@ -308,40 +308,55 @@ class Netlify:
         if attempt > 1:
             sent_headers["x-nf-retry-count"] = str(attempt - 1)
         await spend_budget(self._token)
+        url = cfg.netlify_api_base + path + (f"?{urlencode(params)}" if params else "")
+        if json is not None:
+            content, sent_headers["content-type"] = orjson.dumps(json), "application/json"
         body = content() if callable(content) else content
-        http = http11_httpx.client()
         try:
-            response = await http.request(
-                method,
-                cfg.netlify_api_base + path,
-                params=params,
-                json=json,
-                content=body,
-                headers=sent_headers,
-                timeout=cfg.netlify_timeout_s,
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            response = await send(method, url, sent_headers, body, cfg.netlify_timeout_s)
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+        except (http11.ConnectError, http11.ConnectTimeout) as exc:
             raise NetlifyError(None, f"connection failed ({type(exc).__name__})", sent=False) from None
-        except httpx.TimeoutException:
+        except http11.TimeoutException:
             raise NetlifyError(None, f"no answer within {cfg.netlify_timeout_s:g} s") from None
-        except httpx.TransportError as exc:
+        except http11.TransportError as exc:
             raise NetlifyError(None, f"transport failed ({type(exc).__name__})") from None
-        return self._read(response, shape)
+        return self._read(response, raw, shape)
 
-    def _read(self, response: httpx.Response, shape: type) -> Any:
+    def _read(self, response: http11.Response, raw: bytes, shape: type) -> Any:
         try:
-            data = response.json()
-        except ValueError:
+            data = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
             data = None
         if response.is_success and isinstance(data, shape):
             return data
         if response.is_success:
             raise NetlifyError(
-                response.status_code, "the answer was not a JSON " + ("object" if shape is dict else "array")
+                response.status, "the answer was not a JSON " + ("object" if shape is dict else "array")
             )
         message = data.get("message") or data.get("error") if isinstance(data, dict) else None
-        text = str(message or response.text or response.reason_phrase or "no details")
+        text = str(message or raw.decode(errors="replace").strip() or f"HTTP {response.status}")
         text = text.replace(self._token, "[token]")[:300]
         raise NetlifyError(
-            response.status_code, text, retry_after=parse_retry_after(response.headers.get("retry-after"))
+            response.status, text, retry_after=parse_retry_after(response.headers.get("retry-after"))
         )
+
+
+async def send(
+    method: str, url: str, headers: dict[str, str], body: bytes | AsyncIterator[bytes] | None, timeout: float
+) -> http11.Response:
+    """One request on the providers' connection pool: bytes in one write, a stream as it is
+    produced (its length is in ``headers``, else it goes chunked)."""
+    pool = transport.pool()
+    if body is None or isinstance(body, bytes):
+        sized = {name: value for name, value in headers.items() if name != "content-length"}
+        origin, head = http11.request_head(method, url, sized, len(body or b""))
+        return await pool.request(origin, head, body or b"", timeout)
+    chunked = "content-length" not in headers
+    origin, target, host = http11.split_url(url)
+    fields = {"host": host.decode(), **headers, **({"transfer-encoding": "chunked"} if chunked else {})}
+    head = http11.encode_head(method.encode(), target, ((k.encode(), v.encode()) for k, v in fields.items()))
+    return await pool.request_stream(origin, head, body, chunked, timeout)

@@ -1,5 +1,4 @@
-"""A lean HTTP/1.1 client: the provider calls on the gateway's hot path use it directly, and
-the Netlify API through httpx (``shared.providers.http11_httpx``).
+"""A lean HTTP/1.1 client: the provider calls on the gateway's hot path, and the Netlify API.
 
 Why our own: measured on the hot path, httpx's default transport (httpcore over anyio)
 spent more CPU per call than the rest of the gateway together, and httpx's client layer
@@ -11,9 +10,9 @@ as few wake-ups as the answer needs.
 Reuse is safe without polling a pooled socket first: a connection the server closed shows
 EOF before reuse, and a request on a reused connection that gets no byte back before the
 connection drops is retried once on a fresh one (the keep-alive race every HTTP/1.1 client
-handles). Failures are this module's own exception family, named as httpx names them, so
-callers handle one family of errors and the httpx adapter (``http11_httpx``) can hand
-httpx's own to its client; the hot path thus never imports httpx (a cold start's 20 ms).
+handles). Failures are this module's own exception family (named as httpx names them), so
+callers handle one family of errors, and calling a provider or Netlify imports no httpx (20
+ms of a cold start).
 
 A request body given as bytes (every provider call) goes out in one write, as above. A body
 given as a stream (a file on its way to Netlify, which may be a gigabyte) is written piece

@@ -9,8 +9,7 @@ production this is one pool per process; tests that call ``asyncio.run()`` repea
 run a server loop in a thread) get one pool per loop instead of a broken shared one. The
 same reasoning as the database pool in ``shared.db``; the dictionaries hold loops weakly.
 
-Provider calls use the pool directly (the hot path); ``http11_httpx.client`` puts httpx's
-client API over the same connections for the Netlify API.
+Provider calls and the Netlify API (``shared.kaixupush.netlify_api``) use the same pool.
 """
 
 from __future__ import annotations

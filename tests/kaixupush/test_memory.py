@@ -22,8 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.kaixupush import manifest
-from shared.providers.http11_httpx import Http11Transport
+from shared.kaixupush import manifest, netlify_api
 from tests.support import kaixupush as kaixupush_support
 from tests.support.fakes.server import LoopbackServer
 from tests.support.kaixupush import PROJECT, SITE, PeakRss, PushEnv, ok, random_bytes, sha1
@@ -77,14 +76,17 @@ def test_the_netlify_transport_streams_a_body_with_back_pressure(slow_reader: An
             lead = max(lead, produced - slow_reader.received)
             yield piece
 
-    async def send() -> httpx.Response:
+    async def send() -> tuple[int, bytes]:
         headers = {"content-length": str(total)} if framing == "content-length" else {}
-        async with httpx.AsyncClient(transport=Http11Transport()) as client:
-            return await client.put(f"{slow_reader.url}/upload", content=body(), headers=headers, timeout=60)
+        response = await netlify_api.send("PUT", f"{slow_reader.url}/upload", headers, body(), 60)
+        try:
+            return response.status, await response.aread()
+        finally:
+            await response.aclose()
 
-    response = asyncio.run(send())
+    status, answer = asyncio.run(send())
     expected = hashlib.sha1(piece * 64).hexdigest()
-    assert response.status_code == 200 and response.json() == {"bytes": total, "sha1": expected}
+    assert status == 200 and json.loads(answer) == {"bytes": total, "sha1": expected}
     assert lead < 16 * MIB, f"the sender ran {lead / MIB:.0f} MiB ahead of the server"
 
 

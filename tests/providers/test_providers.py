@@ -13,7 +13,7 @@ import pytest
 
 from shared import config, providers
 from shared.gateway.request import parse_request
-from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, http11_httpx, openai
+from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai, transport
 from shared.providers.conversation import Conversation
 from shared.providers.sse import SSEEvent
 from tests.support.fakes.upstreams import FakeUpstreams
@@ -163,7 +163,7 @@ def test_stream_usage_is_readable_while_iterating(fake: FakeUpstreams) -> None:
 
 def test_connections_are_kept_alive_within_a_loop(fake: FakeUpstreams) -> None:
     async def go() -> None:
-        assert http11_httpx.client() is http11_httpx.client()
+        assert transport.pool() is transport.pool()
         await providers.complete(request("openai"))
         await providers.complete(request("openai"))
         await collect(request("openai"))
@@ -173,9 +173,9 @@ def test_connections_are_kept_alive_within_a_loop(fake: FakeUpstreams) -> None:
     assert len(fake.requests) == 3 and len(ports) == 1
 
 
-def test_one_client_per_event_loop(fake: FakeUpstreams) -> None:
+def test_one_pool_per_event_loop(fake: FakeUpstreams) -> None:
     async def current() -> Any:
-        return http11_httpx.client()
+        return transport.pool()
 
     first, second = asyncio.run(current()), asyncio.run(current())
     assert first is not second
