@@ -30,11 +30,10 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from shared import config, crypto, db, numbers, throttle
+from shared import config, crypto, db, http11, numbers, throttle
 from shared.admin import netlify_tokens
 from shared.errors import ApiError
 from shared.kaixupush import paths
-from shared.providers import http11, transport
 
 log = logging.getLogger("kaixu.kaixupush.netlify")
 
@@ -350,7 +349,7 @@ async def send(
 ) -> http11.Response:
     """One request on the providers' connection pool: bytes in one write, a stream as it is
     produced (its length is in ``headers``, else it goes chunked)."""
-    pool = transport.pool()
+    pool = http11.pool()
     if body is None or isinstance(body, bytes):
         sized = {name: value for name, value in headers.items() if name != "content-length"}
         origin, head = http11.request_head(method, url, sized, len(body or b""))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from shared import config
+from shared import config, http11
 from shared.providers import errors, transport
 from shared.providers.anthropic import Anthropic
 from shared.providers.base import Completion, Embeddings, Provider, Usage, load_json
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Anthropic(), Gemini(), Demo())}
-aclose = transport.aclose
+aclose = http11.aclose
 
 
 def _provider(name: str) -> Provider:

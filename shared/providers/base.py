@@ -75,7 +75,7 @@ class UpstreamCall:
 
 class UpstreamResponse(Protocol):
     """What a provider answered, its body not yet read: an HTTP response from
-    ``shared.providers.http11``, or a local provider's answer made in this process."""
+    ``shared.http11``, or a local provider's answer made in this process."""
 
     status: int
     headers: dict[str, str]

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shared.providers import http11
+from shared import http11
 
 MAX_QUOTE = 300
 _KEY_LIKE = re.compile(r"\b(?:sk-[\w*.-]{4,}|AIza[\w-]{8,})")

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 
-from shared import config
-from shared.providers import errors, http11, transport
+from shared import config, http11
+from shared.providers import errors, transport
 from shared.providers.base import Provider, StreamParser, UpstreamResponse, Usage
 from shared.providers.conversation import Conversation, Piece
 from shared.providers.sse import SSEDecoder, SSEEvent

@@ -1,46 +1,16 @@
-"""The HTTP side: one connection pool per event loop, and sending a call with every failure
-before the first body byte turned into an UpstreamError.
+"""Sending a provider call with every failure before the first body byte turned into an
+UpstreamError, on the process's connection pool (``shared.http11.pool``).
 
-Why one pool per process *and* event loop: reusing connections keeps TLS sessions to the
-providers alive between requests (a fresh handshake costs 50-150 ms on every call
-otherwise), but pooled connections belong to the loop that opened them and break on any
-other one. uvicorn runs one loop per worker and Mangum one per Lambda process, so in
-production this is one pool per process; tests that call ``asyncio.run()`` repeatedly (or
-run a server loop in a thread) get one pool per loop instead of a broken shared one. The
-same reasoning as the database pool in ``shared.db``; the dictionaries hold loops weakly.
-
-Provider calls and the Netlify API (``shared.kaixupush.netlify_api``) use the same pool.
 """
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-
 import orjson
 
 from shared import config
+from shared.http11 import TransportError, pool, request_head
 from shared.providers import errors
 from shared.providers.base import Provider, UpstreamCall, UpstreamResponse, load_json
-from shared.providers.http11 import ConnectionPool, TransportError, request_head
-
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = weakref.WeakKeyDictionary()
-
-
-def pool() -> ConnectionPool:
-    loop = asyncio.get_running_loop()
-    current = _pools.get(loop)
-    if current is None:
-        limit = config.settings().upstream_max_connections
-        current = _pools[loop] = ConnectionPool(max_connections=limit, max_idle_per_origin=50)
-    return current
-
-
-async def aclose() -> None:
-    """Close the running loop's connections (at shutdown, or at the end of a test's loop)."""
-    connections = _pools.pop(asyncio.get_running_loop(), None)
-    if connections is not None:
-        await connections.aclose()
 
 
 def timeout_s() -> float:

@@ -14,7 +14,7 @@ from shared import money
 from shared.billing import pricing, reconcile
 from shared.billing.pricing import ModelPrice
 from shared.gateway import pipeline
-from shared.gateway.request import ChatRequest
+from shared.gateway.request import parse_request
 from shared.money import NANOS_PER_CENT
 from shared.providers import Usage
 
@@ -222,14 +222,14 @@ def admitted_call(draw: st.DrawFn) -> tuple[pipeline.Call, Usage | None, int]:
     """A call as admitted (its prompt bound and max_tokens), what its provider had said when
     the stream broke (nothing, or partial usage within what was asked) and the bytes relayed."""
     price = draw(st.sampled_from(CHAT_PRICES))
-    conv = ChatRequest.model_validate(
+    conv = parse_request(
         {
             "provider": price.provider,
             "model": price.model,
             "messages": draw(st.lists(MESSAGE, min_size=1, max_size=5)),
             "max_tokens": draw(st.integers(1, price.max_output_tokens)),
         }
-    ).conversation()
+    )
     sell = pricing.Sell("markup", markup_bp=draw(st.integers(-10_000, 1_000_000)))
     call = pipeline.Call(ctx=None, conv=conv, price=price, sell=sell, install_id=None, admission={})  # type: ignore[arg-type]
     bound = pipeline.prompt_token_bound(conv, price)

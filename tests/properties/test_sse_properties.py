@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.gateway.request import ChatRequest
+from shared.gateway.request import parse_request
 from shared.providers import anthropic, gemini, openai
 from shared.providers.base import StreamParser
 from shared.providers.conversation import ToolCallDelta
@@ -155,9 +155,9 @@ MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "gemini": "
 
 
 def parser_for(provider: str) -> StreamParser:
-    conv = ChatRequest.model_validate(
+    conv = parse_request(
         {"provider": provider, "model": MODELS[provider], "messages": [{"role": "user", "content": "Hi"}]}
-    ).conversation()
+    )
     return ADAPTERS[provider].stream_parser(conv)
 
 

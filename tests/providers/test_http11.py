@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shared.providers import http11
+from shared import http11
 
 
 async def _serve_once(answer: bytes) -> tuple[asyncio.AbstractServer, str]:

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shared import config, providers
+from shared import config, http11, providers
 from shared.gateway.request import parse_request
-from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai, transport
+from shared.providers import UpstreamError, Usage, anthropic, errors, gemini, openai
 from shared.providers.conversation import Conversation
 from shared.providers.sse import SSEEvent
 from tests.support.fakes.upstreams import FakeUpstreams
@@ -163,7 +163,7 @@ def test_stream_usage_is_readable_while_iterating(fake: FakeUpstreams) -> None:
 
 def test_connections_are_kept_alive_within_a_loop(fake: FakeUpstreams) -> None:
     async def go() -> None:
-        assert transport.pool() is transport.pool()
+        assert http11.pool() is http11.pool()
         await providers.complete(request("openai"))
         await providers.complete(request("openai"))
         await collect(request("openai"))
@@ -175,7 +175,7 @@ def test_connections_are_kept_alive_within_a_loop(fake: FakeUpstreams) -> None:
 
 def test_one_pool_per_event_loop(fake: FakeUpstreams) -> None:
     async def current() -> Any:
-        return transport.pool()
+        return http11.pool()
 
     first, second = asyncio.run(current()), asyncio.run(current())
     assert first is not second

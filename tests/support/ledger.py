@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.billing import pricing
 from shared.gateway import pipeline
-from shared.gateway.request import ChatRequest
+from shared.gateway.request import parse_request
 
 GATEWAY_FUNCTIONS = ("gateway-chat", "gateway-stream")
 
@@ -77,7 +77,7 @@ def usage(db: Any) -> list[dict[str, Any]]:
 
 def prompt_bound(payload: dict[str, Any]) -> tuple[int, int]:
     """A call's prompt at its admission bound: (tokens, nanos), what an abandoned call is billed."""
-    conv = ChatRequest.model_validate(payload).conversation()
+    conv = parse_request(payload)
     price = pricing.lookup(conv.provider, conv.model)
     assert price is not None
     tokens = pipeline.prompt_token_bound(conv, price)
@@ -86,7 +86,7 @@ def prompt_bound(payload: dict[str, Any]) -> tuple[int, int]:
 
 def worst_case(payload: dict[str, Any]) -> int:
     """What admitting ``payload`` reserves, in nanos."""
-    conv = ChatRequest.model_validate(payload).conversation()
+    conv = parse_request(payload)
     price = pricing.lookup(conv.provider, conv.model)
     assert price is not None
     return pricing.worst_case_nanos(price, pipeline.prompt_token_bound(conv, price), conv.max_tokens)

@@ -28,12 +28,15 @@ import asyncio
 import functools
 import os
 import ssl
+import weakref
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import certifi
 import httptools
+
+from shared import config
 
 Origin = tuple[str, str, int]  # scheme, host, port
 _PAUSE_AT = 1 << 20  # unread body bytes at which the socket stops being read
@@ -530,3 +533,31 @@ async def _read_head(conn: _Connection, timeout: float | None) -> None:
             await conn.wait(timeout)
         except TimeoutError:
             raise ReadTimeout("Timed out waiting for the response.") from None
+
+
+# The process's pool, for the provider calls and the Netlify API alike.
+# Why one pool per process *and* event loop: reusing connections keeps TLS sessions to the
+# providers alive between requests (a fresh handshake costs 50-150 ms on every call
+# otherwise), but pooled connections belong to the loop that opened them and break on any
+# other one. uvicorn runs one loop per worker and Mangum one per Lambda process, so in
+# production this is one pool per process; tests that call ``asyncio.run()`` repeatedly (or
+# run a server loop in a thread) get one pool per loop instead of a broken shared one. The
+# same reasoning as the database pool in ``shared.db``; the dictionaries hold loops weakly.
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = weakref.WeakKeyDictionary()
+
+
+def pool() -> ConnectionPool:
+    """The running loop's pool (made on first use)."""
+    loop = asyncio.get_running_loop()
+    current = _pools.get(loop)
+    if current is None:
+        limit = config.settings().upstream_max_connections
+        current = _pools[loop] = ConnectionPool(max_connections=limit, max_idle_per_origin=50)
+    return current
+
+
+async def aclose() -> None:
+    """Close the running loop's connections (at shutdown, or at the end of a test's loop)."""
+    connections = _pools.pop(asyncio.get_running_loop(), None)
+    if connections is not None:
+        await connections.aclose()
