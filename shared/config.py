@@ -104,6 +104,11 @@ class Settings:
     stream_ping_s: float = field(default_factory=lambda: _float("STREAM_PING_S", 15.0))
     stream_usage_wait_s: float = field(default_factory=lambda: _float("STREAM_USAGE_WAIT_S", 10.0))
     stream_write_timeout_s: float = field(default_factory=lambda: _float("STREAM_WRITE_TIMEOUT_S", 30.0))
+    # Caps that fit the call (see the README's money section): a stream's reservation is a
+    # lease of output tokens, taken and extended in steps; a call the month cannot afford
+    # whole is clamped to what it can, never below the minimum.
+    lease_step_tokens: int = field(default_factory=lambda: _int("LEASE_STEP_TOKENS", 256))
+    clamp_min_tokens: int = field(default_factory=lambda: _int("CLAMP_MIN_TOKENS", 16))
 
     maintenance_secret: str = field(default_factory=lambda: _str("KAIXU_MAINTENANCE_SECRET"))
     client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))
@@ -185,6 +190,14 @@ class Settings:
     kaixupush_netlify_calls_per_min: int = field(
         default_factory=lambda: _int("KAIXUPUSH_NETLIFY_CALLS_PER_MIN", 300)
     )
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (
+            ("LEASE_STEP_TOKENS", self.lease_step_tokens, 16, 1_000_000),
+            ("CLAMP_MIN_TOKENS", self.clamp_min_tokens, 1, 1_000_000),
+        ):
+            if not low <= value <= high:
+                raise SystemExit(f"config: {name} must be a whole number from {low} to {high}, got {value}")
 
     @property
     def uses_pooler(self) -> bool:
