@@ -25,7 +25,7 @@ async def chat_completions(ctx: Ctx) -> Response | dict[str, Any]:
     if stream:
         return await streaming.stream(call, openai_format.OpenAIGrammar(include_usage))
     completion, billed = await pipeline.complete(call)
-    return openai_format.completion(call.conv, completion, billed, ctx)
+    return pipeline.answer(call, openai_format.completion(call.conv, completion, billed, ctx))
 
 
 async def list_models(ctx: Ctx) -> dict[str, Any]:
