@@ -330,16 +330,6 @@ class Call:
             usage, input_tokens=usage.input_tokens or prompt, output_tokens=max(usage.output_tokens, output)
         )
 
-    async def keep_reserved(self) -> None:
-        """A long stream shows it is alive, so the reaper does not release what it holds. A
-        failure here only risks an early release (SETTLE still bills), so it never breaks the
-        stream."""
-        reservation = self.admission["reservation_id"]
-        try:
-            await db.execute("UPDATE reservations SET created_at = now() WHERE id = %s", (reservation,))
-        except Exception:
-            log.warning("could not refresh reservation %s", reservation, exc_info=True)
-
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
         """The call's usage as its caller sees it: ``cost_cents`` is what the call cost the
         customer (the sell amount), never the provider's price."""
