@@ -60,8 +60,8 @@ FUNCTIONS = ROOT / "sql" / "functions"
 SABOTAGES = {
     "cap": (
         "admit.sql",
-        "IF v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > kx_nanos(cap_cents) THEN",
-        "IF false THEN",
+        "IF v_worst > v_room THEN\n        -- Clamp:",
+        "IF false THEN\n        -- Clamp:",
         "spend ≤ cap + top-ups at every settlement (event log, in order)",
     ),
     "rpm": (
