@@ -4,7 +4,9 @@ Plain asyncio HTTP/1.1 with keep-alive and precomputed answers, so the fake cost
 than the gateway it is measuring. It answers OpenAI Chat Completions, Anthropic Messages and
 Gemini generateContent / streamGenerateContent in their wire formats, streamed or not, with
 fixed usage (12 input, 18 output tokens) and an optional delay (``--delay-ms``) before the
-answer and between stream frames (``--frame-delay-ms``).
+answer and between stream frames (``--frame-delay-ms``). ``--stream-bytes N`` makes OpenAI's
+streams long: N bytes of text in ``--stream-frames`` deltas, reported as N / 4 output tokens
+(about four bytes a token), enough for a stream's lease to grow step by step.
 """
 
 from __future__ import annotations
@@ -84,11 +86,11 @@ GEMINI = _response(
 )
 
 
-def _openai_frames() -> list[bytes]:
+def _openai_frames(deltas: list[str] = DELTAS, output_tokens: int = USAGE_OUT) -> list[bytes]:
     base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
-    frames = [{**base, "choices": [{"index": 0, "delta": {"content": d}}], "usage": None} for d in DELTAS]
+    frames = [{**base, "choices": [{"index": 0, "delta": {"content": d}}], "usage": None} for d in deltas]
     frames.append(
-        {**base, "choices": [], "usage": {"prompt_tokens": USAGE_IN, "completion_tokens": USAGE_OUT}}
+        {**base, "choices": [], "usage": {"prompt_tokens": USAGE_IN, "completion_tokens": output_tokens}}
     )
     return [b"data: " + _json(f) + b"\n\n" for f in frames] + [b"data: [DONE]\n\n"]
 
@@ -158,10 +160,19 @@ def _route(path: bytes, body: bytes) -> tuple[str, bool] | None:
     return None
 
 
+def long_stream(size: int, frames: int) -> dict[str, list[bytes]]:
+    """The frames with OpenAI's stream ``size`` bytes long, in ``frames`` deltas of words."""
+    words = ("lorem ipsum dolor sit amet " * (size // 27 + 1))[:size]
+    cut = [size * i // frames for i in range(frames + 1)]
+    deltas = [words[cut[i] : cut[i + 1]] for i in range(frames)]
+    return {**FRAMES, "openai": _openai_frames(deltas, -(-size // 4))}
+
+
 class FakeUpstream:
-    def __init__(self, delay_s: float, frame_delay_s: float) -> None:
+    def __init__(self, delay_s: float, frame_delay_s: float, frames: dict[str, list[bytes]] = FRAMES) -> None:
         self.delay_s = delay_s
         self.frame_delay_s = frame_delay_s
+        self.frames = frames
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -192,7 +203,7 @@ class FakeUpstream:
             writer.write(BODIES[provider])
             return
         writer.write(STREAM_HEAD)
-        for frame in FRAMES[provider]:
+        for frame in self.frames[provider]:
             writer.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             if self.frame_delay_s:
                 await writer.drain()
@@ -201,8 +212,11 @@ class FakeUpstream:
         await writer.drain()
 
 
-async def serve(port: int, delay_ms: float, frame_delay_ms: float) -> None:
-    fake = FakeUpstream(delay_ms / 1000, frame_delay_ms / 1000)
+async def serve(
+    port: int, delay_ms: float, frame_delay_ms: float, stream_bytes: int, stream_frames: int
+) -> None:
+    frames = long_stream(stream_bytes, stream_frames) if stream_bytes else FRAMES
+    fake = FakeUpstream(delay_ms / 1000, frame_delay_ms / 1000, frames)
     server = await asyncio.start_server(fake.handle, "127.0.0.1", port, backlog=1024)
     async with server:
         await server.serve_forever()
@@ -213,10 +227,12 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--frame-delay-ms", type=float, default=0.0)
+    parser.add_argument("--stream-bytes", type=int, default=0, help="OpenAI streams this long (0: six words)")
+    parser.add_argument("--stream-frames", type=int, default=64)
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()
-    asyncio.run(serve(args.port, args.delay_ms, args.frame_delay_ms))
+    asyncio.run(serve(args.port, args.delay_ms, args.frame_delay_ms, args.stream_bytes, args.stream_frames))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ interfere (every control stays on), then measures from this separate process:
 - throughput at concurrency 64 (non-streaming): requests/s, p99, errors;
 - one hot customer: that load on one customer's single key against the same load spread
   over 100 customers;
-- streaming: added time to the first delta with 100 concurrent streams, p50 and p99;
+- streaming: added time to the first delta with 100 concurrent streams, p50 and p99, and what
+  a stream's lease costs: extension round trips per 1,000 output tokens (streams of 1,024);
 - memory: the server's RSS before and after a run of requests;
 - idle streams: 1,000 open streams whose provider sends nothing: RSS per stream, and the
   added latency of other calls while they stay open;
@@ -81,11 +82,23 @@ UPSTREAM_STREAM_BODY = json.dumps(
     {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Say hello"}],
-        "max_completion_tokens": 64,
+        "max_completion_tokens": 8192,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
 ).encode()
+# Streams are long enough for their lease to grow: the fake writes 4,096 bytes (1,024 tokens at
+# about four bytes a token) in 64 deltas, and max_tokens is far above that, so a stream takes its
+# first step and 16 more (LEASE_STEP_TOKENS, 256: the lease counts bytes, which bound tokens).
+STREAM_BODY = json.dumps(
+    {
+        "provider": "openai",
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Say hello"}],
+        "max_tokens": 8192,
+    }
+).encode()
+STREAM_BYTES, STREAM_FRAMES = 4096, 64
 
 SIZES = {  # seconds of latency (each side) and throughput runs, streams, requests for the memory figure
     "full": {"latency_s": 10, "throughput_s": 30, "streams": 3000, "memory": 50000},
@@ -104,8 +117,8 @@ def sizes(args: argparse.Namespace) -> dict[str, int]:
 
 
 LATENCY_TURNS = 4  # gateway-chat and the OpenAI format alternate this many times at concurrency 1
-FRAME_DELAY_MS = 300  # the fake's pause between stream frames: a stream lasts about 2 s, as LLM streams do
-STREAM_S = 7 * FRAME_DELAY_MS / 1000
+FRAME_DELAY_MS = 33  # the fake's pause between stream frames: a stream lasts about 2 s, as LLM streams do
+STREAM_S = (STREAM_FRAMES + 1) * FRAME_DELAY_MS / 1000
 IDLE_STREAMS = 1000
 SETTLE_PAUSE_S = 10  # after a saturating run, the database's writeback slows what comes next
 IDLE_FRAME_DELAY_MS = 3_600_000
@@ -192,6 +205,7 @@ def bench_stack(database_url: str = "") -> Iterator[tuple[dict[str, str], str, i
         key = seed(database_url)
         fake_port = free_port()
         fake = ["bench/fake_upstream.py", str(fake_port), "--frame-delay-ms", str(FRAME_DELAY_MS)]
+        fake += ["--stream-bytes", str(STREAM_BYTES), "--stream-frames", str(STREAM_FRAMES)]
         start(stack, [sys.executable, *fake], dict(os.environ))
         # Anthropic's stand-in sends a stream's first frame, then nothing for an hour: idle streams.
         idle_port = free_port()
@@ -255,6 +269,34 @@ async def round_trips_per_call(database_url: str, request: bytes, port: int, cal
     return log.count / len(result.latencies_s)
 
 
+async def stream_round_trips(
+    database_url: str, request: bytes, port: int, streams: int
+) -> dict[str, float] | None:
+    """What a stream's lease costs, counted from the server's own log: statements per stream
+    (ADMIT, the lease's steps, SETTLE, whose group commit may carry several streams at once),
+    and the steps (kx_extend_lease) per 1,000 output tokens billed (None: log not readable)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        log = StatementLog(conn)
+        if not log.available:
+            return None
+        (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM usage_events").fetchone() or (0,)
+        with log:
+            result = await load.run_requests("127.0.0.1", port, request, concurrency=10, total=streams)
+        (tokens,) = conn.execute(
+            "SELECT coalesce(sum(output_tokens), 0) FROM usage_events WHERE id > %s", (before,)
+        ).fetchone() or (0,)
+    done = len(result.latencies_s)
+    steps = log.calls_of("kx_extend_lease")
+    return {
+        "streams": done,
+        "output_tokens_per_stream": round(int(tokens) / max(done, 1), 1),
+        "statements_per_stream": round(log.count / max(done, 1), 2),
+        "extensions_per_stream": round(steps / max(done, 1), 2),
+        "extensions_per_1000_output_tokens": round(steps * 1000 / max(int(tokens), 1), 2),
+        "errors": result.errors,
+    }
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
@@ -272,7 +314,7 @@ async def measure(
     auth = {"authorization": f"Bearer {key}", "x-kaixu-app": "bench"}
     upstream_auth = {"authorization": "Bearer bench"}
     chat = load.build_request("127.0.0.1", gw_port, CHAT_PATH, CHAT_BODY, auth)
-    stream = load.build_request("127.0.0.1", gw_port, STREAM_PATH, CHAT_BODY, auth)
+    stream = load.build_request("127.0.0.1", gw_port, STREAM_PATH, STREAM_BODY, auth)
     direct_stream = load.build_request(
         "127.0.0.1", fake_port, UPSTREAM_PATH, UPSTREAM_STREAM_BODY, upstream_auth
     )
@@ -307,6 +349,7 @@ async def measure(
     ]
     via, compat = (Stats.mean([turn[side] for turn in turns]) for side in (0, 1))
     round_trips = await round_trips_per_call(database_url, chat, gw_port, 300 if not args.smoke else 20)
+    leases = await stream_round_trips(database_url, stream, gw_port, 100 if not args.smoke else 10)
 
     rss_before = server_rss_mb(server)  # the memory figure covers the streams and the 50,000 calls
     streams = size["streams"]
@@ -382,7 +425,14 @@ async def measure(
         },
         "idle_streams": idle,
         "db_round_trips_per_call": None if round_trips is None else round(round_trips, 2),
-        "errors": via.errors + base.errors + compat.errors + errors + spread.errors + idle["errors"],
+        "stream_leases": leases,
+        "errors": via.errors
+        + base.errors
+        + compat.errors
+        + errors
+        + spread.errors
+        + idle["errors"]
+        + (leases["errors"] if leases else 0),
     }
 
 
@@ -462,6 +512,13 @@ def print_table(result: dict) -> None:
             "{kb_per_stream} / {latency_p50_increase_ms} ({streams} open)".format(**result["idle_streams"]),
         ),
         ("DB round trips per call", str(result["db_round_trips_per_call"])),
+        (
+            "stream lease: extensions per 1,000 output tokens / statements per stream",
+            "n/a"
+            if result["stream_leases"] is None
+            else "{extensions_per_1000_output_tokens} / {statements_per_stream} "
+            "({output_tokens_per_stream} tokens each)".format(**result["stream_leases"]),
+        ),
         (
             "cold start: slowest import / first gateway-chat (ms)",
             "{ms} ({function}) / ".format(**result["cold_start"]["slowest_import"])

@@ -60,8 +60,8 @@ FUNCTIONS = ROOT / "sql" / "functions"
 SABOTAGES = {
     "cap": (
         "admit.sql",
-        "IF v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > kx_nanos(cap_cents) THEN",
-        "IF false THEN",
+        "IF v_worst > v_room THEN\n        -- Clamp:",
+        "IF false THEN\n        -- Clamp:",
         "spend ≤ cap + top-ups at every settlement (event log, in order)",
     ),
     "rpm": (
@@ -87,6 +87,7 @@ DEFAULT_RPM = 120
 DEFAULT_CONCURRENCY = 32
 DB_POOL_MAX = 5
 STREAM_USAGE_WAIT_S = 1.0
+LEASE_STEP_TOKENS = 16
 RSS_TOLERANCE_MB = 20.0  # the README's memory goal for the benchmark's 50,000 calls
 OTHER_FD_TOLERANCE = 2
 # The gateway keeps at most this many idle connections to one provider origin (the pool in
@@ -516,6 +517,9 @@ def main() -> int:
             "DEFAULT_MAX_CONCURRENT": str(DEFAULT_CONCURRENCY),
             "UPSTREAM_TIMEOUT_S": str(args.upstream_timeout_s),
             "STREAM_USAGE_WAIT_S": str(STREAM_USAGE_WAIT_S),
+            # The soak's streams are short: a small step makes their leases grow, race for the
+            # caps and stop at them (the outcome 'stopped').
+            "LEASE_STEP_TOKENS": os.environ.get("LEASE_STEP_TOKENS", str(LEASE_STEP_TOKENS)),
             "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
             "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
             "GEMINI_BASE_URL": f"http://127.0.0.1:{fake_port}",

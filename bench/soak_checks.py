@@ -429,10 +429,10 @@ def client_agrees(conn: psycopg.Connection, outcomes: Outcomes) -> list[Check]:
     }
     bad: list[str] = []
     for rid, (_, endpoint, _, fault, outcome, status, code) in outcomes.calls.items():
-        if outcome in ("ok", "stream_error", "upstream_error") and rid not in billed:
+        if outcome in ("ok", "stream_error", "upstream_error", "stopped") and rid not in billed:
             bad.append(f"{rid} ({endpoint}, {fault}): {outcome} {status} {code} but no usage event")
-        elif outcome == "ok" and billed[rid] != "ok":
-            bad.append(f"{rid} ({endpoint}, {fault}): answered ok, billed as {billed[rid]}")
+        elif outcome in ("ok", "stopped") and billed[rid] != outcome:
+            bad.append(f"{rid} ({endpoint}, {fault}): answered {outcome}, billed as {billed[rid]}")
         elif outcome == "refused" and rid in billed:
             bad.append(f"{rid}: refused with {code}, yet billed")
     unknown = set(billed) - set(outcomes.calls)

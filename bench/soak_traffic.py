@@ -322,8 +322,8 @@ class Traffic:
                 if event == "delta" and leave:
                     conn.close(reset=self.rng.random() < 0.5)
                     return "client_disconnect", 200, ""
-                if event == "done":
-                    outcome = "ok"
+                if event == "done":  # after an error: stopped at the cap (or a revoked key)
+                    outcome = "stopped" if outcome == "stream_error" else "ok"
                 elif event == "error":
                     outcome = "stream_error"
                     data = frame.split(b"data: ", 1)[1] if b"data: " in frame else b"{}"

@@ -103,7 +103,27 @@ class SoakUpstreams(FakeUpstreams):
         wire, operation = super()._route(request)
         if wire is not None and (changes := parse(_texts(request.body))):
             wire.b = replace(wire.b, **changes)
+        limit = _max_tokens(request.body)
+        if wire is not None and limit is not None and wire.b.output_tokens > limit:
+            # As a provider does: it writes at most the max_tokens it was sent, which is less
+            # than the directive assumed when the gateway clamped the call to its budget.
+            wire.b = replace(wire.b, output_tokens=limit, thoughts_tokens=min(wire.b.thoughts_tokens, limit))
         return wire, operation
+
+
+def _max_tokens(body: Any) -> int | None:
+    """The output limit a request sent, in any of the three providers' spellings."""
+    if not isinstance(body, dict):
+        return None
+    config = body.get("generationConfig")
+    for value in (
+        body.get("max_completion_tokens"),
+        body.get("max_tokens"),
+        config.get("maxOutputTokens") if isinstance(config, dict) else None,
+    ):
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ class StatementLog:
         self.path = Path(directory) / "log"
         self.own_pid = conn.info.backend_pid
         self.count = 0
+        self.statements: list[str] = []  # the first line of each, as logged
         self._offset = 0
 
     @property
@@ -49,4 +50,16 @@ class StatementLog:
         with self.path.open("rb") as log:
             log.seek(self._offset)
             text = log.read(end - self._offset).decode(errors="replace")
-        self.count = sum(int(m.group(1)) != self.own_pid for m in _LINE.finditer(text))
+        self.statements = [
+            _line_at(text, m.end()) for m in _LINE.finditer(text) if int(m.group(1)) != self.own_pid
+        ]
+        self.count = len(self.statements)
+
+    def calls_of(self, function: str) -> int:
+        """Statements that called ``function`` (a server-side function: kx_extend_lease, ...)."""
+        return sum(f"{function}(" in statement for statement in self.statements)
+
+
+def _line_at(text: str, start: int) -> str:
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]

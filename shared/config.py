@@ -109,6 +109,11 @@ class Settings:
     demo: bool = field(default_factory=lambda: _str("KAIXU_DEMO") == "1")
     demo_word_delay_s: float = field(default_factory=lambda: _float("KAIXU_DEMO_WORD_DELAY_S", 0.04))
     on_aws_lambda: bool = field(default_factory=lambda: bool(_str("AWS_LAMBDA_FUNCTION_NAME")))
+    # Caps that fit the call (see the README's money section): a stream's reservation is a
+    # lease of output tokens, taken and extended in steps; a call the month cannot afford
+    # whole is clamped to what it can, never below the minimum.
+    lease_step_tokens: int = field(default_factory=lambda: _int("LEASE_STEP_TOKENS", 256))
+    clamp_min_tokens: int = field(default_factory=lambda: _int("CLAMP_MIN_TOKENS", 16))
 
     maintenance_secret: str = field(default_factory=lambda: _str("KAIXU_MAINTENANCE_SECRET"))
     client_error_token: str = field(default_factory=lambda: _str("CLIENT_ERROR_TOKEN"))
@@ -190,6 +195,14 @@ class Settings:
     kaixupush_netlify_calls_per_min: int = field(
         default_factory=lambda: _int("KAIXUPUSH_NETLIFY_CALLS_PER_MIN", 300)
     )
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (
+            ("LEASE_STEP_TOKENS", self.lease_step_tokens, 16, 1_000_000),
+            ("CLAMP_MIN_TOKENS", self.clamp_min_tokens, 1, 1_000_000),
+        ):
+            if not low <= value <= high:
+                raise SystemExit(f"config: {name} must be a whole number from {low} to {high}, got {value}")
 
     @property
     def demo_enabled(self) -> bool:

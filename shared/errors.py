@@ -62,6 +62,8 @@ REFUSALS = {
     "CONCURRENCY_LIMIT": "This {scope} already has {limit} calls in flight; retry when one ends.",
     "CAP_REACHED": "The monthly cap of this {scope} is reached.",
     "NO_CREDIT": "This account's prepaid credit does not cover this call; top up to continue.",
+    # A stream's lease that could not grow: its reservation was released (the call looked dead).
+    "RESERVATION_GONE": "This call's reservation was released.",
     # The model checks, when ADMIT finds the catalogue changed since this process read it.
     "EMBEDDING_MODEL": "{provider}/{model} is an embedding model: call /v1/embeddings.",
     "NOT_AN_EMBEDDING_MODEL": "{provider}/{model} is not an embedding model.",

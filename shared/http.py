@@ -212,7 +212,7 @@ def _cors_headers(origin: str | None) -> dict[str, str]:
         "access-control-allow-methods": _CORS_METHODS,
         "access-control-allow-headers": _CORS_ALLOW_HEADERS,
         "access-control-expose-headers": "x-kaixu-request-id, retry-after, ratelimit-limit, "
-        "ratelimit-remaining, ratelimit-reset, content-disposition",
+        "ratelimit-remaining, ratelimit-reset, content-disposition, x-kaixu-max-tokens",
         "access-control-max-age": "86400",
         "vary": "Origin",
     }

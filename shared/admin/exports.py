@@ -41,7 +41,7 @@ class Export:
 _USAGE_HEADER = (
     "created_at", "customer_id", "api_key_id", "provider", "model", "input_tokens", "output_tokens",
     "sell_cents", "sell_nanos", "cost_cents", "cost_nanos", "price_version_id", "sell_version_id",
-    "outcome", "estimated", "install_id", "app", "build", "request_id",
+    "outcome", "estimated", "install_id", "app", "build", "request_id", "clamped_to", "stopped_code",
 )  # fmt: skip
 _CUSTOMERS_HEADER = (
     "id", "email", "plan_id", "plan", "monthly_cap_cents", "is_active", "active_keys", "has_netlify_token",

@@ -16,7 +16,8 @@ from shared.http import Ctx
 
 _EVENT_COLUMNS = (
     "id, created_at, api_key_id, provider, model, input_tokens, output_tokens, cost_nanos, sell_nanos, "
-    "price_version_id, sell_version_id, outcome, estimated, install_id, app, build, request_id, duration_ms"
+    "price_version_id, sell_version_id, outcome, estimated, install_id, app, build, request_id, duration_ms, "
+    "clamped_to, stopped_code"
 )
 _MAX_MODEL = 200
 

@@ -34,7 +34,8 @@ _PER_USD = Decimal(money.NANOS_PER_USD)
 _NAME_CHARS = 200
 
 _MODEL_COLUMNS = (
-    "m.id, m.provider, m.name AS model, m.mode, m.max_input_tokens, m.max_output_tokens, m.created_at, "
+    "m.id, m.provider, m.name AS model, m.mode, m.max_input_tokens, m.max_output_tokens, m.hidden_reasoning, "
+    "m.created_at, "
     "m.updated_at, m.retired_at, "
     "(SELECT array_agg(n.name ORDER BY n.name) FROM model_names n"
     " WHERE n.model_id = m.id AND n.name <> m.name) AS aliases"
@@ -304,9 +305,18 @@ async def _add_names(conn: db.Connection, provider: str, model_id: int, names: l
         ) from None
 
 
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise bad_request(name, f"{name} must be true or false.")
+    return value
+
+
 async def create(ctx: Ctx) -> Response:
-    """POST {provider, model, aliases?, mode?, max_input_tokens, max_output_tokens, prices,
-    effective_from?}: a new model and its first price version (201)."""
+    """POST {provider, model, aliases?, mode?, max_input_tokens, max_output_tokens,
+    hidden_reasoning?, prices, effective_from?}: a new model and its first price version (201).
+    ``hidden_reasoning``: the model thinks before it writes without being asked, and bills that
+    thinking as output without streaming it, so its calls reserve all of max_tokens."""
     body = await ctx.json_object()
     fields.reject_unknown(
         body,
@@ -317,6 +327,7 @@ async def create(ctx: Ctx) -> Response:
             "mode",
             "max_input_tokens",
             "max_output_tokens",
+            "hidden_reasoning",
             "prices",
             "effective_from",
         ),
@@ -333,11 +344,21 @@ async def create(ctx: Ctx) -> Response:
         _limit(body, "max_input_tokens", required=True),
         _limit(body, "max_output_tokens", required=True),
     )
+    hidden_reasoning = _flag(body, "hidden_reasoning")
     prices = price_row(body.get("prices"), None)
     async with db.connection() as conn, conn.transaction():
         when = await effective_from(conn, body)
         model_id = await add_model(
-            conn, provider, name, mode, limits, prices, aliases=aliases, when=when, actor=str(ctx.actor)
+            conn,
+            provider,
+            name,
+            mode,
+            limits,
+            prices,
+            aliases=aliases,
+            when=when,
+            actor=str(ctx.actor),
+            hidden_reasoning=bool(hidden_reasoning),
         )
         item = await _one(conn, model_id)
     catalogue.invalidate()
@@ -355,15 +376,16 @@ async def add_model(
     aliases: list[str],
     when: datetime,
     actor: str,
+    hidden_reasoning: bool = False,
 ) -> int:
     """Insert a checked model, its names and its first price version (``price_row``), audited,
     in the caller's transaction: the admin API's create and the dev server's demo model."""
     try:
         async with conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO models (provider, name, mode, max_input_tokens, max_output_tokens) "
-                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (provider, name, mode, *limits),
+                "INSERT INTO models (provider, name, mode, max_input_tokens, max_output_tokens, "
+                "hidden_reasoning) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (provider, name, mode, *limits, hidden_reasoning),
             )
             model_id: int = (await db.one(cur))["id"]
     except psycopg.errors.UniqueViolation:
@@ -376,13 +398,22 @@ async def add_model(
 
 
 async def update(ctx: Ctx) -> dict[str, Any]:
-    """PATCH ?id= {aliases?, max_input_tokens?, max_output_tokens?, prices?, effective_from?,
-    retired: false?}: new limits or names at once; new prices as a version from
-    ``effective_from``; ``retired: false`` offers a retired model again."""
+    """PATCH ?id= {aliases?, max_input_tokens?, max_output_tokens?, hidden_reasoning?, prices?,
+    effective_from?, retired: false?}: new limits, names or reasoning flag at once; new prices
+    as a version from ``effective_from``; ``retired: false`` offers a retired model again."""
     model_id = params.int_param(ctx, "id", required=True)
     body = await ctx.json_object()
     fields.reject_unknown(
-        body, ("aliases", "max_input_tokens", "max_output_tokens", "prices", "effective_from", "retired")
+        body,
+        (
+            "aliases",
+            "max_input_tokens",
+            "max_output_tokens",
+            "hidden_reasoning",
+            "prices",
+            "effective_from",
+            "retired",
+        ),
     )
     if not set(body) - {"effective_from"}:
         raise bad_request("body", "Send at least one field to change.")
@@ -395,6 +426,7 @@ async def update(ctx: Ctx) -> dict[str, Any]:
         for name in ("max_input_tokens", "max_output_tokens")
         if name in body
     }
+    hidden_reasoning = _flag(body, "hidden_reasoning")
     actor = str(ctx.actor)
     async with db.connection() as conn, conn.transaction():
         cur = await conn.execute("SELECT * FROM models WHERE id = %s FOR UPDATE", (model_id,))
@@ -415,6 +447,12 @@ async def update(ctx: Ctx) -> dict[str, Any]:
             changes.update(limits)
             if "retired" in body:
                 changes["retired"] = False
+        if hidden_reasoning is not None:
+            await conn.execute(
+                "UPDATE models SET hidden_reasoning = %s, updated_at = now() WHERE id = %s",
+                (hidden_reasoning, model_id),
+            )
+            changes["hidden_reasoning"] = hidden_reasoning
         if "aliases" in body:
             aliases = [a for a in _aliases(body["aliases"]) if a != model["name"]]
             await conn.execute(

@@ -77,6 +77,9 @@ class ModelPrice:
     mode: str = "chat"  # or "embedding": priced per input token, called at /v1/embeddings
     request: int = 0  # a per-call fee, in nanos
     version_id: int | None = None  # the price version in the database
+    # Thinks before it writes, unasked, and bills that thinking as output without streaming
+    # it: its streams reserve all of max_tokens (no lease) and its calls are never clamped.
+    hidden_reasoning: bool = False
 
     @property
     def base(self) -> Rates:
@@ -141,6 +144,7 @@ def _model_price(model: str, entry: dict[str, Any]) -> ModelPrice:
         aliases=tuple(entry.get("aliases", ())),
         long_context=_tier_rates(model, tier, base) if tier else None,
         mode=entry.get("mode", "chat"),
+        hidden_reasoning=bool(entry.get("hidden_reasoning", False)),
     )
 
 

@@ -16,8 +16,8 @@ _LOCK_ID = 0x4B58_5345  # "KXSE": one seeding at a time
 DEFAULT_PLAN = ("starter", 2000)  # name, monthly cap in cents (sql/010_price_book_plans.sql)
 
 _MODEL = (
-    "INSERT INTO models (provider, name, mode, max_input_tokens, max_output_tokens) "
-    "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+    "INSERT INTO models (provider, name, mode, max_input_tokens, max_output_tokens, hidden_reasoning) "
+    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id"
 )
 _NAME = "INSERT INTO model_names (provider, name, model_id) VALUES (%s, %s, %s)"
 _PRICE = """
@@ -51,7 +51,7 @@ def seed(conn: psycopg.Connection) -> None:
         if conn.execute("SELECT 1 FROM models LIMIT 1").fetchone() is not None:
             return
         for price in pricing.list_prices():
-            limits = (price.mode, price.max_input_tokens, price.max_output_tokens)
+            limits = (price.mode, price.max_input_tokens, price.max_output_tokens, price.hidden_reasoning)
             row = conn.execute(_MODEL, (price.provider, price.model, *limits)).fetchone()
             assert row is not None
             model_id = row[0]

@@ -20,8 +20,11 @@ PATHS = (MESSAGES,)
 async def messages(ctx: Ctx) -> Response | dict[str, Any]:
     body = KeptBody(anthropic_format.parse)
     given = ctx.headers.get("x-api-key")
-    call = await pipeline.admit(ctx, body, secret=keys.checked_key(given) if given else None)
+    secret = keys.checked_key(given) if given else None
+    call = await pipeline.admit(
+        ctx, body, secret, streamed=lambda: anthropic_format.wants_stream(body.payload)
+    )
     if anthropic_format.wants_stream(body.payload):
         return await streaming.stream(call, anthropic_format.AnthropicGrammar())
     completion, billed = await pipeline.complete(call)
-    return anthropic_format.message(call.conv, completion, billed, ctx)
+    return pipeline.answer(call, anthropic_format.message(call.conv, completion, billed, ctx))

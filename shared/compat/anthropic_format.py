@@ -332,5 +332,14 @@ class AnthropicGrammar:
     def done(self, call: Any, billed: Usage, month: dict[str, Any]) -> bytes:
         if self.native:
             return b""  # Anthropic's own message_delta and message_stop went through
-        delta = {"delta": {"stop_reason": self._finish, "stop_sequence": None}, "usage": usage(billed)}
+        return self._end(billed, self._finish)
+
+    def _end(self, billed: Usage, reason: str) -> bytes:
+        delta = {"delta": {"stop_reason": reason, "stop_sequence": None}, "usage": usage(billed)}
         return self._stop() + _event("message_delta", delta) + _event("message_stop", {})
+
+    def stopped(self, call: Any, billed: Usage, month: dict[str, Any], message: str, code: str) -> bytes:
+        """The ``error`` event the SDK raises on (the gateway's code inside), then the message's
+        end with the usage billed, stopped as if at max_tokens: the budget ran out. The
+        provider's own end never came, native or not (a native open block is left to the error)."""
+        return self.error(message, code) + self._end(billed, "max_tokens")

@@ -20,12 +20,12 @@ PATHS = (CHAT, MODELS, EMBEDDINGS)
 
 async def chat_completions(ctx: Ctx) -> Response | dict[str, Any]:
     body = KeptBody(openai_format.parse)
-    call = await pipeline.admit(ctx, body)
+    call = await pipeline.admit(ctx, body, streamed=lambda: openai_format.wants_stream(body.payload)[0])
     stream, include_usage = openai_format.wants_stream(body.payload)
     if stream:
         return await streaming.stream(call, openai_format.OpenAIGrammar(include_usage))
     completion, billed = await pipeline.complete(call)
-    return openai_format.completion(call.conv, completion, billed, ctx)
+    return pipeline.answer(call, openai_format.completion(call.conv, completion, billed, ctx))
 
 
 async def list_models(ctx: Ctx) -> dict[str, Any]:

@@ -374,5 +374,13 @@ class OpenAIGrammar:
     def done(self, call: Any, billed: Usage, month: dict[str, Any]) -> bytes:
         if self.native:
             return b""  # OpenAI's own [DONE] (and usage chunk, if asked for) went through
+        return self._end(billed)
+
+    def _end(self, billed: Usage) -> bytes:
         tail = _sse({**self._chunk, "choices": [], "usage": usage(billed)}) if self.include_usage else b""
         return tail + b"data: [DONE]\n\n"
+
+    def stopped(self, call: Any, billed: Usage, month: dict[str, Any], message: str, code: str) -> bytes:
+        """The error chunk the SDK raises on (the gateway's code inside), then the usage chunk
+        when asked for and ``[DONE]``: the provider's own end never came, native or not."""
+        return self.error(message, code) + self._end(billed)

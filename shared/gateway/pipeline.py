@@ -25,7 +25,7 @@ from shared.billing.pricing import ModelPrice, Sell
 from shared.errors import REFUSALS, REFUSED_FIELDS, ApiError, bad_request
 from shared.gateway import keys, settlements
 from shared.gateway.request import parse_request
-from shared.http import Ctx
+from shared.http import Ctx, JSONResponse
 from shared.money import Month
 from shared.providers import Conversation, Usage
 from shared.providers.conversation import IMAGE_TOKEN_BOUND
@@ -43,6 +43,8 @@ ADMIT = db.named_call(
     user_agent="text",
     prompt_tokens="bigint",
     max_tokens="bigint",
+    lease_tokens="bigint",
+    clamp_min="bigint",
     embedding="boolean",
     default_rpm="int",
     default_concurrency="int",
@@ -176,6 +178,37 @@ class Call:
     _settlement: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
+    def clamped_to(self) -> int | None:
+        """The max_tokens the provider is called with when the month could not afford what the
+        call asked for (``conv.max_tokens`` is then this), else None."""
+        clamped: int | None = self.admission["clamped_to"]
+        return clamped
+
+    @property
+    def leased_tokens(self) -> int:
+        """The output tokens the reservation holds: all of max_tokens, or a stream's lease so far
+        (a :class:`~shared.gateway.leases.Lease` grows it)."""
+        leased: int = self.admission["leased_tokens"]
+        return leased
+
+    @leased_tokens.setter
+    def leased_tokens(self, tokens: int) -> None:
+        self.admission["leased_tokens"] = tokens
+
+    def within_lease(self, usage: Usage) -> Usage:
+        """The usage to bill: a stream whose lease had not grown to its max_tokens is billed no
+        more output than its lease held, so that it can never take the month past its cap.
+        (Its lease stays a step ahead of the bytes it streamed, which bound its tokens; what
+        the bound misses, a few framing tokens at most, is the operator's.) Otherwise the
+        provider's figures, as ever: it writes at most the max_tokens it was sent."""
+        leased = self.leased_tokens
+        if usage.output_tokens <= leased or leased >= self.conv.max_tokens:
+            return usage
+        return dataclasses.replace(
+            usage, output_tokens=leased, reasoning_tokens=min(usage.reasoning_tokens, leased)
+        )
+
+    @property
     def month_before(self) -> Month:
         return Month.of(self.admission)
 
@@ -210,17 +243,28 @@ class Call:
         status: int,
         estimated: bool = False,
         summary: str | None = None,
+        stopped_code: str | None = None,
     ) -> dict[str, Any]:
         """Settle once; later calls (e.g. a disconnect racing the end of a stream) get the same
-        result. Shielded: a cancelled caller cannot stop the settlement half-way."""
+        result. Shielded: a cancelled caller cannot stop the settlement half-way. A stream
+        stopped because its lease could not grow passes the refusal's ``stopped_code``."""
         if self._settlement is None:
-            self._settlement = asyncio.ensure_future(self._settle(usage, outcome, status, estimated, summary))
+            self._settlement = asyncio.ensure_future(
+                self._settle(usage, outcome, status, estimated, summary, stopped_code)
+            )
         return await asyncio.shield(self._settlement)
 
     async def _settle(
-        self, usage: Usage | None, outcome: str, status: int, estimated: bool, summary: str | None
+        self,
+        usage: Usage | None,
+        outcome: str,
+        status: int,
+        estimated: bool,
+        summary: str | None,
+        stopped_code: str | None,
     ) -> dict[str, Any]:
         ctx, admission, conv = self.ctx, self.admission, self.conv
+        usage = self.within_lease(usage) if usage else None
         cost = pricing.cost_nanos(self.price, usage) if usage else 0
         params = {
             "reservation_id": admission["reservation_id"],
@@ -244,8 +288,10 @@ class Call:
             "build": ctx.build_tag,
             "status": status,
             "duration_ms": round(ctx.elapsed_ms(), 2),
-            "summary": summary,
+            "summary": summary or self._clamp_note(),
             "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
+            "clamped_to": self.clamped_to,
+            "stopped_code": stopped_code,
         }
         give_up_at = None if ctx.deadline is None else ctx.deadline - _ANSWER_S
         row = await _settle_with_retries(params, give_up_at)
@@ -255,31 +301,28 @@ class Call:
         ctx.defer(lambda: alerts.check_after_call(admission["customer_id"], admission["api_key_id"], after))
         return after.view()
 
+    def _clamp_note(self) -> str | None:
+        """The monitor row of a clamped call says so."""
+        if self.clamped_to is None:
+            return None
+        return f"max_tokens clamped to {self.clamped_to}: what the month's remaining budget affords"
+
     def estimated_usage(self, usage: Usage | None, output_bytes: int) -> Usage:
         """Usage for a call whose provider figures did not (all) arrive: what the provider said,
         completed by estimates within what the reservation assumed. The prompt counts at its
         admission bound: the provider bills every prompt token it read, whatever we guess."""
         prompt = prompt_token_bound(self.conv, self.price)
-        output = min(estimate_tokens(output_bytes), self.conv.max_tokens)
+        output = min(estimate_tokens(output_bytes), self.conv.max_tokens, self.leased_tokens)
         if usage is None:
             return Usage(input_tokens=prompt, output_tokens=output)
         return dataclasses.replace(
             usage, input_tokens=usage.input_tokens or prompt, output_tokens=max(usage.output_tokens, output)
         )
 
-    async def keep_reserved(self) -> None:
-        """A long stream shows it is alive, so the reaper does not release what it holds. A
-        failure here only risks an early release (SETTLE still bills), so it never breaks the
-        stream."""
-        reservation = self.admission["reservation_id"]
-        try:
-            await db.execute("UPDATE reservations SET created_at = now() WHERE id = %s", (reservation,))
-        except Exception:
-            log.warning("could not refresh reservation %s", reservation, exc_info=True)
-
     def usage_view(self, usage: Usage | None) -> dict[str, int]:
         """The call's usage as its caller sees it: ``cost_cents`` is what the call cost the
         customer (the sell amount), never the provider's price."""
+        usage = self.within_lease(usage) if usage else None
         charged = pricing.sell_nanos(pricing.cost_nanos(self.price, usage), usage, self.sell) if usage else 0
         return {
             "input_tokens": usage.input_tokens if usage else 0,
@@ -311,10 +354,27 @@ class _KnownKeys:
 _known_keys = _KnownKeys(size=10_000)
 
 
-async def admit(ctx: Ctx, parse: Parse = parse_request, secret: str | None = None) -> Call:
+def _reserve(conv: Conversation, streamed: bool, cfg: config.Settings) -> tuple[int, int]:
+    """(output tokens to reserve now, the least a clamp may leave): a stream leases its first
+    step, a call asking for reasoning (never streamed whole) reserves and needs all of its
+    max_tokens; the rest reserve max_tokens and may be clamped down to CLAMP_MIN_TOKENS."""
+    if conv.embedding or conv.reasoning_effort is not None or conv.thinking_budget is not None:
+        return conv.max_tokens, conv.max_tokens
+    first = min(conv.max_tokens, cfg.lease_step_tokens) if streamed else conv.max_tokens
+    return first, cfg.clamp_min_tokens
+
+
+async def admit(
+    ctx: Ctx,
+    parse: Parse = parse_request,
+    secret: str | None = None,
+    *,
+    streamed: bool | Callable[[], bool] = False,
+) -> Call:
     """Validate the request and admit it, or raise the refusal the client should see.
     ``parse`` reads the body's format; ``secret`` is the key when it does not come as
-    ``Authorization: Bearer`` (Anthropic's ``x-api-key``)."""
+    ``Authorization: Bearer`` (Anthropic's ``x-api-key``); ``streamed`` says whether the
+    answer will be a stream (its reservation is then a lease), or reads it from the body."""
     key_hash = keys.hash_key(secret or keys.bearer_key(ctx.headers.get("authorization")))
     await _known_keys.require(key_hash)
     conv, model = await _parse_offered(ctx, parse)
@@ -328,6 +388,7 @@ async def admit(ctx: Ctx, parse: Parse = parse_request, secret: str | None = Non
     if not providers.is_configured(conv.provider):
         raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {conv.provider} is not configured here.")
     cfg = config.settings()
+    lease, clamp_min = _reserve(conv, streamed() if callable(streamed) else streamed, cfg)
     row = await db.fetch_row(
         ADMIT,
         {
@@ -338,6 +399,8 @@ async def admit(ctx: Ctx, parse: Parse = parse_request, secret: str | None = Non
             "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
             "prompt_tokens": prompt_token_bound(conv, model),
             "max_tokens": conv.max_tokens,
+            "lease_tokens": lease,
+            "clamp_min": clamp_min,
             "embedding": conv.embedding,
             "default_rpm": cfg.default_rpm_limit,
             "default_concurrency": cfg.default_max_concurrent,
@@ -352,6 +415,8 @@ async def admit(ctx: Ctx, parse: Parse = parse_request, secret: str | None = Non
             )
         raise _refusal(row, conv)
     ctx.monitored = True  # the settlement writes this request's monitor row
+    if row["clamped_to"] is not None:  # what the month affords: the provider is asked for no more
+        conv = conv.with_max_tokens(row["clamped_to"])
     price = pricing.admitted_price(conv.provider, conv.model, row["price"])
     return Call(ctx, conv, price, pricing.admitted_sell(row["sell"]), install_id, row)
 
@@ -390,6 +455,7 @@ async def _settle_answered(call: Call, usage: Usage | None, written_bytes: int) 
     if estimated:
         usage = call.estimated_usage(None, written_bytes)
     assert usage is not None
+    usage = call.within_lease(usage)
     call.month_after = await call.settle(usage, outcome="ok", status=200, estimated=estimated)
     return usage
 
@@ -414,6 +480,23 @@ async def embed(call: Call) -> tuple[providers.Embeddings, Usage]:
     return embeddings, await _settle_answered(call, usage, 0)
 
 
+CLAMPED_HEADER = "x-kaixu-max-tokens"
+CLAMPED_FIELD = "max_tokens_clamped_to"
+
+
+def clamped_headers(call: Call) -> dict[str, str]:
+    """``x-kaixu-max-tokens: N`` on the answer of a call clamped to N tokens."""
+    return {} if call.clamped_to is None else {CLAMPED_HEADER: str(call.clamped_to)}
+
+
+def answer(call: Call, body: dict[str, Any]) -> JSONResponse | dict[str, Any]:
+    """A non-streamed answer; a clamped call's says so in ``max_tokens_clamped_to`` (at the top
+    level, where the SDKs ignore a field they do not know) and in its header."""
+    if call.clamped_to is None:
+        return body
+    return JSONResponse({**body, CLAMPED_FIELD: call.clamped_to}, headers=clamped_headers(call))
+
+
 async def chat(call: Call) -> dict[str, Any]:
     """gateway-chat's answer."""
     completion, usage = await complete(call)
@@ -426,6 +509,7 @@ async def chat(call: Call) -> dict[str, Any]:
     }
 
 
-async def serve_chat(ctx: Ctx) -> dict[str, Any]:
+async def serve_chat(ctx: Ctx) -> JSONResponse | dict[str, Any]:
     """POST gateway-chat: admit, call, settle, answer."""
-    return await chat(await admit(ctx))
+    call = await admit(ctx)
+    return answer(call, await chat(call))

@@ -48,6 +48,8 @@ _ARGUMENTS = {
     "duration_ms": "real",
     "summary": "text",
     "user_agent": "text",
+    "clamped_to": "bigint",
+    "stopped_code": "text",
 }
 SETTLE = db.named_call("kx_settle", **_ARGUMENTS)
 

@@ -3,9 +3,10 @@
 The upstream is opened before the response starts, so a provider that refuses the call
 gives the client a real HTTP error. Once streaming, the call is settled by whichever comes
 first: the end of the upstream stream (``done`` frame), an upstream error or the host's
-deadline (``error`` frame; see ``Call.deadline``), or the client hanging up
-(:meth:`StreamSession.finish`, which the response runs whatever happens). A hang-up is
-billed for what was streamed: the provider's usage if it arrived, else an estimate recorded
+deadline (``error`` frame; see ``Call.deadline``), a step of its lease refused (``error``
+frame with the refusal's code, then ``done``: see ``shared.gateway.leases``), or the client
+hanging up (:meth:`StreamSession.finish`, which the response runs whatever happens). A hang-up
+is billed for what was streamed: the provider's usage if it arrived, else an estimate recorded
 as such. What the frames look like is a :class:`Grammar`: the gateway's own events here,
 OpenAI's and Anthropic's in ``shared.compat``.
 """
@@ -24,7 +25,8 @@ from starlette.types import Send
 
 from shared import config, db, providers, sse
 from shared.closing_stream import stream_to_reader
-from shared.gateway.pipeline import Call, admit, upstream_failure
+from shared.gateway.leases import Lease, LeaseRefused
+from shared.gateway.pipeline import CLAMPED_FIELD, Call, admit, clamped_headers, upstream_failure
 from shared.http import Ctx
 from shared.providers import Usage
 from shared.providers.conversation import Piece, ToolCallDelta
@@ -32,7 +34,6 @@ from shared.providers.sse import SSEEvent
 
 log = logging.getLogger("kaixu.gateway")
 _END = object()
-_KEEP_RESERVED_EVERY_S = 120  # well inside the reaper's patience (UPSTREAM_TIMEOUT_S + 5 min)
 Item = SSEEvent | Piece
 
 
@@ -45,16 +46,23 @@ class Grammar(Protocol):
     def ping(self) -> bytes: ...
     def error(self, message: str, code: str) -> bytes: ...
     def done(self, call: Call, usage: Usage, month: dict[str, Any]) -> bytes: ...
+    def stopped(self, call: Call, usage: Usage, month: dict[str, Any], message: str, code: str) -> bytes:
+        """A stream whose lease could not grow: the error, then the end with the usage billed."""
+        ...
 
 
 class KaixuGrammar:
     """gateway-stream's events: ``meta``, ``delta`` (text), ``ping``, then ``done`` or ``error``."""
 
     def head(self, call: Call) -> bytes:
-        return sse.frame(
-            "meta",
-            {"provider": call.conv.provider, "model": call.conv.model, "month": call.month_before.view()},
-        )
+        meta: dict[str, Any] = {
+            "provider": call.conv.provider,
+            "model": call.conv.model,
+            "month": call.month_before.view(),
+        }
+        if call.clamped_to is not None:
+            meta[CLAMPED_FIELD] = call.clamped_to
+        return sse.frame("meta", meta)
 
     def item(self, item: Item) -> bytes:
         return sse.frame("delta", {"text": item}) if isinstance(item, str) else b""
@@ -68,9 +76,14 @@ class KaixuGrammar:
     def done(self, call: Call, usage: Usage, month: dict[str, Any]) -> bytes:
         return sse.frame("done", {"usage": call.usage_view(usage), "month": month})
 
+    def stopped(self, call: Call, usage: Usage, month: dict[str, Any], message: str, code: str) -> bytes:
+        done = {"usage": call.usage_view(usage), "month": month, "stopped": code}
+        return self.error(message, code) + sse.frame("done", done)
+
 
 def generated_bytes(item: Item) -> int:
-    """What the model wrote in one item, for estimating a stream that never said its usage."""
+    """What the model wrote in one item: the bound on its tokens that a lease counts, and the
+    estimate of a stream that never said its usage."""
     if isinstance(item, str):
         return len(item.encode())
     if isinstance(item, ToolCallDelta):
@@ -86,18 +99,22 @@ class StreamSession:
         self.grammar = grammar
         self._opener = providers.open_stream(call.conv)
         self.upstream: providers.UpstreamStream | None = None
-        self.generated_bytes = 0  # text the provider sent: relayed, or read after the client left
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
         self._reader: asyncio.Future[None] | None = None
-        self._keeper: asyncio.Future[None] | None = None
+        self.lease = Lease(call, config.settings().lease_step_tokens, self._stop_soon)
         self._open = False
+
+    @property
+    def generated_bytes(self) -> int:
+        """Text the provider sent (relayed, queued, or read after the client left)."""
+        return self.lease.generated
 
     async def open(self) -> None:
         try:
             async with self.call.time_limit():
                 self.upstream = await self._opener.__aenter__()
             self._open = True
-            self._keeper = asyncio.ensure_future(self._keep_reserved())
+            self.lease.start()
         except providers.UpstreamError as error:
             await self.call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
             raise upstream_failure(error) from None
@@ -106,13 +123,6 @@ class StreamSession:
                 None, outcome="upstream_error", status=500, summary="the stream did not open"
             )
             raise
-
-    async def _keep_reserved(self) -> None:
-        """Show the reaper the call is alive on a timer: a stream whose reader is slow, or
-        whose provider is quiet, must not lose its reservation."""
-        while True:
-            await asyncio.sleep(_KEEP_RESERVED_EVERY_S)
-            await self.call.keep_reserved()
 
     def billable_usage(self) -> tuple[Usage, bool]:
         """The usage to bill, and whether it is an estimate (the stream did not complete)."""
@@ -123,15 +133,30 @@ class StreamSession:
         return self.call.estimated_usage(usage, self.generated_bytes), True
 
     async def _relay(self, queue: asyncio.Queue[object]) -> None:
-        """Read the upstream in its own task, so waiting for text never cancels a read."""
+        """Read the upstream in its own task, so waiting for text never cancels a read; never
+        past the lease (waiting for its next step when it must), and no more once a step was
+        refused: the refusal is handed on after what was read."""
         assert self.upstream is not None
+        lease = self.lease
         try:
             async for item in self.upstream:
+                if not await lease.cover(generated_bytes(item)):
+                    break
                 await queue.put(item)
+            else:
+                await queue.put(_END)
+                return
         except Exception as error:  # handed to the reader of the queue, raised there
             await queue.put(error)
             return
-        await queue.put(_END)
+        await queue.put(lease.refusal)
+
+    def _stop_soon(self, refusal: LeaseRefused) -> None:
+        """A refused step stops a quiet stream too: the relay may be waiting for a provider
+        that says nothing, so the refusal is queued now when there is room (a full queue is
+        being read, and the relay hands the refusal on after it)."""
+        if self._reader is not None and not self._queue.full():
+            self._queue.put_nowait(refusal)
 
     async def _items(self) -> AsyncIterator[Item | None]:
         """Upstream events and pieces, with ``None`` whenever the stream was quiet for a ping
@@ -145,6 +170,8 @@ class StreamSession:
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 raise providers.out_of_time(self.call.conv.provider)
+            if self.lease.refusal is not None and queue.empty():  # all that was read is relayed
+                raise self.lease.refusal
             try:
                 async with asyncio.timeout(interval if left is None else min(interval, left)):
                     item = await queue.get()
@@ -176,9 +203,23 @@ class StreamSession:
                 if item is None:
                     yield grammar.ping()
                     continue
-                self.generated_bytes += generated_bytes(item)
                 if out := grammar.item(item):
                     yield out
+        except LeaseRefused as stop:
+            # Stopped at the cap (or a revoked key...): the provider is let go, and the call is
+            # billed what was read, estimated (its usage comes only at the end of a stream).
+            await self._close_upstream()
+            usage, estimated = self.billable_usage()
+            month = await call.settle(
+                usage,
+                outcome="stopped",
+                status=stop.status,
+                estimated=estimated,
+                summary=stop.message,
+                stopped_code=stop.code,
+            )
+            yield grammar.stopped(call, usage, month, stop.message, stop.code)
+            return
         except providers.UpstreamError as error:
             await self._close_upstream()
             usage, estimated = self.billable_usage()
@@ -199,9 +240,6 @@ class StreamSession:
         yield grammar.done(call, usage, month)
 
     async def _close_upstream(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            self._keeper = None
         if self._reader is not None:  # a read in flight: stop it before closing its generator
             self._reader.cancel()
             await asyncio.wait((self._reader,))
@@ -209,6 +247,7 @@ class StreamSession:
         if self._open:
             self._open = False  # self.upstream stays: its usage is what gets billed
             await self._opener.__aexit__(None, None, None)
+        await self.lease.close()  # every settlement follows: no step may still be out
 
     async def _read_the_rest(self) -> None:
         """The client left mid-stream: read what the provider still sends, for at most
@@ -223,9 +262,9 @@ class StreamSession:
         if wait <= 0:
             return
         try:
-            async with asyncio.timeout(wait):
+            async with asyncio.timeout(wait):  # the relay counts (and leases) what it reads
                 while (item := await self._queue.get()) is not _END and not isinstance(item, Exception):
-                    self.generated_bytes += generated_bytes(item)  # type: ignore[arg-type]
+                    pass
         except TimeoutError:
             pass
 
@@ -251,7 +290,8 @@ class EventStreamResponse(StreamingResponse):
     stops reading."""
 
     def __init__(self, session: StreamSession) -> None:
-        super().__init__(session.frames(), media_type="text/event-stream", headers=sse.HEADERS)
+        headers = {**sse.HEADERS, **clamped_headers(session.call)}
+        super().__init__(session.frames(), media_type="text/event-stream", headers=headers)
         self.session = session
 
     async def stream_response(self, send: Send) -> None:
@@ -263,7 +303,7 @@ class EventStreamResponse(StreamingResponse):
 
 async def serve_stream(ctx: Ctx) -> EventStreamResponse:
     """POST gateway-stream: the same call as gateway-chat, answered as Server-Sent Events."""
-    return await stream(await admit(ctx), KaixuGrammar())
+    return await stream(await admit(ctx, streamed=True), KaixuGrammar())
 
 
 async def stream(call: Call, grammar: Grammar) -> EventStreamResponse:

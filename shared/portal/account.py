@@ -24,11 +24,12 @@ FROM customers c JOIN plans p ON p.id = c.plan_id WHERE c.id = %s
 """
 _EVENT_COLUMNS = (
     "created_at", "api_key_id", "provider", "model", "input_tokens", "output_tokens", "sell_cents",
-    "sell_nanos", "outcome", "estimated", "install_id", "app", "build", "request_id",
+    "sell_nanos", "outcome", "estimated", "install_id", "app", "build", "request_id", "clamped_to",
+    "stopped_code",
 )  # fmt: skip
 _EVENTS = (
     "SELECT id, created_at, api_key_id, provider, model, input_tokens, output_tokens, sell_nanos, outcome, "
-    "estimated, install_id, app, build, request_id, duration_ms FROM usage_events"
+    "estimated, install_id, app, build, request_id, duration_ms, clamped_to, stopped_code FROM usage_events"
 )
 VISIBLE_INVOICES = ("issued", "paid", "void")  # drafts are the operator's work in progress
 _INVOICES = (

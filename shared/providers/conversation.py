@@ -14,7 +14,7 @@ model does not know (``cache_control``, ``logprobs``, ``metadata``, ...) still a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -133,6 +133,18 @@ class Conversation:
         if self.response_format and self.response_format.schema:
             size += len(repr(self.response_format.schema).encode())
         return size
+
+    def with_max_tokens(self, tokens: int) -> Conversation:
+        """The same request asking for at most ``tokens`` of output (a clamped call); a body
+        passed through as it came says so in the field it used (OpenAI's
+        ``max_completion_tokens`` or ``max_tokens``, Anthropic's ``max_tokens``)."""
+        native = self.native
+        if native is not None:
+            named = [name for name in ("max_completion_tokens", "max_tokens") if native.get(name) is not None]
+            if not named:
+                named = ["max_completion_tokens" if self.provider == "openai" else "max_tokens"]
+            native = {**native, **dict.fromkeys(named, tokens)}
+        return replace(self, max_tokens=tokens, native=native)
 
     def inputs(self) -> list[str]:
         """The texts to embed, for an embeddings request."""

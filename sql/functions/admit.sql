@@ -6,14 +6,20 @@
 -- ADMIT. Concurrency: the key's rate rings and the month rollups are locked rows, and new
 -- device seats are claimed under a per-key advisory lock, so parallel calls can never pass a
 -- limit together. Nothing is written unless the call is admitted.
+--
+-- Output reserved: p_lease_tokens of the p_max_tokens asked for (a stream's first slice, which
+-- kx_extend_lease grows; all of max_tokens otherwise), or all of them for a model with hidden
+-- reasoning. When that does not fit the caps or the prepaid credit, the call is admitted with
+-- the most output at least p_clamp_min that does (clamped_to), else refused as before.
 CREATE OR REPLACE FUNCTION kx_admit(
     p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
-    p_prompt_tokens bigint, p_max_tokens bigint, p_embedding boolean, p_default_rpm int,
-    p_default_concurrency int,
+    p_prompt_tokens bigint, p_max_tokens bigint, p_lease_tokens bigint, p_clamp_min bigint,
+    p_embedding boolean, p_default_rpm int, p_default_concurrency int,
     OUT status int, OUT code text, OUT scope text, OUT limit_value int, OUT retry_after_s int,
     OUT reservation_id bigint, OUT customer_id bigint, OUT api_key_id bigint, OUT month text,
     OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint,
-    OUT balance_nanos bigint, OUT price jsonb, OUT sell jsonb)
+    OUT balance_nanos bigint, OUT price jsonb, OUT sell jsonb, OUT leased_tokens bigint,
+    OUT clamped_to bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
@@ -40,7 +46,12 @@ DECLARE
     v_price model_prices%ROWTYPE;
     v_sell sell_prices%ROWTYPE;
     v_prompt bigint;
+    v_out bigint;
     v_worst bigint;
+    v_room bigint;
+    v_low bigint;
+    v_high bigint;
+    v_mid bigint;
     v_prompt_cost bigint;
     v_prompt_sell bigint;
     v_credit bigint;
@@ -163,11 +174,13 @@ BEGIN
         retry_after_s := 1; RETURN;
     END IF;
 
-    -- The worst case at the sell price in force: the prompt's bound (at most the model's
-    -- context) and every output token, at the long-context tier when the prompt is above it.
+    -- The reservation at the sell price in force: the prompt's bound (at most the model's
+    -- context) and the output leased now, at the long-context tier when the prompt is above it.
+    -- A model that reasons unseen leases all of max_tokens: no streamed byte bounds its output.
     v_sell := kx_sell_rule(c.id, c.plan_id, m.id, v_now);
     v_prompt := least(p_prompt_tokens, m.max_input_tokens);
-    v_worst := kx_sell(kx_cost(v_price, v_prompt, p_max_tokens), v_sell, v_prompt, p_max_tokens);
+    v_out := CASE WHEN m.hidden_reasoning THEN p_max_tokens ELSE least(p_lease_tokens, p_max_tokens) END;
+    v_worst := kx_sell(kx_cost(v_price, v_prompt, v_out), v_sell, v_prompt, v_out);
     v_prompt_cost := kx_cost(v_price, v_prompt, 0);
     v_prompt_sell := kx_sell(v_prompt_cost, v_sell, v_prompt, 0);
 
@@ -184,16 +197,47 @@ BEGIN
     END IF;
     v_credit := kx_nanos(p.included_credit_cents + v_cu.topup_cents) + v_cu.carried_in_nanos;
     balance_nanos := v_credit - v_cu.spent_nanos;
-    IF v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > kx_nanos(cap_cents) THEN
-        status := 402; code := 'CAP_REACHED'; scope := 'customer'; RETURN;
-    END IF;
-    IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + v_worst > kx_nanos(key_cap_cents) THEN
-        status := 402; code := 'CAP_REACHED'; scope := 'key'; RETURN;
+    -- Room: what the customer's cap, the key's cap and (prepaid) the credit leave, the least.
+    v_room := kx_nanos(cap_cents) - v_cu.spent_nanos - v_cu.reserved_nanos;
+    IF v_key_capped THEN
+        v_room := least(v_room, kx_nanos(key_cap_cents) - v_ku.spent_nanos - v_ku.reserved_nanos);
     END IF;
     -- A prepaid plan spends credit only: a balance that cannot cover the call blocks it.
-    IF p.prepaid AND v_cu.spent_nanos + v_cu.reserved_nanos + v_worst > v_credit THEN
-        status := 402; code := 'NO_CREDIT'; scope := 'customer'; RETURN;
+    IF p.prepaid THEN
+        v_room := least(v_room, v_credit - v_cu.spent_nanos - v_cu.reserved_nanos);
     END IF;
+    IF v_worst > v_room THEN
+        -- Clamp: the most output, at least the minimum, that fits. The sell price grows with
+        -- the output tokens, so a binary search between the minimum (fits) and v_out (does not)
+        -- finds it exactly, in at most about twenty prices. A model with hidden reasoning is
+        -- never clamped (its answer would be spent on thinking).
+        v_low := CASE WHEN m.hidden_reasoning THEN v_out ELSE least(p_clamp_min, v_out) END;
+        v_worst := kx_sell(kx_cost(v_price, v_prompt, v_low), v_sell, v_prompt, v_low);
+        IF v_worst > v_room THEN  -- not even the minimum fits: refused, naming the limit
+            status := 402; code := 'CAP_REACHED'; scope := 'customer';
+            IF v_cu.spent_nanos + v_cu.reserved_nanos + v_worst <= kx_nanos(cap_cents) THEN
+                IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + v_worst > kx_nanos(key_cap_cents) THEN
+                    scope := 'key';
+                ELSE
+                    code := 'NO_CREDIT';
+                END IF;
+            END IF;
+            RETURN;
+        END IF;
+        v_high := v_out;
+        WHILE v_high - v_low > 1 LOOP
+            v_mid := (v_low + v_high) / 2;
+            IF kx_sell(kx_cost(v_price, v_prompt, v_mid), v_sell, v_prompt, v_mid) <= v_room THEN
+                v_low := v_mid;
+            ELSE
+                v_high := v_mid;
+            END IF;
+        END LOOP;
+        v_out := v_low;
+        v_worst := kx_sell(kx_cost(v_price, v_prompt, v_out), v_sell, v_prompt, v_out);
+        clamped_to := v_out;
+    END IF;
+    leased_tokens := v_out;
 
     -- Admitted: take the rate slots, the seat and the reservation.
     IF v_rpm > 0 THEN
@@ -215,9 +259,10 @@ BEGIN
     END IF;
     INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, key_reserved_nanos, provider,
                               model, install_id, prompt_tokens, prompt_nanos, prompt_cost_nanos,
-                              price_version_id, sell_version_id)
+                              price_version_id, sell_version_id, leased_tokens)
     VALUES (c.id, k.id, v_month, v_worst, CASE WHEN v_key_capped THEN v_worst ELSE 0 END,
-            p_provider, p_model, p_install_id, v_prompt, v_prompt_sell, v_prompt_cost, v_price.id, v_sell.id)
+            p_provider, p_model, p_install_id, v_prompt, v_prompt_sell, v_prompt_cost, v_price.id, v_sell.id,
+            v_out)
     RETURNING id INTO reservation_id;
     price := to_jsonb(v_price) || jsonb_build_object('max_input_tokens', m.max_input_tokens);
     sell := CASE WHEN v_sell.id IS NULL THEN NULL ELSE to_jsonb(v_sell) END;

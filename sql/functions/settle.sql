@@ -10,7 +10,8 @@
 -- stream still ran (the real ending then replaces the 'abandoned' record, and the rollups take
 -- only the difference from the prompt charge the release made), or lost with an
 -- asynchronously committed admission in a database crash. Deletes the reservation only when it
--- is the call's own (customer and key match). A repeated settlement changes nothing and
+-- is the call's own (customer and key match), releasing what it holds now (its first slice and
+-- every step of its lease since). A repeated settlement changes nothing and
 -- returns NULLs. Returns the month's spend after the call. The month rollups, every call's hot
 -- rows, are updated last: a settlement holds their locks until its durable commit.
 CREATE OR REPLACE FUNCTION kx_settle(
@@ -19,7 +20,8 @@ CREATE OR REPLACE FUNCTION kx_settle(
     p_input_tokens bigint, p_output_tokens bigint, p_cost_nanos bigint, p_sell_nanos bigint,
     p_price_version_id bigint, p_sell_version_id bigint, p_outcome text,
     p_estimated boolean, p_request_id text, p_function text, p_app text, p_build text,
-    p_status int, p_duration_ms real, p_summary text, p_user_agent text,
+    p_status int, p_duration_ms real, p_summary text, p_user_agent text, p_clamped_to bigint,
+    p_stopped_code text,
     OUT month text, OUT spent_nanos bigint, OUT key_spent_nanos bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -40,10 +42,12 @@ BEGIN
     v_key_held := coalesce(v_key_held, 0);
     INSERT INTO usage_events (reservation_id, customer_id, api_key_id, month, provider, model, input_tokens,
                               output_tokens, cost_nanos, sell_nanos, price_version_id, sell_version_id,
-                              outcome, estimated, install_id, app, build, request_id, duration_ms)
+                              outcome, estimated, install_id, app, build, request_id, duration_ms,
+                              clamped_to, stopped_code)
     VALUES (p_reservation_id, p_customer_id, p_api_key_id, p_month, p_provider, p_model, p_input_tokens,
             p_output_tokens, p_cost_nanos, p_sell_nanos, p_price_version_id, p_sell_version_id,
-            p_outcome, p_estimated, p_install_id, p_app, p_build, p_request_id, p_duration_ms)
+            p_outcome, p_estimated, p_install_id, p_app, p_build, p_request_id, p_duration_ms,
+            p_clamped_to, p_stopped_code)
     ON CONFLICT (reservation_id) DO NOTHING
     RETURNING id INTO v_event_id;
     IF v_event_id IS NULL THEN
@@ -53,7 +57,8 @@ BEGIN
             SET input_tokens = p_input_tokens, output_tokens = p_output_tokens, cost_nanos = p_cost_nanos,
                 sell_nanos = p_sell_nanos, price_version_id = p_price_version_id,
                 sell_version_id = p_sell_version_id, outcome = p_outcome, estimated = p_estimated, app = p_app, build = p_build,
-                request_id = p_request_id, duration_ms = p_duration_ms
+                request_id = p_request_id, duration_ms = p_duration_ms, clamped_to = p_clamped_to,
+                stopped_code = p_stopped_code
             WHERE id = v_prior.id;
             v_calls := 0;
             -- The release billed the prompt bound already: the rollups take only the difference.
@@ -71,10 +76,11 @@ BEGIN
             INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens,
                                       output_tokens, cost_nanos, sell_nanos, price_version_id,
                                       sell_version_id, outcome, estimated, install_id, app, build,
-                                      request_id, duration_ms)
+                                      request_id, duration_ms, clamped_to, stopped_code)
             VALUES (p_customer_id, p_api_key_id, p_month, p_provider, p_model, p_input_tokens,
                     p_output_tokens, p_cost_nanos, p_sell_nanos, p_price_version_id, p_sell_version_id,
-                    p_outcome, p_estimated, p_install_id, p_app, p_build, p_request_id, p_duration_ms);
+                    p_outcome, p_estimated, p_install_id, p_app, p_build, p_request_id, p_duration_ms,
+                    p_clamped_to, p_stopped_code);
         END IF;
     END IF;
 
@@ -87,10 +93,10 @@ BEGIN
           AND d.last_seen_at < now() - interval '1 second';
     END IF;
     INSERT INTO gateway_events (request_id, level, kind, function_name, method, app, build, status,
-                                duration_ms, customer_id, api_key_id, provider, model, summary)
+                                duration_ms, customer_id, api_key_id, provider, model, summary, code)
     VALUES (p_request_id, CASE WHEN p_status >= 500 THEN 'error' WHEN p_status >= 400 THEN 'warn' ELSE 'info' END,
             'http', p_function, 'POST', p_app, p_build, p_status, p_duration_ms, p_customer_id, p_api_key_id,
-            p_provider, p_model, p_summary);
+            p_provider, p_model, p_summary, p_stopped_code);
     INSERT INTO monthly_usage AS mu (customer_id, month, spent_nanos, cost_nanos, input_tokens, output_tokens,
                                      calls)
     VALUES (p_customer_id, p_month, v_sell, v_cost, v_input, v_output, v_calls)
@@ -133,6 +139,6 @@ BEGIN
         p_request_id => NULL, p_function => 'maintenance', p_app => NULL, p_build => NULL, p_status => 499,
         p_duration_ms => NULL,
         p_summary => 'reservation released: the call did not settle in time; billed its prompt',
-        p_user_agent => NULL);
+        p_user_agent => NULL, p_clamped_to => NULL, p_stopped_code => NULL);
     RETURN true;
 END $$;

@@ -54,19 +54,27 @@ def test_usage_export_columns_money_and_tricky_text(client, db, make_key):
     add_usage(
         db, key.customer_id, key.key_id, cost_nanos=15_000_000, estimated=True, outcome="client_disconnect"
     )
+    add_usage(db, key.customer_id, key.key_id, outcome="stopped", stopped_code="CAP_REACHED", clamped_to=40)
     add_usage(db, key.customer_id, key.key_id, month="2026-01", request_id="other-month")
     rows = parse(export(client, type="usage", month=MONTH, customer_id=key.customer_id))
     assert list(rows[0]) == [
         "created_at", "customer_id", "api_key_id", "provider", "model", "input_tokens", "output_tokens",
         "sell_cents", "sell_nanos", "cost_cents", "cost_nanos", "price_version_id", "sell_version_id",
-        "outcome", "estimated", "install_id", "app", "build", "request_id",
+        "outcome", "estimated", "install_id", "app", "build", "request_id", "clamped_to", "stopped_code",
     ]  # fmt: skip
     assert [row["app"] for row in rows[:4]] == list(TRICKY.values())
     assert [row["request_id"] for row in rows[:4]] == list(TRICKY)
     assert (rows[0]["cost_cents"], rows[0]["cost_nanos"]) == ("0", "4999999")
-    last = rows[-1]
-    assert (last["cost_cents"], last["outcome"], last["estimated"]) == ("2", "client_disconnect", "true")
-    assert len(rows) == 5 and rows[0]["created_at"].endswith("Z")
+    dropped = rows[-2]
+    assert (dropped["cost_cents"], dropped["outcome"], dropped["estimated"]) == (
+        "2",
+        "client_disconnect",
+        "true",
+    )
+    assert (dropped["clamped_to"], dropped["stopped_code"]) == ("", "")
+    held = rows[-1]
+    assert (held["outcome"], held["stopped_code"], held["clamped_to"]) == ("stopped", "CAP_REACHED", "40")
+    assert len(rows) == 6 and rows[0]["created_at"].endswith("Z")
 
 
 def test_formula_injection_is_guarded(client, db, make_key):

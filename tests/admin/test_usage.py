@@ -31,6 +31,8 @@ EVENT_FIELDS = {
     "build",
     "request_id",
     "duration_ms",
+    "clamped_to",
+    "stopped_code",
 }
 # gpt-4o-mini: $0.15 / $0.60 per million tokens = 150 / 600 nanos per token.
 CALL_NANOS = 100_000 * 150 + 10 * 600
@@ -53,6 +55,7 @@ def test_events_and_summary_from_real_gateway_calls(admin, server, upstreams):
         newest["input_tokens"] == 100_000 and newest["output_tokens"] == 10 and newest["estimated"] is False
     )
     assert newest["app"] == "web" and newest["request_id"]
+    assert (newest["clamped_to"], newest["stopped_code"]) == (None, None)  # neither clamped nor stopped
     assert [e["install_id"] for e in page["items"]] == [None, "laptop", "phone"]
 
     def count(**filters) -> int:

@@ -12,6 +12,7 @@ from shared.billing import pricing
 from tests.support import admin as admin_support
 from tests.support.admin import audit_rows, new_customer, ok
 from tests.support.calls import body
+from tests.support.database import wait_for
 
 admin = admin_support.admin  # the fixture
 
@@ -51,6 +52,8 @@ def test_the_book_is_seeded_from_the_list_prices(admin):
     assert mini["price"]["input"] == "0.15" and mini["price"]["output"] == "0.6"
     assert mini["price"]["nanos_per_token"]["input"] == listed.input == 150
     assert mini["aliases"] == ["gpt-4o-mini-2024-07-18"] and mini["retired_at"] is None
+    assert mini["hidden_reasoning"] is False
+    assert next(item for item in items if item["model"] == "o3")["hidden_reasoning"] is True
     long_context = next(
         item for item in ok(admin.get("admin-models"))["items"] if item["model"] == "gemini-2.5-pro"
     )
@@ -113,6 +116,7 @@ def test_a_retired_model_is_refused_and_can_come_back(admin, client, db, upstrea
         ({"mode": "image"}, "mode"),
         ({"max_input_tokens": 0}, "max_input_tokens"),
         ({"max_output_tokens": "9"}, "max_output_tokens"),
+        ({"hidden_reasoning": "yes"}, "hidden_reasoning"),
         ({"aliases": "x"}, "aliases"),
         ({"effective_from": "2001-01-01T00:00:00Z"}, "effective_from"),
         ({"effective_from": "tomorrow"}, "effective_from"),
@@ -368,3 +372,30 @@ def test_admits_worst_case_in_sql_is_the_python_bound_for_every_seeded_model(db)
                 (prompt, output, price.provider, price.model),
             ).fetchone()["nanos"]
             assert sql == pricing.worst_case_nanos(price, prompt, output), (price.model, prompt, output)
+
+
+def test_a_model_marked_as_reasoning_unseen_leases_all_of_max_tokens(admin, client, db, upstreams):
+    """Its streams reserve all of max_tokens at admission (no streamed byte bounds its output),
+    from the next call after the operator marks it; unmarked, a stream leases one step."""
+    model = ok(admin.post("admin-models", json=ACME), 201)["item"]
+    assert model["hidden_reasoning"] is False
+    key = new_customer(admin)["key"]
+    upstreams.script("openai", chunk_delay_s=0.3)
+
+    def leased() -> int:
+        with client.stream(
+            "POST",
+            "gateway-stream",
+            json=body("openai", model="acme-large", max_tokens=3_000),
+            headers={"authorization": f"Bearer {key}"},
+        ) as response:
+            held = wait_for(lambda: db.execute("SELECT leased_tokens FROM reservations").fetchone())
+            response.read()
+        assert held is not None
+        return int(held["leased_tokens"])
+
+    assert leased() == 256
+    marked = ok(admin.patch("admin-models", params={"id": model["id"]}, json={"hidden_reasoning": True}))
+    assert marked["item"]["hidden_reasoning"] is True
+    assert leased() == 3_000
+    assert audit_rows(db, "model.update")[-1]["details"] == {"hidden_reasoning": True}

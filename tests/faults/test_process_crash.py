@@ -1,7 +1,7 @@
 """A gateway process killed (SIGKILL) with calls in flight: one between ADMIT and SETTLE, one
-mid-stream. Nothing in the dead process settles them; a new process's maintenance releases
-them by the abandoned-call rule (billed the prompt at its admission bound, estimated) and the
-cap they held is whole again."""
+mid-stream. Nothing in the dead process settles them (the call holds its max_tokens, the
+stream its lease); a new process's maintenance releases them by the abandoned-call rule (billed
+the prompt at its admission bound, estimated) and the cap they held is whole again."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from tests.support.calls import body
 from tests.support.ledger import assert_ledger_balances, prompt_bound, usage, worst_case
 from tests.support.processes import GatewayProcess, gateway_environment
 
-CALL = body(max_tokens=7000)  # reserves about 4.2M nanos: two fit under a 1-cent cap, three do not
+CALL = body(
+    max_tokens=7000
+)  # reserves about 4.2M nanos, not streamed: two fit under a 1-cent cap, three do not
 
 
 @pytest.fixture
@@ -74,19 +76,27 @@ def test_a_gateway_killed_mid_call_and_mid_stream_is_billed_by_the_abandoned_cal
     chat.join(10)
     assert not chat.is_alive()
 
+    # The dead still hold it: the chat all its max_tokens, the stream the steps of its lease so far.
+    leases = [r["leased_tokens"] for r in db.execute("SELECT leased_tokens FROM reservations ORDER BY id")]
+    assert leases[0] == 7000 and 256 <= leases[1] < 7000, leases
+    holding = db.execute("SELECT reserved_nanos FROM monthly_usage").fetchone()["reserved_nanos"]
+    tokens, nanos = prompt_bound(CALL)
     second = gateways()
-    refused = httpx.post(second.url + "gateway-chat", json=CALL, headers=key.auth)
-    assert refused.status_code == 402 and refused.json()["code"] == "CAP_REACHED"  # the dead still hold it
+    squeezed = httpx.post(second.url + "gateway-chat", json=body(max_tokens=16_000), headers=key.auth)
+    assert squeezed.status_code == 200, squeezed.text
+    assert squeezed.json()["max_tokens_clamped_to"] == (10_000_000 - holding - nanos) // 600  # gpt-4o-mini
     db.execute("UPDATE reservations SET created_at = now() - interval '1 hour'")
     assert second.maintenance()["released_reservations"] == 2
 
-    tokens, nanos = prompt_bound(CALL)
+    abandoned = [r for r in usage(db) if r["outcome"] == "abandoned"]
     assert [
         (r["outcome"], r["estimated"], r["input_tokens"], r["output_tokens"], r["cost_nanos"])
-        for r in usage(db)
+        for r in abandoned
     ] == [("abandoned", True, tokens, 0, nanos)] * 2
+    spent = db.execute("SELECT sum(cost_nanos) AS s FROM usage_events").fetchone()["s"]
     rollup = db.execute("SELECT spent_nanos, reserved_nanos FROM monthly_usage").fetchone()
-    assert rollup == {"spent_nanos": 2 * nanos, "reserved_nanos": 0}
+    assert rollup == {"spent_nanos": spent, "reserved_nanos": 0}
     again = httpx.post(second.url + "gateway-chat", json=CALL, headers=key.auth)
     assert again.status_code == 200, again.text  # the cap is whole again
-    assert_ledger_balances(db, calls=3)
+    assert "max_tokens_clamped_to" not in again.json()
+    assert_ledger_balances(db, calls=4)

@@ -144,6 +144,8 @@ def test_a_settlement_naming_another_customers_reservation_releases_nothing(db, 
             "duration_ms": 1.0,
             "summary": None,
             "user_agent": None,
+            "clamped_to": None,
+            "stopped_code": None,
         },
     )
     held = db.execute(

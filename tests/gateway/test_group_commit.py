@@ -30,6 +30,8 @@ def admit(conn: psycopg.Connection, key: IssuedKey) -> dict[str, Any]:
             "user_agent": None,
             "prompt_tokens": 40,
             "max_tokens": 100,
+            "lease_tokens": 100,
+            "clamp_min": 100,
             "embedding": False,
             "default_rpm": 0,
             "default_concurrency": 0,
@@ -61,6 +63,8 @@ def settlement(admission: dict[str, Any], request_id: str) -> dict[str, Any]:
         "duration_ms": 1.5,
         "summary": None,
         "user_agent": None,
+        "clamped_to": None,
+        "stopped_code": None,
     }
 
 

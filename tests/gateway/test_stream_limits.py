@@ -8,7 +8,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from shared.gateway import streaming
+from shared.gateway import leases
 from tests.support.calls import body
 from tests.support.database import wait_for
 
@@ -46,7 +46,7 @@ def test_a_client_that_stops_reading_is_cut_and_its_call_settled(server, db, mak
 def test_a_quiet_stream_keeps_its_reservation_on_a_timer(
     server, db, make_key, upstreams, configure, monkeypatch
 ):
-    monkeypatch.setattr(streaming, "_KEEP_RESERVED_EVERY_S", 0.2)
+    monkeypatch.setattr(leases, "KEEP_ALIVE_EVERY_S", 0.2)
     configure(STREAM_PING_S="60")  # nothing passes through the relay loop for a while
     upstreams.script("openai", deltas=["a ", "b "], chunk_delay_s=1.5)
     key = make_key()

@@ -32,6 +32,13 @@ def test_bench_smoke_run_reports_every_figure(driver: str):
     assert result["added_latency_ms"]["p50"] > 0
     assert result["memory_mb"]["rss_after"] > 0 and result["memory_mb"]["requests"] >= 100
     assert result["db_round_trips_per_call"] == 2.0
+    leases = result["stream_leases"]  # 4,096 bytes a stream: its lease takes 16 steps of 256
+    assert leases["errors"] == 0 and leases["output_tokens_per_stream"] == 1024
+    # (fewer when a step came late and the next one had to cover more than a step)
+    assert 12 <= leases["extensions_per_stream"] <= 16
+    assert leases["extensions_per_1000_output_tokens"] == round(
+        leases["extensions_per_stream"] * 1000 / 1024, 2
+    )
     hot = result["hot_customer"]
     assert hot["one_key_rps"] > 0 and hot["spread_rps"] > 0 and hot["errors"] == 0
     idle = result["idle_streams"]
@@ -39,6 +46,7 @@ def test_bench_smoke_run_reports_every_figure(driver: str):
     cold = result["cold_start"]
     assert set(cold["import_ms"]) == {"health", "gateway_chat"} and cold["first_gateway_chat_ms"] > 0
     assert "added latency c=1" in run.stdout and "cold start" in run.stdout
+    assert "extensions per 1,000 output tokens" in run.stdout
 
 
 def test_wrk_spreads_requests_over_the_keys_it_is_given():

@@ -75,6 +75,7 @@ def test_usage_lists_filters_pages_and_exports_without_costs(server, admin, upst
     assert (
         newest["sell_nanos"] == CALL_NANOS and newest["sell_cents"] == 2 and newest["install_id"] == "tablet"
     )
+    assert (newest["clamped_to"], newest["stopped_code"]) == (None, None)  # neither clamped nor stopped
     rest = ok(alice.http.get("customer-usage", params={"limit": 2, "cursor": page["next_cursor"]}))
     assert [e["install_id"] for e in rest["items"]] == ["laptop"] and rest["next_cursor"] is None
     mine = ok(alice.http.get("customer-usage", params={"api_key_id": sub["id"]}))["items"]
@@ -87,6 +88,7 @@ def test_usage_lists_filters_pages_and_exports_without_costs(server, admin, upst
     rows = list(csv.DictReader(io.StringIO(download.text)))
     assert [row["install_id"] for row in rows] == ["laptop", "phone", "tablet"]
     assert rows[0]["sell_nanos"] == str(CALL_NANOS) and rows[0]["sell_cents"] == "2"
+    assert (rows[0]["clamped_to"], rows[0]["stopped_code"]) == ("", "")
     _costless(download.text)
 
 

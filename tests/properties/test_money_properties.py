@@ -219,8 +219,9 @@ MESSAGE = st.fixed_dictionaries(
 
 @st.composite
 def admitted_call(draw: st.DrawFn) -> tuple[pipeline.Call, Usage | None, int]:
-    """A call as admitted (its prompt bound and max_tokens), what its provider had said when
-    the stream broke (nothing, or partial usage within what was asked) and the bytes relayed."""
+    """A call as admitted (its prompt bound, max_tokens and the output leased so far: all of
+    it, or a stream's lease), what its provider had said when the stream broke (nothing, or
+    partial usage within what was asked) and the bytes relayed."""
     price = draw(st.sampled_from(CHAT_PRICES))
     conv = parse_request(
         {
@@ -231,7 +232,8 @@ def admitted_call(draw: st.DrawFn) -> tuple[pipeline.Call, Usage | None, int]:
         }
     )
     sell = pricing.Sell("markup", markup_bp=draw(st.integers(-10_000, 1_000_000)))
-    call = pipeline.Call(ctx=None, conv=conv, price=price, sell=sell, install_id=None, admission={})  # type: ignore[arg-type]
+    admission = {"leased_tokens": draw(st.integers(1, conv.max_tokens)), "clamped_to": None}
+    call = pipeline.Call(ctx=None, conv=conv, price=price, sell=sell, install_id=None, admission=admission)  # type: ignore[arg-type]
     bound = pipeline.prompt_token_bound(conv, price)
     said = draw(
         st.none()
@@ -251,12 +253,14 @@ def test_a_call_billed_from_an_estimate_never_costs_more_than_it_reserved(
     case: tuple[pipeline.Call, Usage | None, int],
 ):
     """A stream cut short is billed from the provider's partial usage completed by estimates
-    (``Call.estimated_usage``): within the reservation, at cost and at any markup, so no cap can
-    be passed that way."""
+    (``Call.estimated_usage``), never more output than its lease held (``Call.within_lease``):
+    within the reservation, at cost and at any markup, so no cap can be passed that way."""
     call, said, relayed_bytes = case
-    usage = call.estimated_usage(said, relayed_bytes)
+    usage = call.within_lease(call.estimated_usage(said, relayed_bytes))
     bound = pipeline.prompt_token_bound(call.conv, call.price)
-    reserved = pricing.worst_case_nanos(call.price, bound, call.conv.max_tokens)  # ADMIT's kx_cost
+    reserved = pricing.worst_case_nanos(
+        call.price, bound, call.leased_tokens
+    )  # ADMIT's and the lease's kx_cost
     cost = pricing.cost_nanos(call.price, usage)
     assert 0 <= cost <= reserved
     assert pricing.sell_nanos(cost, usage, call.sell) <= pricing.marked_up(reserved, call.sell.markup_bp)

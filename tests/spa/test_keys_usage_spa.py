@@ -1,11 +1,12 @@
 """Keys, Usage and Billing in a real browser against the real server and database: edit a key's
 role and overrides (an empty field inherits), see where each key was last used; choose a
 customer by email or ID in any panel's picker and find it chosen in the others; see which
-calls were estimated or did not end ok; read what an empty RPM limit really means. Each with
-a screenshot, and the picker at phone width."""
+calls were estimated, did not end ok, were clamped or stopped at the cap; read what an empty
+RPM limit really means. Each with a screenshot, and the picker at phone width."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -172,31 +173,43 @@ def test_usage_marks_estimated_calls_and_calls_that_did_not_end_ok(
     page, server, db, make_key, admin_env
 ) -> None:
     key = make_key(customer={"email": "usage-marks@example.com"})
-    for model, outcome, estimated in (
-        ("model-ok", "ok", False),
-        ("model-failed", "upstream_error", False),
-        ("model-dropped", "client_disconnect", True),
+    for model, outcome, estimated, clamped_to, stopped_code in (
+        ("model-ok", "ok", False, None, None),
+        ("model-failed", "upstream_error", False, None, None),
+        ("model-dropped", "client_disconnect", True, None, None),
+        ("model-clamped", "ok", False, 124, None),
+        ("model-stopped", "stopped", True, None, "CAP_REACHED"),
     ):
         db.execute(
             "INSERT INTO usage_events (customer_id, api_key_id, month, provider, model, input_tokens,"
-            f" output_tokens, cost_nanos, sell_nanos, outcome, estimated) VALUES (%s, %s, {MONTH},"
-            " 'openai', %s, 10, 5, 1000, 1000, %s, %s)",
-            (key.customer_id, key.key_id, model, outcome, estimated),
+            f" output_tokens, cost_nanos, sell_nanos, outcome, estimated, clamped_to, stopped_code)"
+            f" VALUES (%s, %s, {MONTH}, 'openai', %s, 10, 5, 1000, 1000, %s, %s, %s, %s)",
+            (key.customer_id, key.key_id, model, outcome, estimated, clamped_to, stopped_code),
         )
     log_in(page)
     section = open_panel(page, "usage")
     pick(section, "usage-customer", "usage-marks", "usage-marks@example.com")
     rows = section.locator("#usage-table tbody tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(5)
     ok = rows.filter(has_text="model-ok")
     failed = rows.filter(has_text="model-failed")
     dropped = rows.filter(has_text="model-dropped")
+    clamped = rows.filter(has_text="model-clamped")
+    stopped = rows.filter(has_text="model-stopped")
     expect(ok).not_to_contain_text("not ok")
     expect(ok).not_to_contain_text("estimated")
+    expect(ok).not_to_contain_text("clamped")
     expect(failed).to_contain_text("not ok: provider error")
     expect(failed).not_to_contain_text("estimated")
     expect(dropped).to_contain_text("not ok: client disconnected")
     expect(dropped).to_contain_text("estimated")
+    expect(clamped).to_contain_text("clamped to 124 tokens")
+    expect(clamped).not_to_contain_text("not ok")
+    expect(clamped).to_have_class(re.compile(r"\bclamped\b"))
+    expect(stopped).to_contain_text("stopped: CAP_REACHED")
+    expect(stopped).to_contain_text("estimated")
+    expect(stopped).not_to_contain_text("not ok")
+    expect(stopped).to_have_class(re.compile(r"\bstopped\b"))
     screenshot(page, "23-usage-marks")
 
 

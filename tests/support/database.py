@@ -42,12 +42,14 @@ class IssuedKey:
 
 def hold_stale_reservation(db: psycopg.Connection, key: IssuedKey) -> None:
     """A call admitted an hour ago whose process died before SETTLE: its 40-token prompt is
-    worth 6,000 nanos at gpt-4o-mini's list price, and with 8,323 output tokens (600 each) it
-    holds 5,000,000 - 200 = 4,999,800 nanos; the test sells at cost."""
+    worth 6,000 nanos at gpt-4o-mini's list price, and with all of its 8,323 output tokens
+    reserved (600 each; a call not streamed, or a stream's lease grown that far) it holds
+    5,000,000 - 200 = 4,999,800 nanos; the test sells at cost."""
     admitted = db.execute(
         "SELECT * FROM kx_admit(p_key_hash => %s, p_provider => 'openai', p_model => 'gpt-4o-mini',"
         " p_install_id => NULL, p_user_agent => NULL, p_prompt_tokens => 40, p_max_tokens => 8323,"
-        " p_embedding => false, p_default_rpm => 100, p_default_concurrency => 0)",
+        " p_lease_tokens => 8323, p_clamp_min => 8323, p_embedding => false, p_default_rpm => 100,"
+        " p_default_concurrency => 0)",
         (keys.hash_key(key.secret),),
     ).fetchone()
     assert admitted["status"] == 0

@@ -77,7 +77,7 @@ for (;;) {
     if (event === "meta") console.log("month so far", data.month);
     if (event === "delta") text += data.text; // show it as it arrives
     if (event === "done") console.log(text, data.usage, data.month);
-    if (event === "error") throw new Error(data.error);
+    if (event === "error") console.error(data.code, data.error); // then done when stopped at the cap
   }
 }`;
   return { curl: curl("gateway-stream", true), curlChat: curl("gateway-chat", false), fetch: fetchExample };
@@ -147,18 +147,17 @@ async function streamReply(event) {
       stream: true,
     });
     let finished = false;
+    let failed = null; // an error frame: the end, or (stopped at the cap, a revoked key) before done
     for await (const frame of readEvents(response)) {
       if (frame.event === "meta") meta.textContent = `${frame.data.provider} · ${frame.data.model}. ${monthLine(frame.data.month)}`;
       else if (frame.event === "delta") reply.append(frame.data.text);
       else if (frame.event === "done") {
         showUsage(frame.data);
         finished = true;
-      } else if (frame.event === "error") {
-        setStatus(status, `The stream failed: ${frame.data.error}`, "error");
-        return;
-      }
+      } else if (frame.event === "error") failed = frame.data.error;
     }
-    setStatus(status, finished ? "Done." : "The stream ended without a done event.", finished ? "ok" : "error");
+    if (failed) setStatus(status, finished ? `Stopped: ${failed}` : `The stream failed: ${failed}`, "error");
+    else setStatus(status, finished ? "Done." : "The stream ended without a done event.", finished ? "ok" : "error");
   });
   endTry();
 }

@@ -103,6 +103,7 @@ async function createModel(event) {
     mode: fieldValue(createForm, "mode") || "chat",
     max_input_tokens: intValue(createForm, "max_input_tokens"),
     max_output_tokens: intValue(createForm, "max_output_tokens"),
+    hidden_reasoning: createForm.elements.namedItem("hidden_reasoning").checked,
     prices,
   };
   if (aliases.length) body.aliases = aliases;
@@ -235,7 +236,16 @@ export default {
     table = new PagedTable($("#models-table"), {
       columns: [
         (item) => item.provider,
-        (item) => h("td", {}, h("strong", {}, item.model), item.mode === "embedding" ? h("span", { class: "sub" }, "embedding") : null),
+        (item) =>
+          h(
+            "td",
+            {},
+            h("strong", {}, item.model),
+            item.mode === "embedding" ? h("span", { class: "sub" }, "embedding") : null,
+            item.hidden_reasoning
+              ? h("span", { class: "sub", title: "Thinks unseen: its calls reserve all of max_tokens, never a lease, and are never clamped" }, "reasons unseen")
+              : null,
+          ),
         (item) => (item.aliases || []).join(", "),
         (item) => priceCell(item.price, "input"),
         (item) => priceCell(item.price, "output"),

@@ -28,11 +28,26 @@ const OUTCOMES = {
   abandoned: "abandoned",
 };
 
-/** The model, and under it how the call ended when that was not "ok". */
+/** How the call was held to its budget: a stream stopped when its lease could not grow (the
+ * refusal's code: CAP_REACHED, KEY_REVOKED...), or max_tokens clamped to what the month afforded. */
+function budgetMarks(row) {
+  const marks = [];
+  if (row.outcome === "stopped") {
+    const title = `The stream was stopped: ${row.stopped_code || "its lease was refused"}`;
+    marks.push(h("span", { class: "sub", title }, badge(`stopped: ${row.stopped_code || "refused"}`, "warn")));
+  }
+  if (row.clamped_to !== null && row.clamped_to !== undefined) {
+    const title = "max_tokens was lowered to what the month's remaining budget afforded";
+    marks.push(h("span", { class: "sub", title }, badge(`clamped to ${fmtInt(row.clamped_to)} tokens`, "warn")));
+  }
+  return marks;
+}
+
+/** The model, and under it how the call ended when that was not "ok", or how it was held to its budget. */
 function modelCell(row) {
-  const ended = row.outcome && row.outcome !== "ok" ? OUTCOMES[row.outcome] || row.outcome : null;
+  const ended = row.outcome && row.outcome !== "ok" && row.outcome !== "stopped" ? OUTCOMES[row.outcome] || row.outcome : null;
   const mark = ended ? h("span", { class: "sub" }, badge(`not ok: ${ended}`, "bad")) : null;
-  return h("td", { class: "wrap", title: ended ? `The call ended: ${row.outcome}` : null }, row.model, mark);
+  return h("td", { class: "wrap", title: ended ? `The call ended: ${row.outcome}` : null }, row.model, mark, ...budgetMarks(row));
 }
 
 /** The exact charge in cents (from the sell nanos): a small call is not "0"; invoices round once. */
@@ -89,7 +104,16 @@ export default {
         (row) => h("td", { class: "num" }, fmtInt(row.output_tokens)),
         exactCents,
       ],
-      rowClass: (row) => [row.estimated ? "estimated" : "", row.outcome && row.outcome !== "ok" ? "not-ok" : ""].join(" ").trim(),
+      rowClass: (row) =>
+        [
+          row.estimated ? "estimated" : "",
+          row.outcome && row.outcome !== "ok" && row.outcome !== "stopped" ? "not-ok" : "",
+          row.outcome === "stopped" ? "stopped" : "",
+          row.clamped_to !== null && row.clamped_to !== undefined ? "clamped" : "",
+        ]
+          .join(" ")
+          .trim()
+          .replace(/\s+/g, " "),
       fetchPage: (cursor) => api("admin-usage", { query: { ...query(), limit: 50, cursor } }),
       empty: "No calls in this month.",
       idle: "Choose a customer to see its usage.",

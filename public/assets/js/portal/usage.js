@@ -34,6 +34,17 @@ function chargeCell(row) {
   return h("td", { class: "num nowrap", title: `${exact} cents exactly` }, centsLabel(exact), mark);
 }
 
+/** The model, and how the call was held to the account's budget: a stream stopped when the
+ * month's cap (or a revoked key) stopped its lease, or max_tokens lowered to what was left. */
+function modelCell(row) {
+  const marks = [];
+  if (row.outcome === "stopped") marks.push(h("span", { class: "sub", title: "The stream was stopped before its end" }, `stopped (${row.stopped_code || "refused"})`));
+  if (row.clamped_to !== null && row.clamped_to !== undefined) {
+    marks.push(h("span", { class: "sub", title: "max_tokens was lowered to what the month's remaining budget afforded" }, `max_tokens clamped to ${fmtInt(row.clamped_to)}`));
+  }
+  return h("td", { class: "wrap" }, row.model, ...marks);
+}
+
 function appCell(row) {
   const app = [row.app, row.build].filter(Boolean).join(" ");
   return h("td", { class: "wrap" }, app || "", row.install_id ? h("span", { class: "sub mono" }, row.install_id) : null);
@@ -76,7 +87,7 @@ export default {
         (row) => timeCell(row.created_at, { seconds: true, stack: true }),
         keyOf,
         (row) => row.provider,
-        (row) => h("td", { class: "wrap" }, row.model),
+        modelCell,
         (row) => h("td", { class: "num" }, fmtInt(row.input_tokens)),
         (row) => h("td", { class: "num" }, fmtInt(row.output_tokens)),
         chargeCell,
