@@ -355,9 +355,11 @@ _known_keys = _KnownKeys(size=10_000)
 
 
 def _reserve(conv: Conversation, streamed: bool, cfg: config.Settings) -> tuple[int, int]:
-    """(output tokens to reserve now, the least a clamp may leave): a stream leases its first
-    step, a call asking for reasoning (never streamed whole) reserves and needs all of its
-    max_tokens; the rest reserve max_tokens and may be clamped down to CLAMP_MIN_TOKENS."""
+    """(output tokens to reserve now, the least a clamp may leave): a call asking for reasoning
+    reserves all of its max_tokens and is never clamped (its thinking is billed as output but
+    not streamed, so no lease can follow it, and a clamp would leave no room for an answer);
+    otherwise a stream leases its first step and any call may be clamped to CLAMP_MIN_TOKENS.
+    (ADMIT treats a model marked hidden_reasoning the same way.) Embeddings write nothing."""
     if conv.embedding or conv.reasoning_effort is not None or conv.thinking_budget is not None:
         return conv.max_tokens, conv.max_tokens
     first = min(conv.max_tokens, cfg.lease_step_tokens) if streamed else conv.max_tokens

@@ -85,7 +85,8 @@ def prompt_bound(payload: dict[str, Any]) -> tuple[int, int]:
 
 
 def worst_case(payload: dict[str, Any]) -> int:
-    """What admitting ``payload`` reserves, in nanos."""
+    """What admitting ``payload`` reserves when it is not streamed (all of its max_tokens), in
+    nanos; a stream reserves its lease instead (a step at a time: see shared/gateway/leases.py)."""
     conv = parse_request(payload)
     price = pricing.lookup(conv.provider, conv.model)
     assert price is not None
