@@ -44,6 +44,8 @@ _ADMISSION = {  # a small call: 40 prompt tokens, up to 3,323 out (1,999,800 nan
     "user_agent": None,
     "prompt_tokens": 40,
     "max_tokens": 3323,
+    "lease_tokens": 3323,  # not streamed: all of max_tokens
+    "clamp_min": 16,
     "embedding": False,
     "default_rpm": 0,
     "default_concurrency": 0,
@@ -59,6 +61,8 @@ _SETTLEMENT = {
     "price_version_id": None,
     "sell_version_id": None,
     "outcome": "ok",
+    "clamped_to": None,
+    "stopped_code": None,
     "estimated": False,
     "function": "gateway-chat",
     "app": None,
