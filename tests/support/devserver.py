@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ import httpx
 from shared import config, db
 from shared.host import demo
 from tests.support.fakes.server import free_port
+from tests.support.processes import wait_until_healthy
 
 # What a new user's shell does not have: the suite's database and provider settings.
 _NOT_INHERITED = (
@@ -72,18 +72,9 @@ class DevServer:
             text=True,
         )
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the dev server exited at start:\n{self.output}")
-            try:
-                if httpx.get(f"{self.origin}/.netlify/functions/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the dev server never answered its health check:\n{self.output}")
-            time.sleep(0.2)
+        health = f"{self.origin}/.netlify/functions/health"
+        wait_until_healthy(self.process, health, "the dev server", lambda: self.output, timeout)
+        return self
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None

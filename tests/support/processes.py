@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,25 @@ from tests.support.fakes.server import free_port
 from tests.support.fakes.upstreams import ENV_VARS, FakeUpstreams
 
 MAINTENANCE_SECRET = "faults-maintenance-secret"
+
+
+def wait_until_healthy(
+    process: subprocess.Popen, health_url: str, what: str, output: Callable[[], str], timeout: float
+) -> None:
+    """Poll ``health_url`` until it answers 200; fail with ``output()`` if ``process`` exits
+    first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited at start:\n{output()}")
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never answered its health check:\n{output()}")
+        time.sleep(0.1)
 
 
 def gateway_environment(database_url: str, upstreams: FakeUpstreams, **settings: str) -> dict[str, str]:
@@ -49,18 +69,8 @@ class GatewayProcess:
         self.process = subprocess.Popen(
             command, env=self.env, cwd=config.PROJECT_ROOT, stdout=self._log_fd, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the gateway exited at start:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the gateway never answered its health check:\n{self.log()}")
-            time.sleep(0.1)
+        wait_until_healthy(self.process, self.url + "health", "the gateway", self.log, timeout)
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no finally, no settlement: what an OOM kill or a lost host does."""
