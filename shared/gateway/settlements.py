@@ -96,15 +96,12 @@ class SettlementQueue:
         self.flushes += 1
         try:
             rows = await _write([params for params, _ in batch])
-        except psycopg.Error as error:
-            if len(batch) > 1 and not isinstance(error, _RETRIED_WHOLE):
+        except BaseException as error:  # never leave callers hanging (a cancelled loop, a bug)
+            if isinstance(error, psycopg.Error) and len(batch) > 1 and not isinstance(error, _RETRIED_WHOLE):
                 # One bad settlement fails its whole statement: the others go on their own.
                 for one in batch:
                     await self._flush([one])
                 return
-            for _, future in batch:
-                _resolve(future, error=error)
-        except BaseException as error:  # cancelled with the loop, or a bug: never leave callers hanging
             for _, future in batch:
                 _resolve(future, error=error)
             if not isinstance(error, Exception):
