@@ -14,7 +14,7 @@ from shared import money
 from shared.host import demo
 from shared.providers.demo_model import answer, count_tokens
 from tests.support import browser as browser_support
-from tests.support.browser import LAPTOP, ConsoleLog, log_in, open_panel, screenshot
+from tests.support.browser import LAPTOP, ConsoleLog, log_in, open_panel, screenshot, watched_tab
 from tests.support.devserver import DEMO_KEY, PASSWORD, DevServer
 
 browser_support.require_chromium()
@@ -40,15 +40,7 @@ def page(browser: Any, devserver: DevServer) -> Iterator[Any]:
     console = ConsoleLog()
     context = browser.new_context(viewport=LAPTOP, base_url=devserver.origin)
     context.set_default_timeout(15_000)
-    tab = context.new_page()
-    tab.on("console", lambda message: message.type == "error" and console.record(message.text))
-    tab.on("pageerror", lambda error: console.record(f"page error: {error}"))
-    try:
-        yield tab
-        tab.wait_for_timeout(50)
-        assert console.errors == [], f"console errors: {console.errors}"
-    finally:
-        context.close()
+    yield from watched_tab(context, console)
 
 
 def test_try_it_streams_the_demo_model_and_the_call_shows_in_usage_and_monitor(page, devserver):

@@ -112,6 +112,11 @@ def page(browser: Any, server: str, console: ConsoleLog, configure: Any) -> Iter
     context = browser.new_context(viewport=LAPTOP, accept_downloads=True, base_url=server)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     context.set_default_timeout(10_000)
+    yield from watched_tab(context, console)
+
+
+def watched_tab(context: Any, console: ConsoleLog) -> Iterator[Any]:
+    """A new tab of ``context`` whose console errors fail the test; the context is closed after."""
     tab = context.new_page()
     tab.on("console", lambda message: message.type == "error" and console.record(message.text))
     tab.on("pageerror", lambda error: console.record(f"page error: {error}"))
