@@ -253,13 +253,14 @@ def _rates(row: dict[str, Any], prefix: str = "") -> Rates:
     return Rates(*(int(row[f"{prefix}{name}_nanos"]) for name in _RATE_KEYS))
 
 
-def admitted_price(provider: str, model: str, row: dict[str, Any]) -> ModelPrice:
-    """The cost price ADMIT found in force (a ``model_prices`` row as JSON)."""
+def admitted_price(row: dict[str, Any]) -> ModelPrice:
+    """A cost price version (a ``model_prices`` row as JSON, with its model's provider, name
+    and context)."""
     base = _rates(row)
     threshold = row.get("long_context_threshold")
     return ModelPrice(
-        provider=provider,
-        model=model,
+        provider=row["provider"],
+        model=row["model"],
         **{name: getattr(base, name) for name in _RATE_KEYS},
         max_input_tokens=int(row["max_input_tokens"]),
         max_output_tokens=0,
@@ -271,7 +272,7 @@ def admitted_price(provider: str, model: str, row: dict[str, Any]) -> ModelPrice
 
 
 def admitted_sell(row: dict[str, Any] | None) -> Sell:
-    """The sell rule ADMIT found (a ``sell_prices`` row as JSON); none: sell at cost."""
+    """A sell rule version (a ``sell_prices`` row as JSON); none: sell at cost."""
     if row is None:
         return AT_COST
     if row["kind"] == "fixed":

@@ -25,6 +25,7 @@ from shared.billing.pricing import ModelPrice, Sell
 from shared.errors import REFUSALS, REFUSED_FIELDS, ApiError, bad_request
 from shared.gateway import keys, settlements
 from shared.gateway.request import parse_request
+from shared.gateway.versions import versions
 from shared.http import Ctx, JSONResponse
 from shared.money import Month
 from shared.providers import Conversation, Usage
@@ -170,10 +171,10 @@ class Call:
 
     ctx: Ctx
     conv: Conversation
-    price: ModelPrice  # the cost price in force at admission
-    sell: Sell  # and the sell rule
     install_id: str | None
     admission: dict[str, Any]
+    price: ModelPrice = field(init=False)  # the cost price in force at admission
+    sell: Sell = field(init=False)  # and the sell rule
     month_after: dict[str, Any] | None = None  # the month's figures once settled
     _settlement: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -278,8 +279,8 @@ class Call:
             "output_tokens": usage.output_tokens if usage else 0,
             "cost_nanos": cost,
             "sell_nanos": pricing.sell_nanos(cost, usage, self.sell) if usage else 0,
-            "price_version_id": self.price.version_id,
-            "sell_version_id": self.sell.version_id,
+            "price_version_id": admission["price_version_id"],
+            "sell_version_id": admission["sell_version_id"],
             "outcome": outcome,
             "estimated": estimated,
             "request_id": ctx.request_id,
@@ -311,7 +312,7 @@ class Call:
         """Usage for a call whose provider figures did not (all) arrive: what the provider said,
         completed by estimates within what the reservation assumed. The prompt counts at its
         admission bound: the provider bills every prompt token it read, whatever we guess."""
-        prompt = prompt_token_bound(self.conv, self.price)
+        prompt: int = self.admission["prompt_tokens"]
         output = min(estimate_tokens(output_bytes), self.conv.max_tokens, self.leased_tokens)
         if usage is None:
             return Usage(input_tokens=prompt, output_tokens=output)
@@ -419,8 +420,10 @@ async def admit(
     ctx.monitored = True  # the settlement writes this request's monitor row
     if row["clamped_to"] is not None:  # what the month affords: the provider is asked for no more
         conv = conv.with_max_tokens(row["clamped_to"])
-    price = pricing.admitted_price(conv.provider, conv.model, row["price"])
-    return Call(ctx, conv, price, pricing.admitted_sell(row["sell"]), install_id, row)
+    call = Call(ctx, conv, install_id, row)
+    async with _settled_if_it_fails(call):
+        call.price, call.sell = await versions.of(row)
+    return call
 
 
 def upstream_failure(call_error: providers.UpstreamError) -> ApiError:
@@ -431,12 +434,12 @@ def upstream_failure(call_error: providers.UpstreamError) -> ApiError:
     return ApiError(call_error.status, call_error.code, call_error.message, headers=headers, **extra)
 
 
-async def _upstream(call: Call, work: Callable[[Conversation], Awaitable[T]]) -> T:
-    """One upstream request within the call's time limit; any failure settles the call (at
-    nothing: the provider gave nothing billable) before it propagates."""
+@asynccontextmanager
+async def _settled_if_it_fails(call: Call) -> AsyncIterator[None]:
+    """Any failure settles the call at nothing (the provider gave nothing billable) before it
+    propagates, so its reservation is released now rather than billed by the reaper."""
     try:
-        async with call.time_limit():
-            return await work(call.conv)
+        yield
     except providers.UpstreamError as error:
         await call.settle(None, outcome="upstream_error", status=error.status, summary=error.message)
         raise upstream_failure(error) from None
@@ -448,6 +451,12 @@ async def _upstream(call: Call, work: Callable[[Conversation], Awaitable[T]]) ->
     except Exception:
         await call.settle(None, outcome="upstream_error", status=500, summary="internal error")
         raise
+
+
+async def _upstream(call: Call, work: Callable[[Conversation], Awaitable[T]]) -> T:
+    """One upstream request within the call's time limit."""
+    async with _settled_if_it_fails(call), call.time_limit():
+        return await work(call.conv)
 
 
 async def _settle_answered(call: Call, usage: Usage | None, written_bytes: int) -> Usage:

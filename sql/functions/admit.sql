@@ -11,6 +11,11 @@
 -- kx_extend_lease grows; all of max_tokens otherwise), or all of them for a model with hidden
 -- reasoning. When that does not fit the caps or the prepaid credit, the call is admitted with
 -- the most output at least p_clamp_min that does (clamped_to), else refused as before.
+--
+-- An admitted call learns the prompt bound reserved and the price and sell versions by id and
+-- the moment each row was written (the gateway reads a version once: its rows never change,
+-- and the moment tells a reused id from the row it named before a restore). No sell version
+-- (NULL): sold at cost.
 CREATE OR REPLACE FUNCTION kx_admit(
     p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
     p_prompt_tokens bigint, p_max_tokens bigint, p_lease_tokens bigint, p_clamp_min bigint,
@@ -18,8 +23,9 @@ CREATE OR REPLACE FUNCTION kx_admit(
     OUT status int, OUT code text, OUT scope text, OUT limit_value int, OUT retry_after_s int,
     OUT reservation_id bigint, OUT customer_id bigint, OUT api_key_id bigint, OUT month text,
     OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint,
-    OUT balance_nanos bigint, OUT price jsonb, OUT sell jsonb, OUT leased_tokens bigint,
-    OUT clamped_to bigint)
+    OUT balance_nanos bigint, OUT leased_tokens bigint, OUT clamped_to bigint, OUT prompt_tokens bigint,
+    OUT price_version_id bigint, OUT price_written_at timestamptz, OUT sell_version_id bigint,
+    OUT sell_written_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
@@ -264,6 +270,9 @@ BEGIN
             p_provider, p_model, p_install_id, v_prompt, v_prompt_sell, v_prompt_cost, v_price.id, v_sell.id,
             v_out)
     RETURNING id INTO reservation_id;
-    price := to_jsonb(v_price) || jsonb_build_object('max_input_tokens', m.max_input_tokens);
-    sell := CASE WHEN v_sell.id IS NULL THEN NULL ELSE to_jsonb(v_sell) END;
+    prompt_tokens := v_prompt;
+    price_version_id := v_price.id;
+    price_written_at := v_price.created_at;
+    sell_version_id := v_sell.id;
+    sell_written_at := v_sell.created_at;
 END $$;

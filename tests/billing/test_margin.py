@@ -77,6 +77,34 @@ def test_a_price_change_bills_calls_before_and_after_at_their_own_versions(admin
     assert audit_rows(db, "model.update")[0]["details"]["price_version_id"] == second["price_version_id"]
 
 
+def test_a_version_id_handed_out_again_is_billed_at_its_new_row(admin, client, db, upstreams):
+    """The gateway reads each version once and keeps it; a database restored from a backup
+    hands the same ids out again for other rows, and calls are billed at the rows they name."""
+    model = ok(admin.post("admin-models", json=ACME), 201)["item"]
+    rule = {"customer_id": (customer := new_customer(admin))["id"], "markup_pct": "10"}
+    sell_id = ok(admin.post("admin-sell-prices", json=rule), 201)["item"]["id"]
+    upstreams.script("openai", input_tokens=1_000, output_tokens=100)
+    assert _call(client, customer["key"]).status_code == 200
+    version_id = model["price"]["version_id"]
+    with db.transaction():  # what a restore and a change made after it leave under the same ids
+        db.execute("UPDATE usage_events SET price_version_id = NULL, sell_version_id = NULL")
+        db.execute(
+            "UPDATE model_prices SET output_nanos = 20000, created_at = clock_timestamp() WHERE id = %s",
+            (version_id,),
+        )
+        db.execute(
+            "UPDATE sell_prices SET markup_bp = 5000, created_at = clock_timestamp() WHERE id = %s",
+            (sell_id,),
+        )
+    assert _call(client, customer["key"]).status_code == 200
+    first, second = _events(db)
+    assert first["cost_nanos"] == 1_000 * 1_234 + 100 * 9_877
+    assert first["sell_nanos"] == pricing.marked_up(first["cost_nanos"], 1_000)
+    assert second["cost_nanos"] == 1_000 * 1_234 + 100 * 20_000
+    assert second["sell_nanos"] == pricing.marked_up(second["cost_nanos"], 5_000)
+    assert (second["price_version_id"], second["sell_version_id"]) == (version_id, sell_id)
+
+
 def test_a_scheduled_price_waits_for_its_moment(admin, client, db, upstreams):
     model = ok(admin.post("admin-models", json=ACME), 201)["item"]
     later = {"prices": {"input": "5"}, "effective_from": "2099-01-01T00:00:00Z"}

@@ -232,9 +232,14 @@ def admitted_call(draw: st.DrawFn) -> tuple[pipeline.Call, Usage | None, int]:
         }
     )
     sell = pricing.Sell("markup", markup_bp=draw(st.integers(-10_000, 1_000_000)))
-    admission = {"leased_tokens": draw(st.integers(1, conv.max_tokens)), "clamped_to": None}
-    call = pipeline.Call(ctx=None, conv=conv, price=price, sell=sell, install_id=None, admission=admission)  # type: ignore[arg-type]
     bound = pipeline.prompt_token_bound(conv, price)
+    admission = {
+        "leased_tokens": draw(st.integers(1, conv.max_tokens)),
+        "clamped_to": None,
+        "prompt_tokens": bound,
+    }
+    call = pipeline.Call(ctx=None, conv=conv, install_id=None, admission=admission)  # type: ignore[arg-type]
+    call.price, call.sell = price, sell
     said = draw(
         st.none()
         | st.builds(
