@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import percentile  # noqa: E402
 from shared import migrate  # noqa: E402
 from shared.gateway import keys  # noqa: E402
-from shared.gateway.pipeline import ADMIT  # noqa: E402
+from shared.gateway.admissions import ADMIT  # noqa: E402
 from shared.gateway.settlements import SETTLE  # noqa: E402
 from shared.host.embedded_pg import EmbeddedPostgres  # noqa: E402
 

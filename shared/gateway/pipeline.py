@@ -23,7 +23,7 @@ from shared.billing import alerts, pricing
 from shared.billing.catalogue import ModelInfo, UnknownModel, catalogue
 from shared.billing.pricing import ModelPrice, Sell
 from shared.errors import REFUSALS, REFUSED_FIELDS, ApiError, bad_request
-from shared.gateway import keys, settlements
+from shared.gateway import admissions, keys, settlements
 from shared.gateway.request import parse_request
 from shared.gateway.versions import versions
 from shared.http import Ctx, JSONResponse
@@ -35,21 +35,6 @@ log = logging.getLogger("kaixu.gateway")
 T = TypeVar("T")
 
 
-ADMIT = db.named_call(
-    "kx_admit",
-    key_hash="bytea",
-    provider="text",
-    model="text",
-    install_id="text",
-    user_agent="text",
-    prompt_tokens="bigint",
-    max_tokens="bigint",
-    lease_tokens="bigint",
-    clamp_min="bigint",
-    embedding="boolean",
-    default_rpm="int",
-    default_concurrency="int",
-)
 # Kept back from a host's deadline (a Lambda's timeout) for SETTLE and the answer: SETTLE
 # takes about a millisecond, a database under strain a second or more.
 _SETTLE_RESERVE_S = 2.0
@@ -157,7 +142,7 @@ async def _settle_with_retries(params: dict[str, Any], give_up_at: float | None)
     delay = 0.05
     while True:
         try:
-            return await settlements.queue().settle(params)
+            return await settlements.queue().submit(params)
         except (*db.UNAVAILABLE, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if loop.time() + delay >= end:
                 raise
@@ -333,23 +318,29 @@ class Call:
 
 
 class _KnownKeys:
-    """Hashes of keys this process has seen exist, so only a key it has not met costs a lookup
-    before the body is read: a stranger with a made-up key gets its 401 without the gateway
-    reading, let alone parsing, a megabyte. Existence only; ADMIT still checks revocation on
-    every call, so this can never let a revoked key through."""
+    """Hashes of keys this process has seen exist, with their customer and key ids, so only a
+    key it has not met costs a lookup before the body is read: a stranger with a made-up key
+    gets its 401 without the gateway reading, let alone parsing, a megabyte. The ids order a
+    batch of admissions (a key never changes customer); ADMIT still checks the key, revoked or
+    not, on every call, so this can never let a revoked key through."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._hashes: dict[bytes, None] = {}
+        self._owners: dict[bytes, dict[str, int]] = {}
 
-    async def require(self, key_hash: bytes) -> None:
-        if key_hash in self._hashes:
-            return
-        if await db.fetch_one("SELECT 1 FROM api_keys WHERE key_hash = %s", (key_hash,)) is None:
+    async def owner(self, key_hash: bytes) -> dict[str, int]:
+        """``{"customer_id": ..., "api_key_id": ...}`` of an existing key; else a 401."""
+        if (known := self._owners.get(key_hash)) is not None:
+            return known
+        found = await db.fetch_one(
+            "SELECT customer_id, id AS api_key_id FROM api_keys WHERE key_hash = %s", (key_hash,)
+        )
+        if found is None:
             raise ApiError(401, "INVALID_KEY", REFUSALS["INVALID_KEY"])
-        if len(self._hashes) >= self.size:
-            self._hashes.pop(next(iter(self._hashes)))
-        self._hashes[key_hash] = None
+        if len(self._owners) >= self.size:
+            self._owners.pop(next(iter(self._owners)))
+        self._owners[key_hash] = found
+        return found
 
 
 _known_keys = _KnownKeys(size=10_000)
@@ -379,7 +370,7 @@ async def admit(
     ``Authorization: Bearer`` (Anthropic's ``x-api-key``); ``streamed`` says whether the
     answer will be a stream (its reservation is then a lease), or reads it from the body."""
     key_hash = keys.hash_key(secret or keys.bearer_key(ctx.headers.get("authorization")))
-    await _known_keys.require(key_hash)
+    owner = await _known_keys.owner(key_hash)
     conv, model = await _parse_offered(ctx, parse)
     ctx.provider, ctx.model = conv.provider, conv.model
     install_id = _install_id(ctx)
@@ -392,9 +383,9 @@ async def admit(
         raise ApiError(503, "PROVIDER_NOT_CONFIGURED", f"Provider {conv.provider} is not configured here.")
     cfg = config.settings()
     lease, clamp_min = _reserve(conv, streamed() if callable(streamed) else streamed, cfg)
-    row = await db.fetch_row(
-        ADMIT,
+    row = await admissions.admit(
         {
+            **owner,
             "key_hash": key_hash,
             "provider": conv.provider,
             "model": conv.model,

@@ -3,9 +3,12 @@
 -- The current definition, re-applied by `python -m shared.migrate` whenever this file
 -- changes (see shared/migrate.py). Edit it here; never in a numbered migration.
 
--- ADMIT. Concurrency: the key's rate rings and the month rollups are locked rows, and new
+-- ADMIT. Concurrency: the month rollups and the key's rate rings are locked rows, and new
 -- device seats are claimed under a per-key advisory lock, so parallel calls can never pass a
--- limit together. Nothing is written unless the call is admitted.
+-- limit together. The customer's month row is locked before any of the key's rows: a batch of
+-- admissions in one transaction (shared/gateway/group_commit.py) runs in customer and key
+-- order, so two batches take their locks in one order. Nothing is reserved or taken unless the
+-- call is admitted.
 --
 -- Output reserved: p_lease_tokens of the p_max_tokens asked for (a stream's first slice, which
 -- kx_extend_lease grows; all of max_tokens otherwise), or all of them for a model with hidden
@@ -115,6 +118,10 @@ BEGIN
         END IF;
     END IF;
 
+    -- The customer's month rollup, locked first (see above); caps are checked against it below.
+    v_cu := kx_customer_month(c.id, v_month);
+    month := v_month;
+
     -- Device seats, per key.
     v_seats := nullif(coalesce(k.max_devices, c.max_devices_per_key, p.max_devices_per_key), 0);
     IF p_install_id IS NULL THEN
@@ -163,12 +170,7 @@ BEGIN
         END IF;
     END IF;
 
-    -- Caps: reserve the worst case against the customer's month, and against the key's when
-    -- the key has a cap of its own (otherwise the customer's check covers it).
-    v_cu := kx_customer_month(c.id, v_month);
-    month := v_month;
-
-    -- Concurrent calls: the customer's month row, locked just above, serialises every
+    -- Concurrent calls: the customer's month row, locked above, serialises every
     -- admission of this customer, so the open reservations counted here cannot change under us.
     v_concurrency := coalesce(c.max_concurrent, p.max_concurrent, p_default_concurrency);
     IF v_concurrency > 0 AND (SELECT count(*) FROM reservations r WHERE r.customer_id = c.id) >= v_concurrency THEN
@@ -190,6 +192,8 @@ BEGIN
     v_prompt_cost := kx_cost(v_price, v_prompt, 0);
     v_prompt_sell := kx_sell(v_prompt_cost, v_sell, v_prompt, 0);
 
+    -- Caps: the customer's month, and the key's when the key has a cap of its own (otherwise
+    -- the customer's check covers it).
     cap_cents := coalesce(c.monthly_cap_cents, p.monthly_cap_cents) + v_cu.topup_cents;
     key_cap_cents := coalesce(k.monthly_cap_cents, cap_cents);
     spent_nanos := v_cu.spent_nanos;
