@@ -8,8 +8,8 @@ Every caller is answered with its own row, only once the transaction is committe
 
 Deadlocks: a batch runs its calls in customer and key order (every call's parameters name
 both), and each call takes the customer's rows before the key's, so two batches take their
-locks in one order. A batch that fails as a whole because the database is unavailable fails for each of its
-callers; one that fails for any other reason (one bad call, a deadlock with some other
+locks in one order. A batch that fails because the database is unavailable fails for each of
+its callers; one that fails for any other reason (one bad call, a deadlock with some other
 transaction) is split, each call written on its own, so that a bad one fails alone.
 """
 

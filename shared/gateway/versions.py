@@ -20,9 +20,9 @@ _READ = """
 SELECT (SELECT to_jsonb(mp) || jsonb_build_object('provider', mo.provider, 'model', mo.name,
                                                   'max_input_tokens', mo.max_input_tokens)
         FROM model_prices mp JOIN models mo ON mo.id = mp.model_id
-        WHERE mp.id = %(price)s AND mp.created_at = %(price_written_at)s) AS price,
+        WHERE mp.id = %(price_version_id)s AND mp.created_at = %(price_written_at)s) AS price,
        (SELECT to_jsonb(s) FROM sell_prices s
-        WHERE s.id = %(sell)s AND s.created_at = %(sell_written_at)s) AS sell
+        WHERE s.id = %(sell_version_id)s AND s.created_at = %(sell_written_at)s) AS sell
 """
 _Name = tuple[int, datetime]
 
@@ -45,11 +45,7 @@ class Versions:
         sell = AT_COST if sell_name[0] is None else self._sells.get(sell_name)
         if price is not None and sell is not None:
             return price, sell
-        row = await db.fetch_row(
-            _READ,
-            {"price": price_name[0], "price_written_at": price_name[1]}
-            | {"sell": sell_name[0], "sell_written_at": sell_name[1]},
-        )
+        row = await db.fetch_row(_READ, admission)  # the names are ADMIT's own columns
         if row["price"] is None or (sell is None and row["sell"] is None):
             raise LookupError(f"price version {price_name} or sell version {sell_name} is gone")
         if price is None:
