@@ -1,10 +1,9 @@
 """Streaming responses that end for good: their body generator closed, a stalled reader cut.
 
-Starlette stops iterating when the client hangs up, but a generator suspended at ``yield``
+A hang-up stops the body (:func:`stream_until_hang_up`), but a generator suspended at ``yield``
 is only finalised whenever the garbage collector gets to it; until then its ``finally``
 (returning a database connection, leaving a live tail) would not run. This response closes
-it as soon as the response ends, for whatever reason, then calls ``on_close`` (which runs
-even when the body never started, where a generator's ``finally`` would not).
+it as soon as the response ends, for whatever reason, then runs :meth:`closed`.
 
 A client that stops reading without hanging up would hold the response (and what feeds it:
 an upstream connection, a database cursor) for as long as it likes: a write that cannot go
@@ -43,12 +42,43 @@ def bounded(send: Send) -> Send:
     return send_or_give_up
 
 
-async def stream_to_reader(response: StreamingResponse, send: Send) -> None:
-    """Stream ``response`` body; a stalled reader ends it like a hang-up (logged, not raised)."""
+async def _hang_up(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def stream_until_hang_up(response: StreamingResponse, receive: Receive, send: Send) -> None:
+    """Stream ``response`` in this task, cancelled if the client hangs up first, and ended
+    like a hang-up (logged, not raised) if the client stops reading.
+
+    Starlette runs the body and the wait for the hang-up as two tasks of an anyio task group,
+    whose bookkeeping (cancel scopes, task handles, their events) cost each open stream about
+    5 KB; one small task that waits for the hang-up and cancels this one does the same. The
+    wait also ends when the response is complete (the server then answers ``http.disconnect``
+    too), by which time nothing is left to cancel.
+    """
+    writer = asyncio.current_task()
+    assert writer is not None
+    listener = asyncio.ensure_future(_hang_up(receive))
+    streaming, hung_up = True, False
+
+    def on_hang_up(_: asyncio.Future[None]) -> None:
+        nonlocal hung_up
+        if streaming:
+            hung_up = True
+            writer.cancel()
+
+    listener.add_done_callback(on_hang_up)
     try:
         await StreamingResponse.stream_response(response, bounded(send))
+    except asyncio.CancelledError:
+        if not hung_up or writer.uncancel() > 0:  # cancelled from outside too: that stands
+            raise
     except ReaderStalled:
         log.info("a client stopped reading a stream; it was ended")
+    finally:
+        streaming = False
+        listener.cancel()
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -64,15 +94,17 @@ class ClosingStreamingResponse(StreamingResponse):
         self._generator = content
         self._on_close = on_close
 
-    async def stream_response(self, send: Send) -> None:
-        await stream_to_reader(self, send)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await stream_until_hang_up(self, receive, send)
         finally:
             try:
                 await self._generator.aclose()
             finally:
-                if self._on_close is not None:  # runs even if the generator never started
-                    self._on_close()
+                await self.closed()
+
+    async def closed(self) -> None:
+        """Runs once the response is over for any reason, even if its body never started
+        (where a generator's ``finally`` would not)."""
+        if self._on_close is not None:
+            self._on_close()

@@ -20,11 +20,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, Protocol
 
-from starlette.responses import StreamingResponse
-from starlette.types import Send
-
 from shared import config, db, providers, sse
-from shared.closing_stream import stream_to_reader
+from shared.closing_stream import ClosingStreamingResponse
+from shared.gateway.handoff import Handoff
 from shared.gateway.leases import Lease, LeaseRefused
 from shared.gateway.pipeline import CLAMPED_FIELD, Call, admit, clamped_headers, upstream_failure
 from shared.http import Ctx
@@ -99,7 +97,7 @@ class StreamSession:
         self.grammar = grammar
         self._opener = providers.open_stream(call.conv)
         self.upstream: providers.UpstreamStream | None = None
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
+        self._queue: Handoff[object] = Handoff(64)
         self._reader: asyncio.Future[None] | None = None
         self.lease = Lease(call, config.settings().lease_step_tokens, self._stop_soon)
         self._open = False
@@ -132,7 +130,7 @@ class StreamSession:
             return usage, False
         return self.call.estimated_usage(usage, self.generated_bytes), True
 
-    async def _relay(self, queue: asyncio.Queue[object]) -> None:
+    async def _relay(self, queue: Handoff[object]) -> None:
         """Read the upstream in its own task, so waiting for text never cancels a read; never
         past the lease (waiting for its next step when it must), and no more once a step was
         refused: the refusal is handed on after what was read."""
@@ -185,7 +183,7 @@ class StreamSession:
                 raise item
             yield item  # type: ignore[misc]
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         """The stream's frames. A settlement the database cannot take ends it with an ``error``
         frame, not a cut: the reservation stays, and maintenance bills it as abandoned."""
         async with aclosing(self._frames()) as frames:
@@ -285,7 +283,7 @@ class StreamSession:
             log.warning("stream %s not settled: the database is unavailable", self.call.ctx.request_id)
 
 
-class EventStreamResponse(StreamingResponse):
+class EventStreamResponse(ClosingStreamingResponse):
     """A streaming response whose session is always finished, even when the client leaves or
     stops reading."""
 
@@ -294,11 +292,8 @@ class EventStreamResponse(StreamingResponse):
         super().__init__(session.frames(), media_type="text/event-stream", headers=headers)
         self.session = session
 
-    async def stream_response(self, send: Send) -> None:
-        try:
-            await stream_to_reader(self, send)
-        finally:
-            await asyncio.shield(asyncio.ensure_future(self.session.finish()))
+    async def closed(self) -> None:
+        await asyncio.shield(asyncio.ensure_future(self.session.finish()))
 
 
 async def serve_stream(ctx: Ctx) -> EventStreamResponse:
