@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,27 @@ def test_the_artifact_holds_the_code_and_only_runtime_packages(deployment):
     assert size < 250 * 2**20
     # Compiled for Lambda's read-only folders, so a cold start compiles nothing.
     assert list((deployment.code / "shared").glob("__pycache__/http.cpython-311.pyc"))
+
+
+def test_the_artifact_imports_psycopg_without_reading_package_metadata(deployment):
+    """The build writes psycopg's versions in, so a cold start skips importlib.metadata."""
+    layer = deployment.layer / "python"
+    expected = {
+        name: next(iter(metadata.distributions(name=name, path=[str(layer)]))).version
+        for name in ("psycopg", "psycopg-binary")
+    }
+    probe = (
+        "import json, sys, psycopg, psycopg_binary; print(json.dumps([psycopg.__version__, "
+        "psycopg_binary.__version__, 'importlib.metadata' in sys.modules]))"
+    )
+    run = subprocess.run(
+        [str(deployment.python), "-c", probe],
+        env={"PYTHONPATH": f"{deployment.code}:{layer}"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == [expected["psycopg"], expected["psycopg-binary"], False]
 
 
 def test_the_build_refuses_an_unknown_architecture():
