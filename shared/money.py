@@ -9,8 +9,7 @@ here; the SQL has its own one named constant (``kx_nanos``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 NANOS_PER_CENT = 10_000_000
 NANOS_PER_USD = 100 * NANOS_PER_CENT
@@ -33,8 +32,7 @@ def half_up_div(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
-@dataclass(frozen=True)
-class Month:
+class Month(NamedTuple):
     """A customer's (and key's) month as the gateway reports it: caps in cents, spend exact."""
 
     month: str
@@ -52,7 +50,7 @@ class Month:
 
     def spent(self, spent_nanos: int, key_spent_nanos: int) -> Month:
         """The same month after a call: its new spend."""
-        return replace(self, spent_nanos=spent_nanos, key_spent_nanos=key_spent_nanos)
+        return self._replace(spent_nanos=spent_nanos, key_spent_nanos=key_spent_nanos)
 
     def view(self) -> dict[str, Any]:
         """The ``month`` object of the public contract."""

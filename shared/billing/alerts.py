@@ -38,8 +38,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from psycopg.types.json import Jsonb
@@ -86,8 +85,7 @@ RETURNING id, customer_id, alert_type, payload, attempts
 NO_WEBHOOK = "the customer has no webhook set"
 
 
-@dataclass(frozen=True)
-class Alert:
+class Alert(NamedTuple):
     customer_id: int
     api_key_id: int  # 0 for the customer scope
     month: str
@@ -95,8 +93,7 @@ class Alert:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Receiver:
+class Receiver(NamedTuple):
     """Where one kind of delivery goes: the URL, and the secret that signs ('' for none)."""
 
     url: str

@@ -12,8 +12,7 @@ a model just added is callable from its first request.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import db
 from shared.errors import ApiError
@@ -33,8 +32,7 @@ class UnknownModel(ApiError):
     """A refusal for a model name the catalogue does not know: worth one reload and retry."""
 
 
-@dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(NamedTuple):
     """A model as the request checks see it: its canonical name, kind and token limits."""
 
     provider: str

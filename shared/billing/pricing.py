@@ -19,11 +19,10 @@ stripping a dated suffix would price the old ``gpt-4o-2024-05-13`` (5/15) as ``g
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared import money
 
@@ -46,8 +45,7 @@ _RATE_KEYS = {
 _ROUNDED_UP: list[tuple[str, str, str]] = []
 
 
-@dataclass(frozen=True)
-class Rates:
+class Rates(NamedTuple):
     """Nanos per token for each kind of token, for one pricing tier."""
 
     input: int
@@ -57,8 +55,7 @@ class Rates:
     cache_write_1h: int
 
 
-@dataclass(frozen=True)
-class ModelPrice:
+class ModelPrice(NamedTuple):
     """One model's prices. The base-tier rates are flat fields; ``long_context`` holds the
     rates that apply to the whole request once its prompt exceeds 200k tokens."""
 
@@ -222,8 +219,7 @@ def worst_case_nanos(price: ModelPrice, input_tokens: int, output_tokens: int) -
     return input_tokens * rates.input + output_tokens * rates.output + price.request
 
 
-@dataclass(frozen=True)
-class Sell:
+class Sell(NamedTuple):
     """A sell rule in force: a markup in basis points over cost, or fixed per-token rates."""
 
     kind: str  # "markup" or "fixed"

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared import config
 from shared.errors import ApiError
@@ -25,8 +25,7 @@ MASTER_ROLE = "owner"
 _MAX_KEY_LENGTH = 100
 
 
-@dataclass(frozen=True)
-class NewKey:
+class NewKey(NamedTuple):
     secret: str
     hash: bytes
     last4: str

@@ -8,7 +8,6 @@ shielded from cancellation, so a client hanging up cannot leave money reserved.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -190,9 +189,7 @@ class Call:
         leased = self.leased_tokens
         if usage.output_tokens <= leased or leased >= self.conv.max_tokens:
             return usage
-        return dataclasses.replace(
-            usage, output_tokens=leased, reasoning_tokens=min(usage.reasoning_tokens, leased)
-        )
+        return usage._replace(output_tokens=leased, reasoning_tokens=min(usage.reasoning_tokens, leased))
 
     @property
     def month_before(self) -> Month:
@@ -301,8 +298,8 @@ class Call:
         output = min(estimate_tokens(output_bytes), self.conv.max_tokens, self.leased_tokens)
         if usage is None:
             return Usage(input_tokens=prompt, output_tokens=output)
-        return dataclasses.replace(
-            usage, input_tokens=usage.input_tokens or prompt, output_tokens=max(usage.output_tokens, output)
+        return usage._replace(
+            input_tokens=usage.input_tokens or prompt, output_tokens=max(usage.output_tokens, output)
         )
 
     def usage_view(self, usage: Usage | None) -> dict[str, int]:

@@ -12,8 +12,6 @@ Adapters (one module per provider) only translate; ``transport`` and ``stream`` 
 
 from __future__ import annotations
 
-import dataclasses
-
 from shared import config, http11
 from shared.providers import errors, transport
 from shared.providers.anthropic import Anthropic
@@ -74,7 +72,7 @@ async def complete(conv: Conversation) -> Completion:
         raise errors.unreadable(provider.label, headers)
     completion = provider.parse_completion(parsed, conv)
     request_id = errors.request_id(headers) or completion.upstream_request_id
-    return dataclasses.replace(completion, upstream_request_id=request_id)
+    return completion._replace(upstream_request_id=request_id)
 
 
 async def embed(conv: Conversation) -> Embeddings:

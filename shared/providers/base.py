@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -22,8 +21,7 @@ def request_headers(stream: bool, auth: dict[str, str]) -> dict[str, str]:
     return {"content-type": "application/json", "accept": accept, **auth}
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
     """Token counts as the client should see them, uniform across providers.
 
     ``input_tokens`` is the whole prompt (cached and cache-written tokens included) and
@@ -43,8 +41,7 @@ class Usage:
     reasoning_tokens: int = 0
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """A non-streamed answer; ``body`` is the provider's own JSON, for a client that speaks
     the provider's format (it gets the answer as the provider wrote it)."""
 
@@ -56,16 +53,14 @@ class Completion:
     body: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class Embeddings:
+class Embeddings(NamedTuple):
     """One vector per input, and the usage when the provider reports it (Gemini does not)."""
 
     vectors: list[list[float]]
     usage: Usage | None
 
 
-@dataclass(frozen=True)
-class UpstreamCall:
+class UpstreamCall(NamedTuple):
     """One HTTP request to a provider, ready to send."""
 
     url: str

@@ -15,7 +15,7 @@ model does not know (``cache_control``, ``logprobs``, ``metadata``, ...) still a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
@@ -24,13 +24,11 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 IMAGE_TOKEN_BOUND = 3_000
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(NamedTuple):
     """An image by URL (``https:``) or inline (``data`` is base64 with its ``media_type``)."""
 
     url: str | None = None
@@ -38,8 +36,7 @@ class Image:
     data: str | None = None
 
 
-@dataclass(frozen=True)
-class ToolCall:
+class ToolCall(NamedTuple):
     """A call the model asked for; ``arguments`` is the JSON text it wrote."""
 
     id: str
@@ -47,8 +44,7 @@ class ToolCall:
     arguments: str
 
 
-@dataclass(frozen=True)
-class ToolResult:
+class ToolResult(NamedTuple):
     """What the client's tool answered to the call ``call_id``."""
 
     call_id: str
@@ -59,8 +55,7 @@ class ToolResult:
 Part = Text | Image | ToolCall | ToolResult
 
 
-@dataclass(frozen=True)
-class Turn:
+class Turn(NamedTuple):
     """One message. ``tool`` turns carry only :class:`ToolResult` parts; ``system`` and
     ``developer`` turns only text (adapters without such roles lift them out, in order)."""
 
@@ -72,21 +67,18 @@ class Turn:
         return "".join(part.text for part in self.parts if isinstance(part, Text))
 
 
-@dataclass(frozen=True)
-class Tool:
+class Tool(NamedTuple):
     name: str
     description: str | None
     parameters: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ToolChoice:
+class ToolChoice(NamedTuple):
     mode: Literal["auto", "none", "required", "named"]
     name: str | None = None
 
 
-@dataclass(frozen=True)
-class ResponseFormat:
+class ResponseFormat(NamedTuple):
     """JSON output: any object (``json_object``) or one that fits ``schema``."""
 
     kind: Literal["json_object", "json_schema"]
@@ -165,8 +157,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@dataclass(frozen=True)
-class Finish:
+class Finish(NamedTuple):
     """The provider said why it stopped (streams end with one)."""
 
     reason: FinishReason

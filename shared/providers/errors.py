@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared import http11
 
@@ -50,8 +50,7 @@ class UpstreamError(Exception):
         return f"UpstreamError({self.status}, {self.code!r}, {self.message!r})"
 
 
-@dataclass(frozen=True)
-class ErrorDetails:
+class ErrorDetails(NamedTuple):
     """What a provider's error body says, in provider-neutral terms."""
 
     message: str = ""

@@ -13,14 +13,13 @@ count as one line break.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
     event: str
     data: str
     id: str | None = None

@@ -247,6 +247,12 @@ def admitted_call(draw: st.DrawFn) -> tuple[pipeline.Call, Usage | None, int]:
             input_tokens=st.integers(0, bound),
             output_tokens=st.integers(0, conv.max_tokens),
             cached_input_tokens=st.just(0),
+            # builds() draws every field of a NamedTuple; the others stay 0 as before (the
+            # bound assumes no cache writes: see pricing.worst_case_nanos).
+            cache_write_tokens=st.just(0),
+            cache_write_1h_tokens=st.just(0),
+            tool_prompt_tokens=st.just(0),
+            reasoning_tokens=st.just(0),
         )
     )
     return call, said, draw(st.integers(0, 10**7))
