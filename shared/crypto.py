@@ -19,8 +19,8 @@ import binascii
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,8 +40,7 @@ class DecryptionError(Exception):
     """A sealed secret could not be opened."""
 
 
-@dataclass(frozen=True)
-class Keyring:
+class Keyring(NamedTuple):
     keys: dict[str, bytes]
     current: str  # the key id new secrets are sealed with
 

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import math
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared import config, db
 
@@ -23,8 +23,7 @@ RETURNING hits
 """
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     allowed: bool
     retry_after_s: int
 

@@ -12,8 +12,7 @@ got wrong.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -32,8 +31,7 @@ MAX_MODEL_NAME = 200
 Check = Callable[[str, Any], Any]
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """How to check one field's non-null value, and whether ``null`` is allowed."""
 
     check: Check

@@ -23,8 +23,7 @@ month).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 
@@ -70,8 +69,7 @@ SELECT
 """
 
 
-@dataclass(frozen=True)
-class Pricing:
+class Pricing(NamedTuple):
     version: int
     currency: str
     base_month_cents: int

@@ -47,9 +47,8 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 from urllib.parse import SplitResult, unquote, urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
@@ -125,8 +124,7 @@ class PushError(Exception):
 # ----------------------------------------------------------------------------- the folder
 
 
-@dataclass(frozen=True)
-class LocalFile:
+class LocalFile(NamedTuple):
     path: str  # "/dir/file.html", as the manifest names it
     source: Path
     size: int
@@ -257,8 +255,7 @@ class Reporter:
 # ----------------------------------------------------------------------------- HTTP
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """One response, read whole."""
 
     status: int

@@ -20,8 +20,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import AsyncIterator, Generator, Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -52,8 +51,7 @@ _SCALARS = {
 _STEP = 64 * 1024  # bytes inflated and parsed at a time
 
 
-@dataclass(frozen=True)
-class InitRequest:
+class InitRequest(NamedTuple):
     project_id: str
     branch: str
     title: str
@@ -79,7 +77,7 @@ def fingerprint(req: InitRequest) -> str:
     """What an Idempotency-Key is bound to: the request as understood (canonical paths). A dry
     run creates nothing to replay, so its flag stays out (fingerprints stored before it existed
     still match)."""
-    request = {name: value for name, value in asdict(req).items() if name != "dry_run"}
+    request = {name: value for name, value in req._asdict().items() if name != "dry_run"}
     return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
