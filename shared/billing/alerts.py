@@ -94,10 +94,12 @@ class Alert(NamedTuple):
 
 
 class Receiver(NamedTuple):
-    """Where one kind of delivery goes: the URL, and the secret that signs ('' for none)."""
+    """Where one kind of delivery goes: the URL, the secret that signs ('' for none), and
+    whether it must be a public address (a customer's URL: the server makes the request)."""
 
     url: str
     secret: str
+    public_only: bool = False
 
 
 def _alert(
@@ -259,13 +261,33 @@ async def _send(client: httpx.AsyncClient, receiver: Receiver, payload: dict[str
     headers = {"content-type": "application/json", "user-agent": "kaixu-gateway-alerts"}
     if receiver.secret:
         headers["x-kaixu-signature"] = signature(receiver.secret, int(time.time()), body)
+    from shared import public_address  # like httpx, loaded only when something is sent
+
+    try:
+        url, extensions = await _target(receiver, headers)
+    except public_address.NotPublic as exc:
+        return f"{exc}: not sent"[:300]
     import httpx
 
     try:
-        response = await client.post(receiver.url, content=body, headers=headers)
+        response = await client.post(url, content=body, headers=headers, extensions=extensions)
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {str(exc).replace(receiver.url, '<webhook>')}"[:300]
+        message = str(exc).replace(receiver.url, "<webhook>").replace(url, "<webhook>")
+        return f"{type(exc).__name__}: {message}"[:300]
     return None if response.is_success else f"HTTP {response.status_code}"
+
+
+async def _target(receiver: Receiver, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The URL to POST to and the request's extensions. A customer's URL is resolved and every
+    address it names checked first (``shared.public_address``); the request then goes to that
+    address, with the name in its Host header and for TLS."""
+    if not receiver.public_only:
+        return receiver.url, {}
+    from shared import public_address
+
+    allow_loopback = config.settings().environment != "production"
+    url, headers["host"], server_name = await public_address.pin(receiver.url, allow_loopback=allow_loopback)
+    return url, {"sni_hostname": server_name}
 
 
 def backoff_s(attempts: int) -> int:
@@ -294,7 +316,10 @@ async def _deliver(table: str, ids: list[int] | None = None, limit: int = 50) ->
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
     import httpx
 
-    async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+    # No connection is kept for another delivery: one is made to an address, and its TLS
+    # checked for the name of the delivery that made it, not of the next one to that address.
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False, limits=no_reuse) as client:
 
         async def one_customer(rows: list[dict[str, Any]]) -> int:
             """A customer's rows in order (a warning before its cap_reached)."""
@@ -334,7 +359,7 @@ async def _receivers(table: str, customer_ids: set[int]) -> dict[int, Receiver |
         except (crypto.DecryptionError, crypto.EncryptionNotConfigured) as exc:
             receivers[customer_id] = f"the webhook's signing secret cannot be opened: {exc}"[:300]
             continue
-        receivers[customer_id] = Receiver(row["url"], secret)
+        receivers[customer_id] = Receiver(row["url"], secret, public_only=True)
     return receivers
 
 

@@ -9,20 +9,19 @@ no id to pass, so a customer can neither read nor change another's webhook or de
 
 The URL must be https (http only for a loopback host, where a local receiver listens). An
 address that names an internal host outright (a private, link-local or reserved IP, and in
-production loopback too) is refused, since the server, not the customer, makes the request.
+production loopback too) is refused, since the server, not the customer, makes the request;
+a name is judged by what it resolves to when each delivery is sent (``shared.public_address``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 from psycopg.types.json import Jsonb
 
-from shared import audit, config, crypto, db, fields, params, throttle
+from shared import audit, config, crypto, db, fields, params, public_address, throttle
 from shared.admin import accounts
 from shared.billing import alerts
 from shared.errors import ApiError, bad_request
@@ -53,41 +52,14 @@ RETURNING url, secret_last4, created_at, updated_at, (xmax = 0) AS inserted
 """
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address ``host`` names outright, in any form a resolver accepts (``127.1``,
-    ``2130706433`` and ``0x7f.0.0.1`` are all 127.0.0.1), or None for a name."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _is_loopback(host: str) -> bool:
-    address = _ip(host)
-    if address is None:
-        return host == "localhost" or host.endswith(".localhost")
-    return address.is_loopback
-
-
-def _is_internal(host: str) -> bool:
-    """An IP that is not on the public internet (a name is judged by its owner's DNS)."""
-    address = _ip(host)
-    return address is not None and (not address.is_global or address.is_multicast)
-
-
 def _check_host(scheme: str, host: str) -> None:
-    loopback = _is_loopback(host)
+    loopback = public_address.is_loopback(host)
     if scheme == "http" and host not in _LOOPBACK:
         raise bad_request("url", "url must use https:// (http:// only for 127.0.0.1, localhost or ::1).")
     if loopback and config.settings().environment == "production":
         raise bad_request("url", "url must be a public address: this server cannot call its own host.")
-    if not loopback and _is_internal(host):
+    address = public_address.ip_named(host)
+    if not loopback and address is not None and public_address.refused(address, allow_loopback=False):
         raise bad_request("url", "url must be a public address, not a private or reserved IP.")
 
 

@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -213,6 +214,41 @@ def test_an_unreachable_url_is_logged_without_the_url(hooks, server, admin):
     [row] = log_of(alice)
     assert row["status"] == "pending" and row["attempts"] == 1
     assert row["last_error"].startswith("ConnectError") and "secret-path-token" not in row["last_error"]
+
+
+def test_a_name_is_judged_by_the_address_it_resolves_to_each_time_a_delivery_is_sent(
+    hooks, server, admin, configure, db
+):
+    """A name passes when it is set; in production what it resolves to (loopback here, a
+    private address in a hostile customer's DNS) is not called, and in development it is,
+    at the address judged, with the name kept in the Host header."""
+    alice = sign_in(server, admin, "alice@example.com")
+    port = urlsplit(hooks.base).port
+    set_url(alice, f"http://localhost:{port}/alice")
+    configure(KAIXU_ENV="production")
+    after_call(alice.customer_id, alice.master_key_id, 870)
+    [refused] = log_of(alice)
+    assert (refused["status"], refused["last_error"]) == (
+        "pending",
+        "the webhook's host resolves to 127.0.0.1, which is not a public address: not sent",
+    )
+    assert hooks.got("alice") == []
+    configure(KAIXU_ENV="development")
+    db.execute("UPDATE customer_alert_deliveries SET next_attempt_at = now()")
+    assert run(alerts.deliver_due()) == 1
+    [(headers, _)] = hooks.got("alice")
+    assert headers["host"] == f"localhost:{port}"
+
+
+def test_every_delivery_has_its_own_connection(hooks, server, admin):
+    """A connection goes to an address, its TLS checked for one webhook's name: another
+    customer's name at the same address must not ride on it."""
+    alice = sign_in(server, admin, "alice@example.com")
+    set_url(alice, hooks.url("alice"))
+    after_call(alice.customer_id, alice.master_key_id, 1000)  # the warning and the cap at once
+    assert hooks.types("alice") == ["cap_warning", "cap_reached"]
+    first, second = hooks.client_ports["alice"]
+    assert first != second
 
 
 def test_a_test_delivery_is_signed_logged_and_tried_once(hooks, server, admin, db):

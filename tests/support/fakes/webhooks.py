@@ -22,6 +22,7 @@ Delivery = tuple[dict[str, str], bytes]  # (headers, body)
 class WebhookReceiver:
     def __init__(self) -> None:
         self.received: dict[str, list[Delivery]] = {}
+        self.client_ports: dict[str, list[int]] = {}  # the sender's port: one per connection
         self.failures_left: dict[str, int] = {}
         app = Starlette(routes=[Route("/{name}", self._hook, methods=["POST"])])
         self._http = LoopbackServer(app, "webhook-receiver")
@@ -33,6 +34,7 @@ class WebhookReceiver:
             self.failures_left[name] -= 1
             return Response("boom", status_code=500)
         self.received.setdefault(name, []).append((dict(request.headers), await request.body()))
+        self.client_ports.setdefault(name, []).append(request.client.port if request.client else 0)
         return Response(status_code=204)
 
     def url(self, name: str) -> str:
@@ -49,6 +51,7 @@ class WebhookReceiver:
 
     def reset(self) -> None:
         self.received.clear()
+        self.client_ports.clear()
         self.failures_left.clear()
 
     def stop(self) -> None:
