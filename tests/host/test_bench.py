@@ -43,6 +43,8 @@ def test_bench_smoke_run_reports_every_figure(driver: str):
     assert hot["one_key_rps"] > 0 and hot["spread_rps"] > 0 and hot["errors"] == 0
     idle = result["idle_streams"]
     assert idle["streams"] == 50 and idle["errors"] == 0 and idle["rss_open"] > 0
+    increase = idle["gateway_p50_ms"] - idle["gateway_p50_ms_before"]  # against the run just before
+    assert abs(idle["latency_p50_increase_ms"] - increase) <= 0.002
     cold = result["cold_start"]
     assert set(cold["import_ms"]) == {"health", "gateway_chat"} and cold["first_gateway_chat_ms"] > 0
     assert "added latency c=1" in run.stdout and "cold start" in run.stdout
