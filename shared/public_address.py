@@ -65,23 +65,32 @@ async def pin(url: str, *, allow_loopback: bool) -> Pinned:
     :class:`NotPublic` when it does not resolve or any address it resolves to is refused.
     IPv4 is preferred: a serverless function often has no IPv6 route out."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:  # what a resolver and the Host header see: "bücher.example" is "xn--bcher-kva.example"
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+    except UnicodeError:
+        raise NotPublic("the webhook's host is not a valid name") from None
     default_port = 443 if parts.scheme == "https" else 80
     try:
         answers = await asyncio.get_running_loop().getaddrinfo(
             host, parts.port or default_port, type=socket.SOCK_STREAM
         )
-    except (socket.gaierror, UnicodeError) as exc:
+    except socket.gaierror as exc:
         raise NotPublic(f"the webhook's host does not resolve ({exc})") from None
     addresses = [_unmapped(ipaddress.ip_address(answer[4][0])) for answer in answers]
     for address in addresses:
         if refused(address, allow_loopback=allow_loopback):
             raise NotPublic(f"the webhook's host resolves to {address}, which is not a public address")
+    if not addresses:
+        raise NotPublic("the webhook's host resolves to no address")
     chosen = min(addresses, key=lambda address: address.version)
-    literal = f"[{chosen}]" if chosen.version == 6 else str(chosen)
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
-    host_header = parts.netloc.rpartition("@")[2]
+    port = f":{parts.port}" if parts.port else ""
+    netloc, host_header = _literal(chosen) + port, _literal(host) + port
     return Pinned(parts._replace(netloc=netloc).geturl(), host_header, host)
+
+
+def _literal(host: Address | str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in str(host) else str(host)
 
 
 def _unmapped(address: Address) -> Address:

@@ -54,6 +54,9 @@ def test_a_public_url_is_pinned_to_its_address_keeping_the_name_for_host_and_tls
     assert pin("https://[2001:4860:4860::8888]:8443/h") == Pinned(
         "https://[2001:4860:4860::8888]:8443/h", "[2001:4860:4860::8888]:8443", "2001:4860:4860::8888"
     )
+    assert pin("http://\u24dbocalhost:9/h", allow_loopback=True) == Pinned(  # IDNA maps it to "l"
+        "http://127.0.0.1:9/h", "localhost:9", "localhost"
+    )
     assert pin("http://localhost:9/h", allow_loopback=True) == Pinned(
         "http://127.0.0.1:9/h", "localhost:9", "localhost"
     )
@@ -65,6 +68,9 @@ def test_a_public_url_is_pinned_to_its_address_keeping_the_name_for_host_and_tls
         ("https://10.0.0.5/hook", "resolves to 10.0.0.5"),
         ("https://[::ffff:169.254.169.254]/hook", "resolves to 169.254.169.254"),
         ("http://localhost:9/hook", "resolves to 127.0.0.1"),
+        ("http://\u24dbocalhost:9/hook", "resolves to 127.0.0.1"),  # a name set-time checks cannot read
+        ("https://b\u00fccher.invalid/hook", "does not resolve"),
+        ("https://a..b/hook", "not a valid name"),
         ("https://nothing.invalid/hook", "does not resolve"),
     ],
 )
