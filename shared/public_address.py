@@ -33,6 +33,15 @@ class Pinned(NamedTuple):
     server_name: str
 
 
+def ascii_name(host: str) -> str:
+    """``host`` as a resolver (and a Host header) reads it: "bücher.example" is
+    "xn--bcher-kva.example", and "ⓛocalhost" is "localhost"."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise NotPublic("the webhook's host is not a valid name") from None
+
+
 def ip_named(host: str) -> Address | None:
     """The address ``host`` names outright, in any form a resolver accepts (``127.1``,
     ``2130706433`` and ``0x7f.0.0.1`` are all 127.0.0.1), or None for a name."""
@@ -65,10 +74,7 @@ async def pin(url: str, *, allow_loopback: bool) -> Pinned:
     :class:`NotPublic` when it does not resolve or any address it resolves to is refused.
     IPv4 is preferred: a serverless function often has no IPv6 route out."""
     parts = urlsplit(url)
-    try:  # what a resolver and the Host header see: "bücher.example" is "xn--bcher-kva.example"
-        host = (parts.hostname or "").encode("idna").decode("ascii")
-    except UnicodeError:
-        raise NotPublic("the webhook's host is not a valid name") from None
+    host = ascii_name(parts.hostname or "")
     default_port = 443 if parts.scheme == "https" else 80
     try:
         answers = await asyncio.get_running_loop().getaddrinfo(

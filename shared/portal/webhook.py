@@ -84,6 +84,10 @@ def clean_url(value: Any) -> str:
         )
     if "@" in parts.netloc:
         raise bad_request("url", "url must not contain credentials (user:password@): sign with the secret.")
+    try:
+        host = public_address.ascii_name(host)
+    except public_address.NotPublic:
+        raise bad_request("url", "url's host is not a valid name.") from None
     _check_host(scheme, host)
     return url
 
