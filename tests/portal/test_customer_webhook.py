@@ -77,6 +77,14 @@ def after_call(customer_id: int, key_id: int, spent_cents: float) -> None:
     run(alerts.check_after_call(customer_id, key_id, Month(MONTH, 1000, spent, None, spent)))
 
 
+def pending_deliveries(db: Any) -> list[dict[str, Any]]:
+    """Deliveries of either audience not yet answered."""
+    return db.execute(
+        "SELECT id FROM alert_deliveries WHERE status = 'pending'"
+        " UNION ALL SELECT id FROM customer_alert_deliveries WHERE status = 'pending'"
+    ).fetchall()
+
+
 def log_of(customer: portal_support.Customer, **query: Any) -> list[dict[str, Any]]:
     return ok(customer.http.get(WEBHOOK, params=query))["deliveries"]
 
@@ -129,6 +137,8 @@ def test_gateway_calls_crossing_the_cap_alert_the_customer_and_the_operator_each
         gateway, json=chat_body(max_tokens=16_000), headers=auth, timeout=30
     )  # past the cap, or refused
     assert wait_for(lambda: len(hooks.got("alice")) == 2 and len(hooks.got("operator")) == 2)
+    # A receiver holds the body before its sender has read the answer and marked the row sent.
+    assert wait_for(lambda: not pending_deliveries(db))
 
     assert hooks.types("alice") == hooks.types("operator") == ["cap_warning", "cap_reached"]
     for headers, body in hooks.got("alice"):
