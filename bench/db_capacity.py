@@ -49,6 +49,7 @@ _ADMISSION = {  # a small call: 40 prompt tokens, up to 3,323 out (1,999,800 nan
     "embedding": False,
     "default_rpm": 0,
     "default_concurrency": 0,
+    "cache_writes": False,
 }
 _SETTLEMENT = {
     "provider": "openai",

@@ -209,14 +209,18 @@ def _at(rates: Rates, usage: Usage) -> int:
     )
 
 
-def worst_case_nanos(price: ModelPrice, input_tokens: int, output_tokens: int) -> int:
+def worst_case_nanos(
+    price: ModelPrice, input_tokens: int, output_tokens: int, *, cache_writes: bool = False
+) -> int:
     """The most a request can cost, to reserve budget before calling the provider: every
-    prompt token at the full input rate (cache reads only make it cheaper; the gateway sends
-    no ``cache_control``, so no cache writes happen) and every output token at the output
-    rate, both at the long-context tier when the prompt is above its threshold. ADMIT
-    computes the same bound in SQL (``kx_cost`` in sql/functions/pricing.sql)."""
+    prompt token at the full input rate (cache reads only make it cheaper), or at the dearest
+    of the input and cache-write rates when the request may write the cache, and every output
+    token at the output rate, both at the long-context tier when the prompt is above its
+    threshold. ADMIT computes the same bound in SQL (``kx_cost`` and ``kx_cache_writing`` in
+    sql/functions/pricing.sql)."""
     rates = price.rates_for(input_tokens)
-    return input_tokens * rates.input + output_tokens * rates.output + price.request
+    prompt = max(rates.input, rates.cache_write_5m, rates.cache_write_1h) if cache_writes else rates.input
+    return input_tokens * prompt + output_tokens * rates.output + price.request
 
 
 class Sell(NamedTuple):

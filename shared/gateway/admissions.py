@@ -25,6 +25,7 @@ _ARGUMENTS = {
     "embedding": "boolean",
     "default_rpm": "int",
     "default_concurrency": "int",
+    "cache_writes": "boolean",
 }
 ADMIT = db.named_call("kx_admit", **_ARGUMENTS)
 ADMIT_MANY = group_commit.batch_call("kx_admit", **_ARGUMENTS)

@@ -395,6 +395,7 @@ async def admit(
             "embedding": conv.embedding,
             "default_rpm": cfg.default_rpm_limit,
             "default_concurrency": cfg.default_max_concurrent,
+            "cache_writes": conv.may_write_cache(),
         },
     )
     ctx.customer_id, ctx.api_key_id = row["customer_id"], row["api_key_id"]

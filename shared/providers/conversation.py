@@ -126,6 +126,12 @@ class Conversation:
             size += len(repr(self.response_format.schema).encode())
         return size
 
+    def may_write_cache(self) -> bool:
+        """Whether the provider may bill prompt tokens as cache writes, dearer than input: a
+        body passed through as it came that marks ``cache_control`` anywhere (a block, a tool,
+        the whole request). Only a bound depends on it, so a false alarm costs nothing."""
+        return self.native is not None and _has_key(self.native, "cache_control")
+
     def with_max_tokens(self, tokens: int) -> Conversation:
         """The same request asking for at most ``tokens`` of output (a clamped call); a body
         passed through as it came says so in the field it used (OpenAI's
@@ -144,6 +150,21 @@ class Conversation:
 
     def images(self) -> int:
         return sum(isinstance(part, Image) for turn in self.turns for part in turn.parts)
+
+
+def _has_key(document: Any, key: str) -> bool:
+    """Whether a JSON document has ``key`` in any of its objects (iterative: no nesting a
+    client sends can exhaust the stack)."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if key in item:
+                return True
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 @dataclass(frozen=True)

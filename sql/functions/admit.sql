@@ -15,6 +15,10 @@
 -- reasoning. When that does not fit the caps or the prepaid credit, the call is admitted with
 -- the most output at least p_clamp_min that does (clamped_to), else refused as before.
 --
+-- A prompt that may write the provider's cache (p_cache_writes: the body marks cache_control)
+-- is priced at the dearest of the input and cache-write rates (kx_cache_writing), and the
+-- reservation remembers it so that every lease step is priced the same way.
+--
 -- An admitted call learns the prompt bound reserved and the price and sell versions by id and
 -- the moment each row was written (the gateway reads a version once: its rows never change,
 -- and the moment tells a reused id from the row it named before a restore). No sell version
@@ -22,7 +26,7 @@
 CREATE OR REPLACE FUNCTION kx_admit(
     p_key_hash bytea, p_provider text, p_model text, p_install_id text, p_user_agent text,
     p_prompt_tokens bigint, p_max_tokens bigint, p_lease_tokens bigint, p_clamp_min bigint,
-    p_embedding boolean, p_default_rpm int, p_default_concurrency int,
+    p_embedding boolean, p_default_rpm int, p_default_concurrency int, p_cache_writes boolean,
     OUT status int, OUT code text, OUT scope text, OUT limit_value int, OUT retry_after_s int,
     OUT reservation_id bigint, OUT customer_id bigint, OUT api_key_id bigint, OUT month text,
     OUT cap_cents bigint, OUT spent_nanos bigint, OUT key_cap_cents bigint, OUT key_spent_nanos bigint,
@@ -186,6 +190,10 @@ BEGIN
     -- context) and the output leased now, at the long-context tier when the prompt is above it.
     -- A model that reasons unseen leases all of max_tokens: no streamed byte bounds its output.
     v_sell := kx_sell_rule(c.id, c.plan_id, m.id, v_now);
+    IF p_cache_writes THEN  -- the prompt may be billed as cache writes, dearer than input
+        v_price := kx_cache_writing(v_price);
+        v_sell := kx_cache_writing(v_sell);
+    END IF;
     v_prompt := least(p_prompt_tokens, m.max_input_tokens);
     v_out := CASE WHEN m.hidden_reasoning THEN p_max_tokens ELSE least(p_lease_tokens, p_max_tokens) END;
     v_worst := kx_sell(kx_cost(v_price, v_prompt, v_out), v_sell, v_prompt, v_out);
@@ -269,10 +277,10 @@ BEGIN
     END IF;
     INSERT INTO reservations (customer_id, api_key_id, month, reserved_nanos, key_reserved_nanos, provider,
                               model, install_id, prompt_tokens, prompt_nanos, prompt_cost_nanos,
-                              price_version_id, sell_version_id, leased_tokens)
+                              price_version_id, sell_version_id, leased_tokens, cache_writes)
     VALUES (c.id, k.id, v_month, v_worst, CASE WHEN v_key_capped THEN v_worst ELSE 0 END,
             p_provider, p_model, p_install_id, v_prompt, v_prompt_sell, v_prompt_cost, v_price.id, v_sell.id,
-            v_out)
+            v_out, p_cache_writes)
     RETURNING id INTO reservation_id;
     prompt_tokens := v_prompt;
     price_version_id := v_price.id;

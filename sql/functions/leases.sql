@@ -75,6 +75,10 @@ BEGIN
     IF r.sell_version_id IS NOT NULL THEN
         SELECT * INTO v_sell FROM sell_prices WHERE id = r.sell_version_id;
     END IF;
+    IF r.cache_writes THEN  -- priced as ADMIT priced it
+        v_price := kx_cache_writing(v_price);
+        v_sell := kx_cache_writing(v_sell);
+    END IF;
     v_leased := r.leased_tokens + p_add_tokens;
     v_add := greatest(kx_sell(kx_cost(v_price, r.prompt_tokens, v_leased), v_sell, r.prompt_tokens, v_leased)
                       - r.reserved_nanos, 0);

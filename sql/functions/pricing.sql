@@ -5,15 +5,34 @@
 -- The current definition, re-applied by `python -m shared.migrate` whenever this file
 -- changes (see shared/migrate.py). Edit it here; never in a numbered migration.
 
--- The cost of input and output tokens at a price version (no cache reads or writes: the
--- gateway sends no cache_control, and reads only make a call cheaper), at the long-context
--- tier when the input is above its threshold, plus the per-call fee.
+-- The cost of input and output tokens at a price version (cache reads only make a call
+-- cheaper; a prompt that may write the cache is priced with kx_cache_writing first), at the
+-- long-context tier when the input is above its threshold, plus the per-call fee.
 CREATE OR REPLACE FUNCTION kx_cost(p model_prices, p_input bigint, p_output bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p.long_context_threshold IS NOT NULL AND p_input > p.long_context_threshold
                 THEN p_input * p.lc_input_nanos + p_output * p.lc_output_nanos
                 ELSE p_input * p.input_nanos + p_output * p.output_nanos END + p.request_nanos
 $$;
+
+-- A price whose input rate is the dearest way a prompt token may be billed when the request
+-- marks blocks for the provider's cache (Anthropic's cache_control: a write costs 1.25x input
+-- for five minutes, 2x for an hour), so the bound priced with it still covers the bill. The
+-- same for a fixed sell rule's rates; a markup rule (NULL rates) is left as it is.
+CREATE OR REPLACE FUNCTION kx_cache_writing(p model_prices) RETURNS model_prices
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    p.input_nanos := greatest(p.input_nanos, p.cache_write_5m_nanos, p.cache_write_1h_nanos);
+    p.lc_input_nanos := greatest(p.lc_input_nanos, p.lc_cache_write_5m_nanos, p.lc_cache_write_1h_nanos);
+    RETURN p;
+END $$;
+
+CREATE OR REPLACE FUNCTION kx_cache_writing(s sell_prices) RETURNS sell_prices
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.input_nanos := greatest(s.input_nanos, s.cache_write_5m_nanos, s.cache_write_1h_nanos);
+    RETURN s;
+END $$;
 
 -- What a call that cost p_cost sells for under rule s: cost x (1 + markup), rounded half up
 -- to a whole nano (shared/billing/pricing.py: marked_up); a fixed rule's own rates; no rule

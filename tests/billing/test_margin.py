@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from psycopg.types.json import Jsonb
 
 from shared.billing import pricing
 from tests.support import admin as admin_support
@@ -389,17 +390,40 @@ def test_a_customer_on_a_plan_that_does_not_exist_is_a_400(admin, db):
     assert db.execute("SELECT count(*) AS n FROM customers").fetchone()["n"] == 1
 
 
-def test_admits_worst_case_in_sql_is_the_python_bound_for_every_seeded_model(db):
-    """ADMIT reserves ``kx_cost`` (SQL); the gateway bills ``pricing.cost_nanos`` (Python): at the
-    same tokens, the SQL bound is the Python bound, tiers included."""
+@pytest.mark.parametrize("cache_writes", [False, True])
+def test_admits_worst_case_in_sql_is_the_python_bound_for_every_seeded_model(db, cache_writes):
+    """ADMIT reserves ``kx_cost`` (SQL), of the price raised by ``kx_cache_writing`` when the
+    prompt may write the cache; the gateway bills ``pricing.cost_nanos`` (Python): at the same
+    tokens, the SQL bound is the Python bound, tiers included."""
+    priced = "kx_cache_writing(mp)" if cache_writes else "mp"
     for price in pricing.list_prices():
         for prompt, output in ((1, 0), (1_000, 77), (200_000, 5), (200_001, 1_234), (999_999, 0)):
             sql = db.execute(
-                "SELECT kx_cost(mp, %s, %s) AS nanos FROM model_prices mp JOIN models m ON m.id = mp.model_id"
-                " WHERE m.provider = %s AND m.name = %s",
+                f"SELECT kx_cost({priced}, %s, %s) AS nanos FROM model_prices mp"
+                " JOIN models m ON m.id = mp.model_id WHERE m.provider = %s AND m.name = %s",
                 (prompt, output, price.provider, price.model),
             ).fetchone()["nanos"]
-            assert sql == pricing.worst_case_nanos(price, prompt, output), (price.model, prompt, output)
+            bound = pricing.worst_case_nanos(price, prompt, output, cache_writes=cache_writes)
+            assert sql == bound, (price.model, prompt, output)
+
+
+def test_a_fixed_sell_price_reserves_a_prompt_that_may_write_the_cache_at_its_dearest_rate(db):
+    rates = {"input_nanos": 100, "output_nanos": 1_000, "cache_read_nanos": 10, "request_nanos": 7}
+    for (five_minutes, an_hour), dearest in (((125, 200), 200), ((300, 250), 300), ((50, 80), 100)):
+        writes = {"cache_write_5m_nanos": five_minutes, "cache_write_1h_nanos": an_hour}
+        rule = {**rates, **writes, "kind": "fixed"}
+        sells = db.execute(
+            "SELECT kx_sell(0, s, 40, 3) AS plain, kx_sell(0, kx_cache_writing(s), 40, 3) AS writing"
+            " FROM jsonb_populate_record(NULL::sell_prices, %s) s",
+            (Jsonb(rule),),
+        ).fetchone()
+        assert sells == {"plain": 40 * 100 + 3 * 1_000 + 7, "writing": 40 * dearest + 3 * 1_000 + 7}
+    markup = db.execute(  # a markup rule has no rates of its own: the cost decides
+        "SELECT kx_sell(1000, kx_cache_writing(s), 40, 3) AS n"
+        " FROM jsonb_populate_record(NULL::sell_prices, %s) s",
+        (Jsonb({"kind": "markup", "markup_bp": 2500}),),
+    ).fetchone()
+    assert markup == {"n": 1250}
 
 
 def test_a_model_marked_as_reasoning_unseen_leases_all_of_max_tokens(admin, client, db, upstreams):

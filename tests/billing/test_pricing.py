@@ -228,6 +228,41 @@ def test_worst_case_prices_all_input_at_input_rate() -> None:
     assert pricing.worst_case_nanos(pro, 250_000, 10) == 250_000 * 2_500 + 10 * 15_000
 
 
+def test_a_prompt_that_may_write_the_cache_is_bounded_at_the_dearest_write_rate() -> None:
+    opus = price("anthropic", "claude-opus-4-1")
+    assert pricing.worst_case_nanos(opus, 10, 10, cache_writes=True) == 10 * 30_000 + 10 * 75_000
+    mini = price("openai", "gpt-4o-mini")  # no cache writes billed: the input rate stands
+    assert pricing.worst_case_nanos(mini, 1_000, 500, cache_writes=True) == 1_000 * 150 + 500 * 600
+
+
+SPLITS = [
+    (reads, writes_5m, writes_1h)
+    for reads in (0, 1, 500, 1_000)
+    for writes_5m in (0, 1, 500, 1_000)
+    for writes_1h in (0, 1, 500, 1_000)
+    if reads + writes_5m + writes_1h <= 1_000
+]
+
+
+@pytest.mark.parametrize(("reads", "writes_5m", "writes_1h"), SPLITS)
+def test_no_split_of_a_prompt_costs_more_than_its_cache_writing_bound(reads, writes_5m, writes_1h) -> None:
+    """Whatever part of a 1,000-token prompt the provider bills as cache reads or writes of
+    either lifetime, the call costs at most the bound ADMIT reserves for it; and without
+    writes, at most the plain bound."""
+    for each in pricing.list_prices():
+        usage = Usage(
+            input_tokens=1_000,
+            output_tokens=7,
+            cached_input_tokens=reads,
+            cache_write_tokens=writes_5m,
+            cache_write_1h_tokens=writes_1h,
+        )
+        cost = pricing.cost_nanos(each, usage)
+        assert cost <= pricing.worst_case_nanos(each, 1_000, 7, cache_writes=True), each.model
+        if writes_5m == writes_1h == 0:
+            assert cost <= pricing.worst_case_nanos(each, 1_000, 7), each.model
+
+
 @pytest.mark.parametrize(
     ("nanos", "expected"),
     [

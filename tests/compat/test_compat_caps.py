@@ -12,6 +12,9 @@ import openai
 import pytest
 
 from shared.billing import pricing
+from shared.compat import anthropic_format
+from shared.gateway import pipeline
+from tests.support.database import load_catalogue
 from tests.support.sse import parse_sse
 
 OPUS = "claude-opus-4-1-20250805"
@@ -75,6 +78,33 @@ def test_anthropic_format_clamps_with_its_header_and_field(server, key, db, upst
     assert reply.model_extra["max_tokens_clamped_to"] == expected
     assert upstreams.last_request("anthropic").body["max_tokens"] == expected
     assert db.execute("SELECT clamped_to FROM usage_events").fetchone() == {"clamped_to": expected}
+
+
+def test_a_prompt_that_may_write_the_cache_is_clamped_at_the_dearest_write_rate(server, key, db, upstreams):
+    """Anthropic bills a prompt marked ``cache_control`` as cache writes, up to twice the input
+    rate (an hour's): the call is clamped to what the month affords with every prompt token
+    written at that rate, so a prompt written whole still leaves the month within its cap."""
+    sdk = anthropic.Anthropic(
+        base_url=f"{server}/.netlify/functions/anthropic", api_key=key.secret, max_retries=0
+    )
+    system = [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
+    payload = {"model": OPUS, "system": system, "messages": HELLO, "max_tokens": 8192}
+    price = pricing.lookup("anthropic", OPUS)
+    assert price is not None and price.cache_write_1h == 2 * price.input
+    load_catalogue()
+    bound = pipeline.prompt_token_bound(anthropic_format.parse(payload), price)
+    expected = (CENT - bound * price.cache_write_1h - price.request) // price.output
+    # The provider bills all the prompt as (five-minute) writes and all the output it may.
+    upstreams.script(
+        "anthropic", text="Hi!", input_tokens=bound, cache_write_tokens=bound, output_tokens=expected
+    )
+    raw = sdk.messages.with_raw_response.create(**payload)
+    assert raw.headers["x-kaixu-max-tokens"] == str(expected)
+    assert upstreams.last_request("anthropic").body["system"] == system  # passed through as sent
+    event = db.execute("SELECT input_tokens, output_tokens, sell_nanos FROM usage_events").fetchone()
+    assert (event["input_tokens"], event["output_tokens"]) == (bound, expected)
+    assert event["sell_nanos"] == bound * price.cache_write_5m + expected * price.output
+    assert_books(db, calls=1)  # within the cap
 
 
 def _long_stream(upstreams, provider: str) -> None:

@@ -36,6 +36,7 @@ def admission(key: IssuedKey, **changes: Any) -> dict[str, Any]:
         "embedding": False,
         "default_rpm": 0,
         "default_concurrency": 0,
+        "cache_writes": False,
         **changes,
     }
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from shared.billing import pricing
+from shared.gateway import keys
 from tests.support.database import wait_for
 from tests.support.ledger import assert_ledger_balances, prompt_bound
 from tests.support.sse import names, parse_sse
@@ -47,6 +49,38 @@ def test_a_stream_reserves_one_step_and_grows_its_lease_as_it_streams(client, db
         price, prompt_bound(stream_call())[0], held["leased_tokens"]
     )
     assert_ledger_balances(db, calls=1)
+
+
+@pytest.mark.parametrize("cache_writes", [False, True])
+def test_a_prompt_that_may_write_the_cache_is_priced_so_at_admission_and_each_step(
+    db, make_key, cache_writes
+):
+    """Anthropic bills cache writes at up to twice the input rate: a reservation that says its
+    prompt may write the cache prices the prompt at the dearest rate, and so does each step."""
+    key, opus = make_key(), "claude-opus-4-1-20250805"
+    admitted = db.execute(
+        "SELECT * FROM kx_admit(p_key_hash => %s, p_provider => 'anthropic', p_model => %s,"
+        " p_install_id => NULL, p_user_agent => NULL, p_prompt_tokens => 1000, p_max_tokens => 4096,"
+        " p_lease_tokens => 256, p_clamp_min => 16, p_embedding => false, p_default_rpm => 0,"
+        " p_default_concurrency => 0, p_cache_writes => %s)",
+        (keys.hash_key(key.secret), opus, cache_writes),
+    ).fetchone()
+    assert admitted["status"] == 0
+    price = pricing.lookup("anthropic", opus)
+    assert price is not None
+    held = db.execute("SELECT reserved_nanos, prompt_nanos, cache_writes FROM reservations").fetchone()
+    assert held == {
+        "reserved_nanos": pricing.worst_case_nanos(price, 1000, 256, cache_writes=cache_writes),
+        "prompt_nanos": pricing.worst_case_nanos(price, 1000, 0, cache_writes=cache_writes),
+        "cache_writes": cache_writes,
+    }
+    step = db.execute(
+        "SELECT * FROM kx_extend_lease(%s, %s, %s, 256)",
+        (admitted["reservation_id"], key.customer_id, key.key_id),
+    ).fetchone()
+    assert (step["status"], step["leased_tokens"]) == (0, 512)
+    reserved = db.execute("SELECT reserved_nanos FROM reservations").fetchone()["reserved_nanos"]
+    assert reserved == pricing.worst_case_nanos(price, 1000, 512, cache_writes=cache_writes)
 
 
 def test_a_stream_stopped_at_the_cap_ends_with_an_error_then_done(client, db, make_key, upstreams):

@@ -3,6 +3,7 @@ work done after a response."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,12 +12,27 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from shared import db as shared_db
+from shared.billing.catalogue import catalogue
 from shared.gateway import keys
 
 
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+def load_catalogue() -> None:
+    """Read the model catalogue into this process, as a server does before its first call, so
+    a test can parse a compatible body (which names models) without one."""
+
+    async def load() -> None:
+        try:
+            await catalogue.ready()
+        finally:
+            await shared_db.close()
+
+    asyncio.run(load())
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> object:
@@ -49,7 +65,7 @@ def hold_stale_reservation(db: psycopg.Connection, key: IssuedKey) -> None:
         "SELECT * FROM kx_admit(p_key_hash => %s, p_provider => 'openai', p_model => 'gpt-4o-mini',"
         " p_install_id => NULL, p_user_agent => NULL, p_prompt_tokens => 40, p_max_tokens => 8323,"
         " p_lease_tokens => 8323, p_clamp_min => 8323, p_embedding => false, p_default_rpm => 100,"
-        " p_default_concurrency => 0)",
+        " p_default_concurrency => 0, p_cache_writes => false)",
         (keys.hash_key(key.secret),),
     ).fetchone()
     assert admitted["status"] == 0
