@@ -72,6 +72,7 @@ class Ctx:
     __slots__ = (
         "actor",
         "api_key_id",
+        "body_size",
         "code",
         "customer_id",
         "deadline",
@@ -103,6 +104,7 @@ class Ctx:
         self.actor: str | None = None  # who is acting, once an auth hook has passed
         self.deferred: list[Callable[[], Awaitable[None]]] = []
         self.monitored = False  # set when the handler wrote its own monitor row (gateway SETTLE)
+        self.body_size = 0  # bytes of the body read so far
         # The event-loop time at which the host stops this invocation (a Lambda's timeout),
         # None where nothing will: long work (an upstream call) must be over before it.
         left = aws_lambda.remaining_s(request.scope, request.headers)
@@ -170,6 +172,7 @@ class Ctx:
             if size > limit:
                 raise _too_large(limit)
             chunks.append(chunk)
+        self.body_size = size
         return b"".join(chunks)
 
     async def json(self, limit: int | None = None) -> Any:

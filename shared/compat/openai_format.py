@@ -44,6 +44,14 @@ _TRANSLATED = {
     "user", "n", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
     "response_format", "reasoning_effort",
 }  # fmt: skip
+# Fields with which OpenAI bills what the price book does not price: refused (naming the field)
+# rather than billed at the wrong price. Flex and priority processing are priced apart too.
+_UNPRICED = {
+    "prediction": "its rejected tokens are billed as output the answer never shows",
+    "audio": "audio tokens have prices of their own",
+    "web_search_options": "searches are billed per call",
+}
+_SERVICE_TIERS = ("auto", "default")
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _EFFORTS = ("minimal", "low", "medium", "high")
 _USAGE_CHUNK = re.compile(rb'"choices"\s*:\s*\[\s*\]')
@@ -169,17 +177,25 @@ def _max_tokens(body: Reader, provider: str, model: str) -> int:
     return models.info(provider, model).max_output_tokens
 
 
+def _priced_only(body: Reader) -> None:
+    """A body passed through to OpenAI may ask for nothing the price book cannot price."""
+    for name, why in _UNPRICED.items():
+        if name in body.data:
+            raise bad_request(name, f"{name} is not supported here: {why}; leave it out.")
+    body.one_of("service_tier", _SERVICE_TIERS)
+    if any(modality != "text" for modality in body.items("modalities", max_items=2)):
+        raise body.fail("modalities", 'must be ["text"]: audio output has prices of its own')
+
+
 def parse(payload: Any) -> Conversation:
     body = Reader(payload)
     provider, model = models.resolve(body.data.get("model"))
     if body.integer("n", low=1, high=128) not in (None, 1):
         raise body.fail("n", "must be 1: the gateway returns one choice")
-    if provider != "openai":
-        unknown = sorted(set(body.data) - _TRANSLATED)
-        if unknown:
-            raise bad_request(
-                unknown[0], f"{unknown[0]} is not supported for {provider} models; leave it out."
-            )
+    if provider == "openai":
+        _priced_only(body)
+    elif unknown := sorted(set(body.data) - _TRANSLATED):
+        raise bad_request(unknown[0], f"{unknown[0]} is not supported for {provider} models; leave it out.")
     effort = body.one_of("reasoning_effort", _EFFORTS)
     return Conversation(
         provider=provider,

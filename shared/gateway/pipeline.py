@@ -93,11 +93,16 @@ async def _parse_offered(ctx: Ctx, parse: Parse) -> tuple[Conversation, ModelInf
     return conv, _offered(conv)
 
 
-def prompt_token_bound(conv: Conversation, model: ModelInfo | ModelPrice) -> int:
+def prompt_token_bound(conv: Conversation, model: ModelInfo | ModelPrice, body_size: int = 0) -> int:
     """An upper bound of the prompt's tokens: at most one per byte, a bound per image, plus
-    framing; never more than the model's context."""
+    framing; never more than the model's context. A body passed through as it came (of
+    ``body_size`` bytes) may carry text no neutral turn holds (reasoning sent back, a name,
+    legacy ``functions``): every byte of it but the images' own then counts."""
+    text = conv.text_bytes()
+    if conv.native is not None:
+        text = max(text, body_size - conv.image_bytes())
     framing = _PROMPT_OVERHEAD_TOKENS + _MESSAGE_OVERHEAD_TOKENS * len(conv.turns)
-    bound = conv.text_bytes() + IMAGE_TOKEN_BOUND * conv.images() + framing
+    bound = text + IMAGE_TOKEN_BOUND * conv.images() + framing
     return min(bound, model.max_input_tokens)
 
 
@@ -388,7 +393,7 @@ async def admit(
             "model": conv.model,
             "install_id": install_id,
             "user_agent": ctx.headers.get("user-agent", "")[:240] or None,
-            "prompt_tokens": prompt_token_bound(conv, model),
+            "prompt_tokens": prompt_token_bound(conv, model, ctx.body_size),
             "max_tokens": conv.max_tokens,
             "lease_tokens": lease,
             "clamp_min": clamp_min,

@@ -151,6 +151,11 @@ class Conversation:
     def images(self) -> int:
         return sum(isinstance(part, Image) for turn in self.turns for part in turn.parts)
 
+    def image_bytes(self) -> int:
+        """What the images take of the body: their URLs or base64 data, never fewer bytes."""
+        images = (part for turn in self.turns for part in turn.parts if isinstance(part, Image))
+        return sum(len(image.data or image.url or "") for image in images)
+
 
 def _has_key(document: Any, key: str) -> bool:
     """Whether a JSON document has ``key`` in any of its objects (iterative: no nesting a

@@ -12,9 +12,6 @@ import openai
 import pytest
 
 from shared.billing import pricing
-from shared.compat import anthropic_format
-from shared.gateway import pipeline
-from tests.support.database import load_catalogue
 from tests.support.sse import parse_sse
 
 OPUS = "claude-opus-4-1-20250805"
@@ -71,7 +68,8 @@ def test_anthropic_format_clamps_with_its_header_and_field(server, key, db, upst
     )
     upstreams.script("anthropic", text="Hi!", input_tokens=12, output_tokens=10)
     raw = sdk.messages.with_raw_response.create(model=OPUS, messages=HELLO, max_tokens=8192)
-    expected = _affordable("anthropic", OPUS, 2 + 32 + 8)
+    # Passed through as it came, every byte of the body counts, then framing and one message.
+    expected = _affordable("anthropic", OPUS, len(raw.http_request.content) + 32 + 8)
     assert raw.headers["x-kaixu-max-tokens"] == str(expected)
     reply = raw.parse()
     assert [block.text for block in reply.content] == ["Hi!"]
@@ -80,26 +78,24 @@ def test_anthropic_format_clamps_with_its_header_and_field(server, key, db, upst
     assert db.execute("SELECT clamped_to FROM usage_events").fetchone() == {"clamped_to": expected}
 
 
-def test_a_prompt_that_may_write_the_cache_is_clamped_at_the_dearest_write_rate(server, key, db, upstreams):
+def test_a_prompt_that_may_write_the_cache_is_clamped_at_the_dearest_write_rate(client, key, db, upstreams):
     """Anthropic bills a prompt marked ``cache_control`` as cache writes, up to twice the input
     rate (an hour's): the call is clamped to what the month affords with every prompt token
     written at that rate, so a prompt written whole still leaves the month within its cap."""
-    sdk = anthropic.Anthropic(
-        base_url=f"{server}/.netlify/functions/anthropic", api_key=key.secret, max_retries=0
-    )
     system = [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
-    payload = {"model": OPUS, "system": system, "messages": HELLO, "max_tokens": 8192}
+    sent = json.dumps({"model": OPUS, "system": system, "messages": HELLO, "max_tokens": 8192}).encode()
     price = pricing.lookup("anthropic", OPUS)
     assert price is not None and price.cache_write_1h == 2 * price.input
-    load_catalogue()
-    bound = pipeline.prompt_token_bound(anthropic_format.parse(payload), price)
+    bound = len(sent) + 32 + 2 * 8  # every byte sent, framing, two messages (the system's, Hi)
     expected = (CENT - bound * price.cache_write_1h - price.request) // price.output
     # The provider bills all the prompt as (five-minute) writes and all the output it may.
     upstreams.script(
         "anthropic", text="Hi!", input_tokens=bound, cache_write_tokens=bound, output_tokens=expected
     )
-    raw = sdk.messages.with_raw_response.create(**payload)
-    assert raw.headers["x-kaixu-max-tokens"] == str(expected)
+    headers = {"x-api-key": key.secret, "content-type": "application/json"}
+    response = client.post("anthropic/v1/messages", content=sent, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-kaixu-max-tokens"] == str(expected)
     assert upstreams.last_request("anthropic").body["system"] == system  # passed through as sent
     event = db.execute("SELECT input_tokens, output_tokens, sell_nanos FROM usage_events").fetchone()
     assert (event["input_tokens"], event["output_tokens"]) == (bound, expected)
@@ -169,8 +165,9 @@ def parse_data(block: str) -> dict:
 
 
 def test_anthropic_format_stream_stopped_at_the_cap(server, make_key, client, db, upstreams):
-    """Opus against two cents: one step of 256 tokens fits, the next does not."""
-    key = make_key(customer={"monthly_cap_cents": 2})
+    """Opus against three cents: one step of 256 tokens fits, the next does not (the body
+    passed through counts whole in the prompt's bound, about 2 cents less here)."""
+    key = make_key(customer={"monthly_cap_cents": 3})
     _long_stream(upstreams, "anthropic")
     payload = {"model": OPUS, "messages": HELLO, "max_tokens": 8192, "stream": True}
     response = client.post("anthropic/v1/messages", json=payload, headers=key.auth)
@@ -182,7 +179,7 @@ def test_anthropic_format_stream_stopped_at_the_cap(server, make_key, client, db
     assert frames[-2][1]["delta"]["stop_reason"] == "max_tokens"
     assert frames[-2][1]["usage"]["output_tokens"] > 0
 
-    fresh = make_key(customer={"monthly_cap_cents": 2})
+    fresh = make_key(customer={"monthly_cap_cents": 3})
     sdk = anthropic.Anthropic(
         base_url=f"{server}/.netlify/functions/anthropic", api_key=fresh.secret, max_retries=0
     )

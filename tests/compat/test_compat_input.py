@@ -71,6 +71,13 @@ def chat(**changes):
         (chat(tools=[{"type": "web_search"}]), "tools[0].type"),
         (chat(tool_choice={"type": "function"}), "tool_choice.function"),
         (chat(response_format={"type": "xml"}), "response_format.type"),
+        (chat(service_tier="priority"), "service_tier"),  # billed above the price book's rates
+        (chat(service_tier="flex"), "service_tier"),
+        (chat(prediction={"type": "content", "content": "Hi"}), "prediction"),
+        (chat(audio={"voice": "alloy", "format": "wav"}), "audio"),
+        (chat(modalities=["text", "audio"]), "modalities"),
+        (chat(modalities="text"), "modalities"),
+        (chat(web_search_options={}), "web_search_options"),
         (chat(model="anthropic/claude-sonnet-4-5", logprobs=True), "logprobs"),
         (chat(model="anthropic/claude-sonnet-4-5", seed=1), "seed"),
         (chat(model="gemini/gemini-2.5-flash", user="u1"), "user"),

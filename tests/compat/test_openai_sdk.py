@@ -71,10 +71,13 @@ def test_to_openai_the_body_goes_through_as_sent(sdk, upstreams):
         logprobs=True,
         presence_penalty=0.5,
         max_completion_tokens=20,
+        service_tier="default",  # standard processing, as the price book prices it
+        modalities=["text"],
     )
     sent = upstreams.last_request("openai").body
     assert sent["model"] == "gpt-4o-mini"
     assert (sent["logprobs"], sent["presence_penalty"], sent["max_completion_tokens"]) == (True, 0.5, 20)
+    assert (sent["service_tier"], sent["modalities"]) == ("default", ["text"])
     assert "stream" not in sent
 
 
