@@ -158,12 +158,11 @@ def _thinking_budget(body: Reader) -> int | None:
 def parse(payload: Any) -> Conversation:
     body = Reader(payload)
     provider, model = models.resolve(body.data.get("model"))
-    if provider != "anthropic":
-        unknown = sorted(set(body.data) - _TRANSLATED)
-        if unknown:
-            raise bad_request(
-                unknown[0], f"{unknown[0]} is not supported for {provider} models; leave it out."
-            )
+    if provider == "anthropic":
+        # US-only inference is billed above the price book's rates (1.1x, newer models).
+        body.one_of("inference_geo", ("global",))
+    elif unknown := sorted(set(body.data) - _TRANSLATED):
+        raise bad_request(unknown[0], f"{unknown[0]} is not supported for {provider} models; leave it out.")
     max_tokens = body.integer("max_tokens")
     if max_tokens is None:
         raise body.fail("max_tokens", "is required")

@@ -139,6 +139,10 @@ def test_openai_bad_fields_are_400_naming_the_param(client, db, key, body, param
             "messages[0].content[0].source.data",
         ),
         ({"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": HELLO, "top_k": 3}, "top_k"),
+        (  # billed above the price book's rates
+            {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": HELLO, "inference_geo": "us"},
+            "inference_geo",
+        ),
         (
             {"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": HELLO, "tools": [{"name": "f"}]},
             "tools[0].input_schema",
