@@ -56,31 +56,56 @@ from tests.support.fakes.upstreams import DEFAULT_KEYS  # noqa: E402
 AUDIT_SQL = Path(__file__).with_name("soak_audit.sql")
 FUNCTIONS = ROOT / "sql" / "functions"
 # Deliberate bugs, put into the soak's own database only, to show the invariants catch them:
-# name -> (file of sql/functions, the text to change, what it becomes, the check that must fail).
+# name -> (the check that must fail, [(file of sql/functions, the text to change, what it becomes)]).
+# "cap" takes out every cap check, the lease steps' too: with only admission's gone, streams
+# still stop at the caps, and a short run whose top-ups came early may never pass one.
 SABOTAGES = {
     "cap": (
-        "admit.sql",
-        "IF v_worst > v_room THEN\n        -- Clamp:",
-        "IF false THEN\n        -- Clamp:",
         "spend ≤ cap + top-ups at every settlement (event log, in order)",
+        [
+            ("admit.sql", "IF v_worst > v_room THEN\n        -- Clamp:", "IF false THEN\n        -- Clamp:"),
+            (
+                "leases.sql",
+                "IF v_cu.spent_nanos + v_cu.reserved_nanos + v_add > kx_nanos(cap_cents) THEN",
+                "IF false THEN",
+            ),
+            (
+                "leases.sql",
+                "IF v_key_capped AND v_ku.spent_nanos + v_ku.reserved_nanos + v_add > "
+                "kx_nanos(key_cap_cents) THEN",
+                "IF false THEN",
+            ),
+        ],
     ),
     "rpm": (
-        "admit.sql",
-        "v_block := kx_ring_blocker(v_minute, interval '60 seconds', v_now);",
-        "v_block := NULL;",
         "RPM: never more than the limit in any 60 s (sliding) window",
+        [
+            (
+                "admit.sql",
+                "v_block := kx_ring_blocker(v_minute, interval '60 seconds', v_now);",
+                "v_block := NULL;",
+            )
+        ],
     ),
     "seats": (
-        "admit.sql",
-        "WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) >= v_seats THEN",
-        "WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) > v_seats THEN",
         "seats: never more active devices than seats per key",
+        [
+            (
+                "admit.sql",
+                "WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) >= v_seats THEN",
+                "WHERE d.api_key_id = k.id AND d.revoked_at IS NULL) > v_seats THEN",
+            )
+        ],
     ),
     "settle": (
-        "settle.sql",
-        "spent_nanos = mu.spent_nanos + v_sell,",
-        "spent_nanos = mu.spent_nanos + v_sell + 1,",
         "Σ events = month rollup = invoice preview (customer and key)",
+        [
+            (
+                "settle.sql",
+                "spent_nanos = mu.spent_nanos + v_sell,",
+                "spent_nanos = mu.spent_nanos + v_sell + 1,",
+            )
+        ],
     ),
 }
 DEFAULT_RPM = 120
@@ -121,11 +146,11 @@ def sabotage(conn: psycopg.Connection, names: list[str]) -> None:
     """Replace server-side functions in the soak's database with broken ones (``--sabotage``)."""
     texts: dict[str, str] = {}
     for name in names:
-        file, before, after, _ = SABOTAGES[name]
-        text = texts.get(file, (FUNCTIONS / file).read_text())
-        if before not in text:
-            raise SystemExit(f"--sabotage {name}: sql/functions/{file} no longer has {before!r}")
-        texts[file] = text.replace(before, after)
+        for file, before, after in SABOTAGES[name][1]:
+            text = texts.get(file, (FUNCTIONS / file).read_text())
+            if before not in text:
+                raise SystemExit(f"--sabotage {name}: sql/functions/{file} no longer has {before!r}")
+            texts[file] = text.replace(before, after)
     for text in texts.values():
         conn.execute(text)
 
