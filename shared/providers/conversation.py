@@ -129,7 +129,7 @@ class Conversation:
     def may_write_cache(self) -> bool:
         """Whether the provider may bill prompt tokens as cache writes, dearer than input: a
         body passed through as it came that marks ``cache_control`` anywhere (a block, a tool,
-        the whole request). Only a bound depends on it, so a false alarm costs nothing."""
+        the whole request). Only the reservation depends on it: a false alarm holds a little more."""
         return self.native is not None and _has_key(self.native, "cache_control")
 
     def with_max_tokens(self, tokens: int) -> Conversation:
