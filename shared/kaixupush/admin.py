@@ -29,7 +29,8 @@ _JOBS = """
 SELECT j.id, p.push_id, j.customer_id, p.project_id, pr.name AS project_name, j.path, j.sha1, j.parts,
        coalesce(nullif(s.n, 0), j.received_parts) AS received,
        CASE WHEN s.n > 0 THEN s.bytes ELSE j.staged_bytes END AS staged_bytes, s.n > 0 AS parts_staged,
-       j.bytes, j.status, j.attempts, j.last_error, j.next_attempt_at, j.created_at, j.updated_at
+       j.bytes, j.status, j.attempts, j.last_error, j.last_error_code, j.next_attempt_at, j.created_at,
+       j.updated_at
 FROM push_jobs j JOIN push_pushes p ON p.id = j.push_row_id
 LEFT JOIN push_projects pr ON pr.id = p.project_row_id
 CROSS JOIN LATERAL (SELECT count(*)::int AS n, coalesce(sum(size), 0)::bigint AS bytes

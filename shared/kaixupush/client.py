@@ -52,7 +52,8 @@ from typing import Any, NamedTuple, TextIO
 from urllib.parse import SplitResult, unquote, urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
-__version__ = "1.0.0"
+# 1.1.0: a large file Netlify refuses ends with exit 4 (a refusal of Netlify's), not 5.
+__version__ = "1.1.0"
 
 PROG = "kaixupush.py"
 DEFAULT_BASE_URL = "http://127.0.0.1:8888"
@@ -271,9 +272,18 @@ class Answer(NamedTuple):
     @property
     def code(self) -> str | None:
         """The gateway's error code (``{"error": ..., "code": ...}``), if any."""
+        return self._text("code")
+
+    @property
+    def cause(self) -> str | None:
+        """What the refusal comes from: the code of what a failed job met (``reason_code`` of a
+        ``JOB_FAILED``: Netlify's refusal, say), else the code itself."""
+        return self._text("reason_code") or self.code
+
+    def _text(self, name: str) -> str | None:
         data = self.json()
-        code = data.get("code") if isinstance(data, dict) else None
-        return code if isinstance(code, str) else None
+        value = data.get(name) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
 
     def describe(self) -> str:
         data = self.json()
@@ -409,7 +419,7 @@ def _retry_wait(answer: Answer, attempt: int) -> float | None:
 
 def _exit_code(answer: Answer) -> int:
     code = answer.code
-    if code in _NETLIFY_REFUSALS:
+    if answer.cause in _NETLIFY_REFUSALS:
         return EXIT_NETLIFY
     if answer.status >= 500 or code in (_NETLIFY_RATE_LIMITED, _IN_PROGRESS):
         return EXIT_TRANSIENT
@@ -420,7 +430,7 @@ def _refusal(name: str, answer: Answer, attempts: int) -> PushError:
     message = f"{name} answered {answer.status}: {answer.describe()}"
     if attempts > 1:
         message += f", still after {attempts} attempts"
-    hint = _HINTS.get(answer.code or "")
+    hint = _HINTS.get(answer.cause or "")
     if hint is None and not isinstance(answer.json(), dict):
         hint = "this is not the gateway's answer: check KAIXU_BASE_URL"
     return PushError(message + (f". What to do: {hint}" if hint else ""), _exit_code(answer), answer.code)
@@ -518,17 +528,17 @@ def _older(version: str, than: str) -> bool:
     return numbers(version) < numbers(than)
 
 
+def _netlify_refusal(message: str, code: str) -> PushError:
+    """A refusal of Netlify's, which no retry can fix, with what to do about it."""
+    hint = _HINTS.get(code)
+    return PushError(f"{message} ({code})" + (f". What to do: {hint}" if hint else ""), EXIT_NETLIFY, code)
+
+
 def _permanent_refresh_error(item: dict[str, Any]) -> None:
     """While polling: stop when the gateway says Netlify refuses it (a revoked token)."""
     code = item.get("refresh_error_code")
     if code in _NETLIFY_REFUSALS:
-        hint = _HINTS.get(code)
-        raise PushError(
-            f"Netlify refused the gateway: {item.get('refresh_error')} ({code})"
-            + (f". What to do: {hint}" if hint else ""),
-            EXIT_NETLIFY,
-            code,
-        )
+        raise _netlify_refusal(f"Netlify refused the gateway: {item.get('refresh_error')}", code)
 
 
 class Deployer:
@@ -754,10 +764,13 @@ class Deployer:
             )["item"]
             if item["uploaded"]:
                 return
-            if item["job"] and item["job"]["status"] in ("failed", "expired"):
-                raise PushError(
-                    f"{local.path} could not be delivered: {item['job']['last_error']}", EXIT_TRANSIENT
-                )
+            job = item["job"]
+            if job and job["status"] in ("failed", "expired"):
+                message = f"{local.path} could not be delivered: {job['last_error']}"
+                code = job.get("last_error_code")  # an older gateway names none: it may pass
+                if code in _NETLIFY_REFUSALS:
+                    raise _netlify_refusal(message, code)
+                raise PushError(message, EXIT_TRANSIENT, code)
         raise PushError(f"{local.path} was not delivered within {timeout_s:.0f} s", EXIT_TRANSIENT)
 
     def _complete(self, push_id: str, timeout_s: float = 600) -> dict[str, Any]:

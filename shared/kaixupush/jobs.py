@@ -26,13 +26,13 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import audit, config, db
 from shared.errors import ApiError
 from shared.http import Ctx, secret_header
 from shared.kaixupush import delivery, deploy, pushes, staging
-from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token
+from shared.kaixupush.netlify_api import Netlify, NetlifyError, resolve_token, to_api_error
 
 log = logging.getLogger("kaixu.kaixupush.jobs")
 
@@ -50,12 +50,14 @@ RETURNING *
 """
 _GIVE_UP_INTERRUPTED = """
 UPDATE push_jobs SET status = 'failed', locked_until = NULL, updated_at = now(),
-       last_error = 'gave up after ' || attempts || ' attempts (the last one was interrupted)'
+       last_error = 'gave up after ' || attempts || ' attempts (the last one was interrupted)',
+       last_error_code = NULL
 WHERE status = 'running' AND locked_until < now() AND attempts >= %s
 """
 _EXPIRE = """
 UPDATE push_jobs SET status = 'expired', updated_at = now(),
-       last_error = coalesce(last_error, 'parts expired: the push upload window closed')
+       last_error = coalesce(last_error, 'parts expired: the push upload window closed'),
+       last_error_code = CASE WHEN last_error IS NULL THEN 'PUSH_EXPIRED' ELSE last_error_code END
 WHERE id IN (SELECT j.id FROM push_jobs j JOIN push_pushes p ON p.id = j.push_row_id
              WHERE j.status IN ('receiving', 'queued', 'retry_wait', 'failed')
                AND p.created_at < now() - make_interval(secs => %s)
@@ -65,7 +67,11 @@ RETURNING id
 
 
 class Permanent(Exception):
-    """A failure no retry can fix."""
+    """A failure no retry can fix, with the gateway's code for it."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Outcome:
@@ -79,13 +85,26 @@ async def _claim(job_id: int | None = None) -> dict[str, Any] | None:
     )
 
 
-async def _settle(job: dict[str, Any], status: str, error: str | None = None, delay_s: float = 0.0) -> None:
-    await db.execute(
-        "UPDATE push_jobs SET status = %s, last_error = %s, locked_until = NULL, updated_at = now(), "
-        "next_attempt_at = CASE WHEN %s = 'retry_wait' THEN now() + make_interval(secs => %s) END "
-        "WHERE id = %s AND status = 'running'",
-        (status, error and error[:1000], status, delay_s, job["id"]),
-    )
+class Failure(NamedTuple):
+    """Why an attempt failed: in words, and as the code a client acts on (None: none fits)."""
+
+    reason: str
+    code: str | None = None
+
+
+_SETTLE = """
+UPDATE push_jobs SET status = %s, last_error = %s, last_error_code = %s, locked_until = NULL,
+       updated_at = now(),
+       next_attempt_at = CASE WHEN %s = 'retry_wait' THEN now() + make_interval(secs => %s) END
+WHERE id = %s AND status = 'running'
+"""
+
+
+async def _settle(
+    job: dict[str, Any], status: str, failure: Failure | None = None, delay_s: float = 0.0
+) -> None:
+    reason, code = failure or (None, None)
+    await db.execute(_SETTLE, (status, reason and reason[:1000], code, status, delay_s, job["id"]))
 
 
 def retry_delay_s(attempts: int, retry_after: float | None) -> float:
@@ -102,12 +121,13 @@ async def _check_parts(job: dict[str, Any]) -> int:
         try:
             data = await staging.read_part(job["id"], part)
         except staging.MissingPart as exc:
-            raise Permanent(str(exc)) from None
+            raise Permanent(str(exc), "PARTS_INCOMPLETE") from None
         digest.update(data)
         size += len(data)
     if digest.hexdigest() != job["sha1"]:
         raise Permanent(
-            f"sha1 mismatch: the {size} assembled bytes hash to {digest.hexdigest()}, not {job['sha1']}"
+            f"sha1 mismatch: the {size} assembled bytes hash to {digest.hexdigest()}, not {job['sha1']}",
+            "PARTS_MISMATCH",
         )
     return size
 
@@ -125,7 +145,7 @@ async def _push_of(job: dict[str, Any]) -> dict[str, Any]:
         f"SELECT {pushes.COLUMNS} FROM push_pushes WHERE id = %s", (job["push_row_id"],)
     )
     if push is None:
-        raise Permanent("the push no longer exists")
+        raise Permanent("the push no longer exists", "PUSH_NOT_FOUND")
     return push
 
 
@@ -135,13 +155,13 @@ async def _deliver(job: dict[str, Any], deadline: float, actor: str) -> None:
         try:
             pushes.require_open(push)
         except ApiError as exc:
-            raise Permanent(exc.message) from None
+            raise Permanent(exc.message, exc.code) from None
         size = await _check_parts(job)
         netlify = Netlify(await resolve_token(push["customer_id"]), deadline=deadline)
         try:
             sent = await delivery.send(netlify, push, job["sha1"], size, lambda: _stream(job))
         except ApiError as exc:
-            raise Permanent(exc.message) from None
+            raise Permanent(exc.message, exc.code) from None
         await delivery.finish(push, job["sha1"], sent, "chunked", actor)
         await db.execute("UPDATE push_jobs SET bytes = %s WHERE id = %s", (size, job["id"]))
 
@@ -152,45 +172,42 @@ async def run(job: dict[str, Any], *, budget_s: float, actor: str) -> str:
     try:
         await _deliver(job, time.monotonic() + budget_s, actor)
     except Permanent as exc:
-        await _fail(job, str(exc), actor)
+        await _fail(job, Failure(str(exc), exc.code), actor)
         return Outcome.FAILED
     except NetlifyError as exc:
+        failure = Failure(exc.describe(), to_api_error(exc).code)
         if not exc.retryable:
-            await _fail(job, exc.describe(), actor)
+            await _fail(job, failure, actor)
             return Outcome.FAILED
-        return await _retry_or_fail(
-            job, exc.describe(), exc.retry_after, cfg.kaixupush_job_max_attempts, actor
-        )
+        return await _retry_or_fail(job, failure, exc.retry_after, cfg.kaixupush_job_max_attempts, actor)
     except ApiError as exc:  # e.g. no Netlify token configured: an operator can fix that
-        return await _retry_or_fail(job, exc.message, None, cfg.kaixupush_job_max_attempts, actor)
+        failure = Failure(exc.message, exc.code)
+        return await _retry_or_fail(job, failure, None, cfg.kaixupush_job_max_attempts, actor)
     except Exception:
         log.exception("push job %s crashed", job["id"])
-        return await _retry_or_fail(job, "internal error", None, cfg.kaixupush_job_max_attempts, actor)
+        failure = Failure("internal error")
+        return await _retry_or_fail(job, failure, None, cfg.kaixupush_job_max_attempts, actor)
     await _settle(job, Outcome.DONE)
     await staging.delete_parts([job["id"]])
     return Outcome.DONE
 
 
 async def _retry_or_fail(
-    job: dict[str, Any], reason: str, retry_after: float | None, max_attempts: int, actor: str
+    job: dict[str, Any], failure: Failure, retry_after: float | None, max_attempts: int, actor: str
 ) -> str:
     if job["attempts"] >= max_attempts:
-        await _fail(job, f"gave up after {job['attempts']} attempts: {reason}", actor)
+        gave_up = f"gave up after {job['attempts']} attempts: {failure.reason}"
+        await _fail(job, failure._replace(reason=gave_up), actor)
         return Outcome.FAILED
-    await _settle(job, Outcome.RETRY, reason, retry_delay_s(job["attempts"], retry_after))
+    await _settle(job, Outcome.RETRY, failure, retry_delay_s(job["attempts"], retry_after))
     return Outcome.RETRY
 
 
-async def _fail(job: dict[str, Any], reason: str, actor: str) -> None:
-    await _settle(job, Outcome.FAILED, reason)
+async def _fail(job: dict[str, Any], failure: Failure, actor: str) -> None:
+    await _settle(job, Outcome.FAILED, failure)
+    details = {"sha1": job["sha1"], "path": job["path"], "reason": failure.reason[:300], "code": failure.code}
     async with db.connection() as conn, conn.transaction():
-        await audit.record(
-            conn,
-            actor,
-            "push.job_failed",
-            f"push_job:{job['id']}",
-            {"sha1": job["sha1"], "path": job["path"], "reason": reason[:300]},
-        )
+        await audit.record(conn, actor, "push.job_failed", f"push_job:{job['id']}", details)
 
 
 async def run_now(job_id: int, *, budget_s: float, actor: str) -> str:

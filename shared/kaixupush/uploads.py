@@ -38,7 +38,7 @@ SHA1_HEADER = "x-content-sha1"
 _BUSY = ("queued", "running", "retry_wait")
 _FILE_STATUS = """
 SELECT r.sha1, f.status AS file_status, f.bytes, f.mode, j.id AS job_id, j.path, j.parts, j.status,
-       j.attempts, j.last_error, j.next_attempt_at, j.updated_at,
+       j.attempts, j.last_error, j.last_error_code, j.next_attempt_at, j.updated_at,
        (SELECT count(*) FROM push_parts s WHERE s.job_id = j.id) AS received_parts,
        (SELECT coalesce(sum(s.size), 0) FROM push_parts s WHERE s.job_id = j.id)::bigint AS staged_bytes
 FROM unnest(%(digests)s::text[]) AS r(sha1)
@@ -248,7 +248,7 @@ async def _admit_job(push: dict[str, Any], sha1: str, path: str, parts: int) -> 
         await staging.record_received(conn, job["id"])  # an expired job's kept counts are void
         cur = await conn.execute(
             "UPDATE push_jobs SET status = 'receiving', parts = %s, attempts = 0, last_error = NULL, "
-            "updated_at = now() WHERE id = %s RETURNING *",
+            "last_error_code = NULL, updated_at = now() WHERE id = %s RETURNING *",
             (parts, job["id"]),
         )
         return await cur.fetchone()
@@ -358,7 +358,7 @@ async def _queue(
         )
     cur = await conn.execute(
         "UPDATE push_jobs SET status = 'queued', next_attempt_at = now(), attempts = 0, last_error = NULL, "
-        "updated_at = now() WHERE id = %s RETURNING *",
+        "last_error_code = NULL, updated_at = now() WHERE id = %s RETURNING *",
         (job["id"],),
     )
     await audit.record(
@@ -408,6 +408,7 @@ async def _complete_job(ctx: Ctx, push: dict[str, Any], sha1: str, parts: int) -
             **{name: value for name, value in answer.items() if name != "status"},
             job_status="failed",
             reason=job["last_error"],
+            reason_code=job["last_error_code"],
         )
     return JSONResponse(
         {
@@ -415,6 +416,7 @@ async def _complete_job(ctx: Ctx, push: dict[str, Any], sha1: str, parts: int) -
             "queued": True,
             "next_attempt_at": job["next_attempt_at"],
             "last_error": job["last_error"],
+            "last_error_code": job["last_error_code"],
         },
         status_code=202,
     )
@@ -437,6 +439,7 @@ def _file_item(row: dict[str, Any]) -> dict[str, Any]:
                 "status",
                 "attempts",
                 "last_error",
+                "last_error_code",
                 "next_attempt_at",
                 "updated_at",
             )

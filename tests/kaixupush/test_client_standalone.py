@@ -269,6 +269,20 @@ def test_a_token_revoked_while_netlify_prepares_exits_4(
     assert "NETLIFY_TOKEN_REJECTED" in run.err
 
 
+def test_a_large_file_netlify_refuses_exits_4_saying_what_to_do(
+    customer: Customer, push_env: PushEnv
+) -> None:
+    """The large file is delivered by the gateway's job; Netlify refusing it is a refusal of
+    Netlify's like any other, not one of the gateway's (3) nor one that may pass (5)."""
+    push_env.netlify.fail("upload", 401, times=100, message="Access Denied", path="/media/clip.bin")
+    run = customer.deploy()
+    assert run.code == kaixupush_client.EXIT_NETLIFY, run.err
+    assert "could not be delivered: Netlify answered 401: Access Denied" in run.err
+    assert kaixupush_client._ASK_OPERATOR_FOR_TOKEN in run.err
+    job = push_env.db.execute("SELECT status, last_error_code FROM push_jobs").fetchone()
+    assert job == {"status": "failed", "last_error_code": "NETLIFY_TOKEN_REJECTED"}
+
+
 def test_transient_failures_are_retried_then_exit_5(
     customer: Customer, push_env: PushEnv, configure: Callable[..., Any]
 ) -> None:

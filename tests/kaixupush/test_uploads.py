@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from shared.kaixupush import client as kaixupush_client
 from tests.support import admin as admin_support
 from tests.support import kaixupush as kaixupush_support
 from tests.support.fakes.server import free_port
@@ -71,13 +74,15 @@ def test_a_corrupted_file_fails_its_job_then_a_resent_part_repairs_it(
     ok(push_env.chunk(push_id, digest, 2, 3, data[2048:]))
     failed = push_env.finish_parts(push_id, data, 3)
     assert failed.status_code == 409 and failed.json()["code"] == "JOB_FAILED"
-    assert "sha1 mismatch" in failed.json()["reason"]
+    assert "sha1 mismatch" in failed.json()["reason"] and failed.json()["reason_code"] == "PARTS_MISMATCH"
     job = _job(push_env, digest)
     assert job["status"] == "failed" and "sha1 mismatch" in job["last_error"]
+    assert job["last_error_code"] == "PARTS_MISMATCH"
     assert push_env.netlify.count("upload") == 0  # Netlify never saw the bad file
     ok(push_env.chunk(push_id, digest, 1, 3, data[1024:2048]))  # re-sending a part replaces it
     assert ok(push_env.finish_parts(push_id, data, 3))["status"] == "done"
     assert push_env.netlify.blobs[digest] == data
+    assert _job(push_env, digest)["last_error_code"] is None
 
 
 def test_an_interrupted_upload_resumes_with_the_missing_part(
@@ -143,6 +148,7 @@ def test_a_429_storm_is_retried_with_backoff_until_it_succeeds(
     assert queued.status_code == 202, queued.text
     job = _job(push_env, sha1(data))
     assert job["status"] == "retry_wait" and job["attempts"] == 1 and "429" in job["last_error"]
+    assert job["last_error_code"] == "NETLIFY_RATE_LIMITED"
     assert (job["next_attempt_at"] - job["updated_at"]).total_seconds() >= 0.95  # Retry-After honoured
     assert ok(push_env.worker())["item"]["kaixupush_jobs_done"] == 0  # not due yet
     deadline = time.monotonic() + 15
@@ -169,9 +175,11 @@ def test_a_permanent_4xx_fails_the_job_with_its_reason(
     job = _job(push_env, sha1(data))
     assert job["status"] == "failed" and job["attempts"] == 1
     assert job["last_error"] == "Netlify answered 422: File type not allowed"
+    assert job["last_error_code"] == failed.json()["reason_code"] == "NETLIFY_REFUSED"
     assert push_env.netlify.count("upload", 422) == 1  # not retried
     listed = ok(admin.get("admin-kaixupush-jobs", params={"customer_id": push_env.key.customer_id}))["items"]
     assert listed[0]["status"] == "failed" and listed[0]["last_error"] == job["last_error"]
+    assert listed[0]["last_error_code"] == "NETLIFY_REFUSED"
     assert listed[0]["path"] == "/a.bin" and listed[0]["received"] == 2 and listed[0]["staged_bytes"] == 1500
     assert listed[0]["push_id"] == push_id and listed[0]["project_id"] == "web"
     retried = ok(admin.post("admin-kaixupush-jobs", params={"id": job["id"], "action": "retry"}))["item"]
@@ -180,23 +188,60 @@ def test_a_permanent_4xx_fails_the_job_with_its_reason(
     assert push_env.netlify.blobs[sha1(data)] == data
 
 
-def test_jobs_give_up_after_the_attempt_cap(push_env: PushEnv, configure: Callable[..., Any]) -> None:
+def _a_job_failing_on_its_retry(
+    push_env: PushEnv, configure: Callable[..., Any], data: bytes, retry_status: int
+) -> str:
+    """A file in parts whose delivery Netlify fails at once (503: the job is queued), then on
+    the worker's retry with ``retry_status``, the last attempt allowed: the push's id."""
     configure(
         KAIXUPUSH_PART_BYTES="1000",
         NETLIFY_MAX_ATTEMPTS="1",
         KAIXUPUSH_JOB_MAX_ATTEMPTS="2",
         KAIXUPUSH_JOB_BACKOFF_S="0.01",
     )
-    data = random_bytes(1500, seed=7)
     push_id = ok(push_env.init({"/a.bin": data}), 201)["push_id"]
     parts = push_env.send_parts(push_id, data, 1000)
-    push_env.netlify.fail("upload", 503, times=10)
+    push_env.netlify.fail("upload", 503)
+    push_env.netlify.fail("upload", retry_status, times=10)
     assert push_env.finish_parts(push_id, data, parts).status_code == 202
     time.sleep(0.1)
     assert ok(push_env.worker())["item"]["kaixupush_jobs_failed"] == 1
+    return push_id
+
+
+def test_jobs_give_up_after_the_attempt_cap(push_env: PushEnv, configure: Callable[..., Any]) -> None:
+    data = random_bytes(1500, seed=7)
+    _a_job_failing_on_its_retry(push_env, configure, data, 503)
     job = _job(push_env, sha1(data))
     assert job["status"] == "failed" and job["attempts"] == 2
     assert job["last_error"].startswith("gave up after 2 attempts: Netlify answered 503")
+    assert job["last_error_code"] == "NETLIFY_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("netlify_status", "exit_code"),
+    [(401, kaixupush_client.EXIT_NETLIFY), (503, kaixupush_client.EXIT_TRANSIENT)],
+)
+def test_a_client_waiting_on_a_job_that_fails_later_exits_as_its_cause_says(
+    push_env: PushEnv, configure: Callable[..., Any], server: str, netlify_status: int, exit_code: int
+) -> None:
+    """A file queued for the gateway to retry, whose retry then fails for good: Netlify refusing
+    the token exits 4 with what to do, a failure that may pass exits 5."""
+    data = random_bytes(1500, seed=9)
+    push_id = _a_job_failing_on_its_retry(push_env, configure, data, netlify_status)
+    status = ok(push_env.call("GET", "kaixupush-file-status", params={"push_id": push_id}))["items"]
+    code = {401: "NETLIFY_TOKEN_REJECTED", 503: "NETLIFY_ERROR"}[netlify_status]
+    assert status[0]["job"]["last_error_code"] == code
+    gateway = kaixupush_client.Gateway(server, push_env.key.secret)
+    report = kaixupush_client.Reporter(io.StringIO(), bar=False)
+    local = kaixupush_client.LocalFile("/a.bin", Path("a.bin"), len(data), sha1(data))
+    try:
+        with pytest.raises(kaixupush_client.PushError) as failed:
+            kaixupush_client.Deployer(gateway, report=report, poll_s=0.01)._wait_for_job(push_id, local)
+    finally:
+        gateway.close()
+    assert (failed.value.exit_code, failed.value.code) == (exit_code, code)
+    assert ("operator to set a valid Netlify token" in str(failed.value)) == (netlify_status == 401)
 
 
 def test_concurrent_workers_run_a_job_once(push_env: PushEnv, configure: Callable[..., Any]) -> None:

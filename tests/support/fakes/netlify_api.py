@@ -58,6 +58,7 @@ class Fault:
     retry_after: str | None = None
     delay_s: float = 0.0
     message: str = "scripted failure"
+    path: str | None = None  # only requests whose path ends so (one file's upload)
 
 
 @dataclass
@@ -134,9 +135,10 @@ class FakeNetlify:
         retry_after: str | None = None,
         message: str = "scripted failure",
         delay_s: float = 0.0,
+        path: str | None = None,
     ) -> None:
         with self._lock:
-            self.faults.append(Fault(route, status, times, retry_after, delay_s, message))
+            self.faults.append(Fault(route, status, times, retry_after, delay_s, message, path))
 
     def slow(self, route: str, delay_s: float, *, times: int = 1) -> None:
         self.fail(route, 0, times=times, delay_s=delay_s)
@@ -177,13 +179,18 @@ class FakeNetlify:
         self._record(request, route, status)
         return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
 
+    @staticmethod
+    def _applies(fault: Fault, request: Request, route: str) -> bool:
+        at = fault.path is None or request.url.path.endswith(fault.path)
+        return fault.route in (route, "any") and fault.times > 0 and at
+
     async def _gate(self, request: Request, route: str) -> JSONResponse | None:
         """Auth, then any scripted fault for this route."""
         with self._lock:
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
             if token not in self.tokens:
                 return self._error(request, route, 401, "Access Denied: bad token")
-            fault = next((f for f in self.faults if f.route in (route, "any") and f.times > 0), None)
+            fault = next((f for f in self.faults if self._applies(f, request, route)), None)
             if fault:
                 fault.times -= 1
         if fault is None:
