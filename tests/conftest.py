@@ -54,7 +54,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def server(database_url: str) -> Iterator[str]:
+def server(system: LoopbackServer) -> str:
+    """The whole system's URL."""
+    return system.url
+
+
+@pytest.fixture(scope="session")
+def system(database_url: str) -> Iterator[LoopbackServer]:
     """The whole system (every function and the SPA) on a loopback port."""
     from shared.host.asgi import create_app
 
@@ -66,7 +72,8 @@ def server(database_url: str) -> Iterator[str]:
         lifespan="on",
         proxy_headers=False,  # forwarding headers are the app's to judge (TRUSTED_PROXIES)
     )
-    yield http.start()
+    http.start()
+    yield http
     http.stop()
 
 
@@ -92,6 +99,8 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "database_url" not in request.fixturenames:
         return
+    if "server" in request.fixturenames:  # a call whose client left may still be settling
+        request.getfixturevalue("system").wait_idle(timeout=10)
     url = request.getfixturevalue("database_url")
     with psycopg.connect(url, autocommit=True) as conn:
         tables = [

@@ -49,6 +49,13 @@ class LoopbackServer:
             time.sleep(0.01)
         return self.url
 
+    def wait_idle(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until no request is being served: work a test
+        started (a call still settling after its client left) ends before the next test."""
+        deadline = time.monotonic() + timeout
+        while self._server is not None and self._server.server_state.tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
